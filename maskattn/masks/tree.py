@@ -1,0 +1,112 @@
+"""``tree(parents, prefix=0)``: tree attention (speculative decoding, shared-prompt rollouts).
+
+Positions ``< prefix`` are a shared prefix (causal among themselves, seen by every tree
+node); position ``prefix + t`` is tree node ``t``, which sees itself and its ancestors.
+Ancestry is tested with Euler-tour intervals: ``a`` is an ancestor-or-self of ``d`` iff
+``tin[a] <= tin[d] < tout[a]``, so tiles classify from per-tile min/max of tin and tout.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.sparse.linalg import spsolve_triangular
+
+from .band import causal
+from .base import Mask, Named
+from .checks import as_index_tensor, nonneg_int
+from .grid import TileGrid, classes_from, gather_positions, tile_any_all, tile_min_max
+from .positions import KeyPrefix
+
+
+def euler_intervals(parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-order entry ``tin`` and exit ``tout = tin + subtree size`` of every node, in
+    O(n) sparse triangular solves (no Python loop over nodes). ``parents[t] < t``."""
+    n = len(parents)
+    child = np.nonzero(parents >= 0)[0]
+    # children matrix C[p, c] = 1; subtree sizes solve (I - C) size = 1 (upper triangular)
+    c_mat = sp.csr_matrix((np.ones(len(child)), (parents[child], child)), shape=(n, n))
+    eye = sp.identity(n, format="csr")
+    size = spsolve_triangular((eye - c_mat).tocsr(), np.ones(n), lower=False)
+    # offset of each node from its parent's entry: 1 + sizes of its earlier siblings
+    group = np.where(parents >= 0, parents, n)
+    order = np.lexsort((np.arange(n), group))
+    sizes_sorted = size[order]
+    before = np.cumsum(sizes_sorted) - sizes_sorted
+    first = np.r_[True, group[order][1:] != group[order][:-1]]
+    before -= np.maximum.accumulate(np.where(first, before, -1.0))
+    offset = np.empty(n)
+    offset[order] = before
+    offset += parents >= 0
+    # tin[c] = tin[parent[c]] + offset[c] (lower triangular)
+    tin = spsolve_triangular((eye - c_mat.T).tocsr(), offset, lower=True)
+    tin = np.rint(tin).astype(np.int64)
+    return tin, tin + np.rint(size).astype(np.int64)
+
+
+class TreeAncestry(Mask):
+    """``i, j >= prefix`` and node ``j - prefix`` is an ancestor-or-self of node ``i - prefix``."""
+
+    def __init__(self, tin: torch.Tensor, tout: torch.Tensor, prefix: int, name: str):
+        self.tin, self.tout, self.prefix, self.name = tin, tout, prefix, name
+
+    def _tensors(self):
+        return [self.tin, self.tout]
+
+    def _moved(self, device):
+        if self.tin.device == device:
+            return self
+        return TreeAncestry(self.tin.to(device), self.tout.to(device), self.prefix, self.name)
+
+    def _allowed(self, b, h, i, j, q_offset):
+        n = self.tin.numel()
+        di, dj = i - self.prefix, j - self.prefix
+        valid = (di >= 0) & (di < n) & (dj >= 0) & (dj < n)
+        ti, tj, oj = self.tin[di.clamp(0, n - 1)], self.tin[dj.clamp(0, n - 1)], self.tout[dj.clamp(0, n - 1)]
+        return valid & (tj <= ti) & (ti < oj)
+
+    def _tile_classes(self, grid: TileGrid):
+        tin, tout, n = self.tin[None], self.tout[None], self.tin.numel()
+        qpos, qvalid = grid.q_positions()
+        kpos, kvalid = grid.k_positions()
+        qnode, knode = qpos - self.prefix, kpos - self.prefix
+        q_in = qvalid & (qnode >= 0) & (qnode < n)
+        k_in = kvalid & (knode >= 0) & (knode < n)
+        qmin, qmax = tile_min_max(gather_positions(tin, qnode, 0), q_in, grid.block_q)
+        kmin, kmax = tile_min_max(gather_positions(tin, knode, 0), k_in, grid.block_k)
+        omin, omax = tile_min_max(gather_positions(tout, knode, 0), k_in, grid.block_k)
+        q_all = tile_any_all(q_in[None], qvalid, grid.block_q)[1][:, :, None]
+        k_all = tile_any_all(k_in[None], kvalid, grid.block_k)[1][:, None, :]
+        qmin, qmax = qmin[:, :, None], qmax[:, :, None]
+        kmin, kmax, omin, omax = kmin[:, None, :], kmax[:, None, :], omin[:, None, :], omax[:, None, :]
+        full = q_all & k_all & (kmax <= qmin) & (omin > qmax)
+        empty = (kmin > qmax) | (omax <= qmin)  # also true when a tile holds no tree node
+        return classes_from(full, empty)[:, None]
+
+    def __repr__(self):
+        return self.name
+
+
+def tree(parents, prefix: int = 0) -> Mask:
+    """``parents[t]``: parent of tree node ``t`` (``-1`` for a root), ``parents[t] < t``.
+    ``prefix``: length of the shared prefix before the first tree node."""
+    prefix = nonneg_int("tree: prefix", prefix)
+    par = as_index_tensor("tree: parents", parents, (1,))
+    p = par.cpu().numpy()
+    if len(p) == 0:
+        raise ValueError("tree: parents must name at least one node, got an empty list")
+    t = np.arange(len(p))
+    bad = np.nonzero((p >= t) | (p < -1))[0]
+    if len(bad):
+        k = int(bad[0])
+        raise ValueError(f"tree: parents[{k}] must be -1 or a node index < {k}, got {int(p[k])}")
+    tin, tout = euler_intervals(p)
+    n = len(p)
+    name = f"tree(parents=<{n} nodes>{f', prefix={prefix}' if prefix else ''})"
+
+    def check(q_len, kv_len, q_offset):
+        if kv_len != prefix + n:
+            raise ValueError(f"{name}: prefix + number of nodes = {prefix + n}, but kv_len is {kv_len}")
+
+    nodes = TreeAncestry(torch.from_numpy(tin).to(par.device), torch.from_numpy(tout).to(par.device), prefix, name)
+    return Named(nodes | (causal() & KeyPrefix(prefix, f"keys_before({prefix})")), name, checks=check)
