@@ -1,4 +1,6 @@
 """maskattn: sparse and masked attention on GPUs, driven by compact mask objects."""
+from . import reference
+from .attention import attention
 from .block_map import BlockMap
 from .compiler import compile_mask
 from .masks import (Mask, causal, dense, documents, full, longformer, padding, prefix_lm, sliding_window,
@@ -6,5 +8,5 @@ from .masks import (Mask, causal, dense, documents, full, longformer, padding, p
 
 __version__ = "0.1.0"
 
-__all__ = ["Mask", "BlockMap", "compile_mask", "causal", "sliding_window", "longformer", "documents", "tree",
+__all__ = ["attention", "reference", "Mask", "BlockMap", "compile_mask", "causal", "sliding_window", "longformer", "documents", "tree",
            "prefix_lm", "padding", "dense", "full", "__version__"]

@@ -27,7 +27,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | No
     s = (qc @ kc.transpose(-1, -2)) * scale
     if softcap is not None:
         s = softcap * torch.tanh(s / softcap)
-    return _masked_softmax_av(s, allowed, vc)
+    return masked_softmax_av(s, allowed, vc)
 
 
 def attention_low_precision(q, k, v, mask: Mask | None = None, *, scale=None, q_offset=None, softcap=None):
@@ -42,7 +42,7 @@ def attention_low_precision(q, k, v, mask: Mask | None = None, *, scale=None, q_
     s = (q @ kr.transpose(-1, -2)).float() * scale
     if softcap is not None:
         s = softcap * torch.tanh(s / softcap)
-    out, lse = _masked_softmax_av(s, allowed, vr, p_dtype=q.dtype)
+    out, lse = masked_softmax_av(s, allowed, vr, p_dtype=q.dtype)
     return out.to(q.dtype), lse
 
 
@@ -52,9 +52,14 @@ def _materialized(mask, lq, lk, q_offset, device):
     return mask.materialize(lq, lk, q_offset=q_offset, device=device)
 
 
-def _masked_softmax_av(s, allowed, v, p_dtype=None):
+def masked_softmax_av(s, allowed, v, p_dtype=None):
+    """softmax(s masked by ``allowed``) @ v with the fully-masked-row convention -> (out, lse).
+    s: (..., M, N) float, allowed: broadcastable bool, v: (..., N, D)."""
     s = s.masked_fill(~allowed, float("-inf"))
-    m = s.amax(-1, keepdim=True)
+    if s.shape[-1] == 0:  # no keys at all
+        m = s.new_zeros(s.shape[:-1] + (1,))
+    else:
+        m = s.amax(-1, keepdim=True)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m)).detach()
     p = torch.exp(s - m)
     l = p.sum(-1, keepdim=True)

@@ -1,0 +1,137 @@
+"""``maskattn.attention``: the public entry point. Checks inputs, compiles (and caches)
+the mask's BlockMap, and dispatches to the Triton kernels (CUDA, or CPU under
+``TRITON_INTERPRET=1``) or to the block-sparse PyTorch path (other CPU runs)."""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+
+from .block_map import BlockMap
+from .compiler import compile_mask
+from .kernels.autograd import triton_attention
+from .kernels.config import interpreting
+from .kernels.torch_blocksparse import blocksparse_attention
+from .masks.base import Mask, resolve_q_offset
+from .masks.full import full
+
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_CACHE_SIZE = 8  # compiled maps kept per mask object (lengths / offsets / devices)
+_FULL = full()
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | BlockMap | None = None, *,
+              scale: float | None = None, q_offset: int | None = None, softcap: float | None = None,
+              return_lse: bool = False):
+    """Masked attention.
+
+    q: (B, Hq, Lq, D); k, v: (B, Hkv, Lk, D) with ``Hq % Hkv == 0`` (GQA/MQA: query head
+    ``h`` reads KV head ``h // (Hq // Hkv)``); fp16, bf16 or fp32; D in [16, 256].
+    ``mask``: a mask object (compiled on first use and cached on the object), a
+    ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask).
+    ``scale``: softmax scale, default ``1/sqrt(D)``. ``q_offset``: absolute position of
+    query row 0, default ``Lk - Lq``. ``softcap``: scores become ``softcap * tanh(s / softcap)``.
+    Returns ``out: (B, Hq, Lq, D)`` in q's dtype, and with ``return_lse=True`` also
+    ``lse: (B, Hq, Lq)`` fp32 natural log (-inf for fully masked rows, whose output is 0).
+    """
+    q, k, v = _check_tensors(q, k, v)
+    scale = _check_scale(scale, q.shape[-1])
+    softcap = _check_softcap(softcap)
+    bm = _block_map(mask, q, k, q_offset)
+    if q.is_cuda or interpreting():
+        out, lse = triton_attention(q, k, v, bm, scale, softcap)
+    else:
+        out, lse = blocksparse_attention(q, k, v, bm, scale, softcap)
+    return (out, lse) if return_lse else out
+
+
+def _check_tensors(q, k, v):
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{name}: expected 4 dims (B, H, L, D), got shape {tuple(t.shape)}")
+        if t.dtype not in _DTYPES:
+            raise TypeError(f"{name}: expected float16, bfloat16 or float32, got {t.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k, v: expected one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k, v: expected one device, got {q.device}, {k.device}, {v.device}")
+    b, hq, lq, d = q.shape
+    if k.shape != v.shape:
+        raise ValueError(f"k, v: expected the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+    if k.shape[0] != b:
+        raise ValueError(f"k: expected batch {b} like q, got {k.shape[0]}")
+    if k.shape[-1] != d:
+        raise ValueError(f"k, v: expected head dim {d} like q, got {k.shape[-1]}")
+    if not 16 <= d <= 256:
+        raise ValueError(f"q: head dim must be in [16, 256], got {d}")
+    hkv = k.shape[1]
+    if hkv == 0 or hq % hkv:
+        raise ValueError(f"k: query heads ({hq}) must be a multiple of key/value heads ({hkv})")
+    if lq == 0 or k.shape[2] == 0 or b == 0:
+        raise ValueError(f"q, k: expected non-empty batch and sequences, got q {tuple(q.shape)}, k {tuple(k.shape)}")
+    # the kernels take any strides, except a strided last dim (no vector loads): copy only then
+    return tuple(t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+
+
+def _check_scale(scale, d):
+    if scale is None:
+        return 1.0 / math.sqrt(d)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TypeError(f"scale: expected a float, got {type(scale).__name__}")
+    return float(scale)
+
+
+def _check_softcap(softcap):
+    if softcap is None:
+        return None
+    if isinstance(softcap, bool) or not isinstance(softcap, (int, float)):
+        raise TypeError(f"softcap: expected a positive float or None, got {type(softcap).__name__}")
+    if not softcap > 0:
+        raise ValueError(f"softcap: expected a positive float or None, got {softcap}")
+    return float(softcap)
+
+
+def _block_map(mask, q, k, q_offset) -> BlockMap:
+    b, hq, lq, _ = q.shape
+    lk = k.shape[2]
+    if mask is None:
+        mask = _FULL
+    if isinstance(mask, BlockMap):
+        bm = mask
+        if (bm.q_len, bm.kv_len) != (lq, lk):
+            raise ValueError(f"mask: BlockMap compiled for q_len={bm.q_len}, kv_len={bm.kv_len}, "
+                             f"but q, k have q_len={lq}, kv_len={lk}")
+        if q_offset is not None and resolve_q_offset(lq, lk, q_offset) != bm.q_offset:
+            raise ValueError(f"q_offset: BlockMap compiled for q_offset={bm.q_offset}, got {q_offset}")
+        if bm.device != q.device:
+            raise ValueError(f"mask: BlockMap is on {bm.device}, but q is on {q.device}")
+    elif isinstance(mask, Mask):
+        dev = mask.device
+        if dev is not None and dev != q.device:
+            raise ValueError(f"mask: its tensors are on {dev}, but q is on {q.device}")
+        bm = _compiled(mask, lq, lk, resolve_q_offset(lq, lk, q_offset), q.device)
+    else:
+        raise TypeError(f"mask: expected a maskattn Mask, a BlockMap or None, got {type(mask).__name__}")
+    if bm.batch not in (1, b):
+        raise ValueError(f"mask: describes {bm.batch} batch rows, but q has batch {b}")
+    if bm.heads not in (1, hq):
+        raise ValueError(f"mask: describes {bm.heads} heads, but q has {hq} query heads")
+    return bm
+
+
+def _compiled(mask: Mask, lq: int, lk: int, q_offset: int, device: torch.device) -> BlockMap:
+    """compile_mask with a small per-object cache, so a training loop passing the same mask
+    every step compiles it once."""
+    cache = mask.__dict__.setdefault("_maskattn_cache", OrderedDict())
+    key = (lq, lk, q_offset, str(device))
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    bm = compile_mask(mask, lq, lk, q_offset=q_offset, device=device)
+    cache[key] = bm
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return bm

@@ -1,0 +1,36 @@
+"""Small Triton helpers shared by the forward and backward kernels."""
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
+
+
+@triton.jit
+def tile_bits(bitmaps, slot, row0, col0, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+              TILE_Q: tl.constexpr, TILE_K: tl.constexpr):
+    """Bits of rows [row0, row0+BLOCK_R) x columns [col0, col0+BLOCK_C) of partial tile ``slot``
+    (coordinates inside the tile) -> (BLOCK_R, BLOCK_C) bool. Layout: see BlockMap."""
+    WORDS: tl.constexpr = TILE_K // 32
+    rows = row0 + tl.arange(0, BLOCK_R)
+    cols = col0 + tl.arange(0, BLOCK_C)
+    ptrs = bitmaps + tl.cast(slot, tl.int64) * (TILE_Q * WORDS) + rows[:, None] * WORDS + (cols // 32)[None, :]
+    words = tl.load(ptrs)
+    return ((words >> (cols % 32)[None, :]) & 1) != 0
+
+
+@triton.jit
+def tanh(x):
+    # tanh from exp2 (portable across Triton versions and the interpreter); saturates cleanly
+    return 1.0 - 2.0 / (tl.math.exp2(x * (2.0 * 1.4426950408889634)) + 1.0)
+
+
+@triton.jit
+def scores_log2(qk, scale, softcap, HAS_SOFTCAP: tl.constexpr):
+    """Raw q.k -> scores in log2 units (for exp2), with optional softcap. Also returns the
+    tanh value the backward needs (0 when there is no softcap)."""
+    if HAS_SOFTCAP:
+        t = tanh(qk * (scale / softcap))
+        return t * (softcap * 1.4426950408889634), t
+    else:
+        return qk * (scale * 1.4426950408889634), qk * 0.0
