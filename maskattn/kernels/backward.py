@@ -6,7 +6,7 @@
 * ``_attn_bwd_dq``: one program = one (batch, query head) x one ``BLOCK_M`` slice of a
   query tile, walking the row view like the forward pass, accumulating dQ.
 Both recompute P = exp(S - lse); ``delta = rowsum(dO * O) - dlse`` comes from a small
-preprocessing step. Extra memory: lse and delta, 8 bytes per (query head, token).
+preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import triton.language as tl
 
 from ..block_map import BlockMap
 from .common import scores_log2, tile_bits
-from .config import backward_config, dot_precision, next_pow2
+from .config import dkdv_config, dot_precision, dq_config, launch, next_pow2
 from .forward import map_strides
 
 
@@ -62,6 +62,25 @@ def _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d, sqm, 
 
 
 @triton.jit
+def _bwd_delta(O, DO, DLSE, DELTA, sob, soh, som, sod, sdb, sdh, sdm, sdd, H, Lq, D,
+               HAS_DLSE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """delta = rowsum(dO * O) - dlse, (B*H, Lq) fp32: the softmax-backward row term."""
+    pid_bh = tl.program_id(0)
+    offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    mask = (offs_m[:, None] < Lq) & (offs_d[None, :] < D)
+    rows = offs_m[:, None].to(tl.int64)
+    o = tl.load(O + b * sob + h * soh + rows * som + offs_d[None, :] * sod, mask=mask, other=0.0)
+    do = tl.load(DO + b * sdb + h * sdh + rows * sdm + offs_d[None, :] * sdd, mask=mask, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    if HAS_DLSE:
+        delta -= tl.load(DLSE + pid_bh.to(tl.int64) * Lq + offs_m, mask=offs_m < Lq, other=0.0)
+    tl.store(DELTA + pid_bh.to(tl.int64) * Lq + offs_m, delta, mask=offs_m < Lq)
+
+
+@triton.jit
 def _attn_bwd_dkdv(
     Q, K, V, DO, LSE, DELTA, DK, DV,
     T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, T_PART_SLOT, BITMAPS, K_ORDER,
@@ -72,6 +91,7 @@ def _attn_bwd_dkdv(
     BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
+    SUB_M: tl.constexpr = TILE_Q // BLOCK_M
     pid_bh = tl.program_id(0)
     pid_r = tl.program_id(1)
     b = pid_bh // Hkv
@@ -96,28 +116,28 @@ def _attn_bwd_dkdv(
         q_off = b.to(tl.int64) * sqb + h.to(tl.int64) * sqh
         do_off = b.to(tl.int64) * sdb + h.to(tl.int64) * sdh
         stat_off = (b * Hq + h).to(tl.int64) * Lq
-        for idx in range(tl.load(T_FULL_PTR + col), tl.load(T_FULL_PTR + col + 1)):
-            qt = tl.load(T_FULL_IDX + idx)
-            for s in tl.static_range(TILE_Q // BLOCK_M):
-                offs_m = qt * TILE_Q + s * BLOCK_M + tl.arange(0, BLOCK_M)
-                q, do, lse2, delta = _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d,
-                                                sqm, sqd, sdm, sdd, Lq, D, False, EVEN_D)
-                p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, None, scale, softcap,
-                                           False, HAS_SOFTCAP, PRECISION)
-                dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
-                dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
-        for idx in range(tl.load(T_PART_PTR + col), tl.load(T_PART_PTR + col + 1)):
-            qt = tl.load(T_PART_IDX + idx)
-            slot = tl.load(T_PART_SLOT + idx)
-            for s in tl.static_range(TILE_Q // BLOCK_M):
-                offs_m = qt * TILE_Q + s * BLOCK_M + tl.arange(0, BLOCK_M)
-                allowed = tile_bits(BITMAPS, slot, s * BLOCK_M, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
-                q, do, lse2, delta = _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d,
-                                                sqm, sqd, sdm, sdd, Lq, D, True, EVEN_D)
-                p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
-                                           True, HAS_SOFTCAP, PRECISION)
-                dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
-                dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
+        # (tile, sub-block) pairs flattened into one loop, as in the forward kernel
+        for j in range(tl.load(T_FULL_PTR + col) * SUB_M, tl.load(T_FULL_PTR + col + 1) * SUB_M):
+            qt = tl.load(T_FULL_IDX + j // SUB_M)
+            offs_m = qt * TILE_Q + (j % SUB_M) * BLOCK_M + tl.arange(0, BLOCK_M)
+            q, do, lse2, delta = _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d,
+                                            sqm, sqd, sdm, sdd, Lq, D, False, EVEN_D)
+            p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, None, scale, softcap,
+                                       False, HAS_SOFTCAP, PRECISION)
+            dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
+            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
+        for j in range(tl.load(T_PART_PTR + col) * SUB_M, tl.load(T_PART_PTR + col + 1) * SUB_M):
+            qt = tl.load(T_PART_IDX + j // SUB_M)
+            slot = tl.load(T_PART_SLOT + j // SUB_M)
+            row0 = (j % SUB_M) * BLOCK_M
+            offs_m = qt * TILE_Q + row0 + tl.arange(0, BLOCK_M)
+            allowed = tile_bits(BITMAPS, slot, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
+            q, do, lse2, delta = _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d,
+                                            sqm, sqd, sdm, sdd, Lq, D, True, EVEN_D)
+            p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
+                                       True, HAS_SOFTCAP, PRECISION)
+            dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
+            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
 
     dk = dk * scale
     tl.store(DK + b.to(tl.int64) * sdkb + kvh.to(tl.int64) * sdkh + cols * sdkn + offs_d[None, :] * sdkd,
@@ -132,7 +152,7 @@ def _attn_bwd_dq(
     FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd, sdb, sdh, sdm, sdd,
     sdqb, sdqh, sdqm, sdqd,
-    Hq, GROUP, Lq, D, map_sb, map_sh, n_qt, scale, softcap,
+    Hq, GROUP, Lq, Lk, D, map_sb, map_sh, n_qt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
 ):
@@ -158,30 +178,31 @@ def _attn_bwd_dq(
     v_base = V + b.to(tl.int64) * svb + kvh * svh + offs_d[None, :] * svd
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
 
-    for idx in range(tl.load(FULL_PTR + row), tl.load(FULL_PTR + row + 1)):
-        kt = tl.load(FULL_IDX + idx)
-        for s in tl.static_range(TILE_K // BLOCK_N):
-            offs_k = (kt * TILE_K + s * BLOCK_N + offs_n).to(tl.int64)
-            if EVEN_D:
-                k = tl.load(k_base + offs_k[:, None] * skn)
-                v = tl.load(v_base + offs_k[:, None] * svn)
-            else:
-                k = tl.load(k_base + offs_k[:, None] * skn, mask=d_ok, other=0.0)
-                v = tl.load(v_base + offs_k[:, None] * svn, mask=d_ok, other=0.0)
-            p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, None, scale, softcap,
-                                       False, HAS_SOFTCAP, PRECISION)
-            dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
-    for idx in range(tl.load(PART_PTR + row), tl.load(PART_PTR + row + 1)):
+    SUB_N: tl.constexpr = TILE_K // BLOCK_N
+    for j in range(tl.load(FULL_PTR + row) * SUB_N, tl.load(FULL_PTR + row + 1) * SUB_N):
+        kt = tl.load(FULL_IDX + j // SUB_N)
+        offs_k = (kt * TILE_K + (j % SUB_N) * BLOCK_N + offs_n).to(tl.int64)
+        if EVEN_D:
+            k = tl.load(k_base + offs_k[:, None] * skn)
+            v = tl.load(v_base + offs_k[:, None] * svn)
+        else:
+            k = tl.load(k_base + offs_k[:, None] * skn, mask=d_ok, other=0.0)
+            v = tl.load(v_base + offs_k[:, None] * svn, mask=d_ok, other=0.0)
+        p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, None, scale, softcap,
+                                   False, HAS_SOFTCAP, PRECISION)
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
+    for j in range(tl.load(PART_PTR + row) * SUB_N, tl.load(PART_PTR + row + 1) * SUB_N):
+        idx = j // SUB_N
+        col0 = (j % SUB_N) * BLOCK_N
         kt = tl.load(PART_IDX + idx)
-        for s in tl.static_range(TILE_K // BLOCK_N):
-            allowed = tile_bits(BITMAPS, idx, row0, s * BLOCK_N, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
-            n_ok = tl.max(allowed.to(tl.int32), 0) != 0
-            offs_k = (kt * TILE_K + s * BLOCK_N + offs_n).to(tl.int64)
-            k = tl.load(k_base + offs_k[:, None] * skn, mask=n_ok[:, None] & d_ok, other=0.0)
-            v = tl.load(v_base + offs_k[:, None] * svn, mask=n_ok[:, None] & d_ok, other=0.0)
-            p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
-                                       True, HAS_SOFTCAP, PRECISION)
-            dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
+        allowed = tile_bits(BITMAPS, idx, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
+        offs_k = (kt * TILE_K + col0 + offs_n).to(tl.int64)
+        kv_ok = (offs_k < Lk)[:, None] & d_ok
+        k = tl.load(k_base + offs_k[:, None] * skn, mask=kv_ok, other=0.0)
+        v = tl.load(v_base + offs_k[:, None] * svn, mask=kv_ok, other=0.0)
+        p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
+                                   True, HAS_SOFTCAP, PRECISION)
+        dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
     dq = dq * scale
     tl.store(DQ + b.to(tl.int64) * sdqb + h.to(tl.int64) * sdqh + offs_m[:, None].to(tl.int64) * sdqm
@@ -195,30 +216,32 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     lse/dlse: (B, Hq, Lq). Returns dq, dk, dv shaped and typed like q, k, v."""
     b, hq, lq, d = q.shape
     hkv, lk = k.shape[1], k.shape[2]
-    delta = (do.float() * out.float()).sum(-1)
-    if dlse is not None:  # d lse / d s = P, so dS = P * (dP - (delta - dlse))
-        delta = delta - dlse.float()
-    delta = delta.contiguous()
+    # d lse / d S = P, so a gradient on lse enters as dS = P * (dP - (delta - dlse))
+    delta = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
+    dlse = dlse.float().contiguous() if dlse is not None else None
+    _bwd_delta[(b * hq, triton.cdiv(lq, 64))](
+        out, do, dlse if dlse is not None else delta, delta, *out.stride(), *do.stride(), hq, lq, d,
+        HAS_DLSE=dlse is not None, BLOCK_M=64, BLOCK_D=next_pow2(max(d, 16)))
     lse = lse.contiguous()
     dq = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     dk = torch.empty((b, hkv, lk, d), dtype=k.dtype, device=k.device)
     dv = torch.empty((b, hkv, lk, d), dtype=v.dtype, device=v.device)
-    cfg = backward_config(bm.block_q, bm.block_k, d, q.dtype)
     sb, sh = map_strides(bm)
     block_d = next_pow2(max(d, 16))
-    common = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
-                  BLOCK_D=block_d, EVEN_D=block_d == d, HAS_SOFTCAP=softcap is not None,
-                  PRECISION=dot_precision(q.dtype), num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=block_d, EVEN_D=block_d == d,
+                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype))
     cap = softcap if softcap else 1.0
-    _attn_bwd_dkdv[(b * hkv, bm.n_k_tiles * (bm.block_k // cfg["BLOCK_N"]))](
-        q, k, v, do, lse, delta, dk, dv,
-        bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
-        *q.stride(), *k.stride(), *v.stride(), *do.stride(), *dk.stride(), *dv.stride(),
-        hq, hkv, hq // hkv, lq, lk, d, sb, sh, bm.n_k_tiles, scale, cap, **common)
-    # dQ sub-blocks its query tile with the forward's row order; it reuses BLOCK_M rows
-    _attn_bwd_dq[(b * hq, bm.n_q_tiles * (bm.block_q // cfg["BLOCK_M"]))](
-        q, k, v, do, lse, delta, dq,
-        bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
-        *q.stride(), *k.stride(), *v.stride(), *do.stride(), *dq.stride(),
-        hq, hq // hkv, lq, d, sb, sh, bm.n_q_tiles, scale, cap, **common)
+    key = (bm.block_q, bm.block_k, d, q.dtype, q.device)
+    launch(_attn_bwd_dkdv, lambda c: (b * hkv, bm.n_k_tiles * (bm.block_k // c["BLOCK_N"])),
+           (q, k, v, do, lse, delta, dk, dv,
+            bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
+            *q.stride(), *k.stride(), *v.stride(), *do.stride(), *dk.stride(), *dv.stride(),
+            hq, hkv, hq // hkv, lq, lk, d, sb, sh, bm.n_k_tiles, scale, cap),
+           constexprs, dkdv_config(bm.block_q, bm.block_k, d, q.dtype), ("dkdv",) + key)
+    launch(_attn_bwd_dq, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])),
+           (q, k, v, do, lse, delta, dq,
+            bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
+            *q.stride(), *k.stride(), *v.stride(), *do.stride(), *dq.stride(),
+            hq, hq // hkv, lq, lk, d, sb, sh, bm.n_q_tiles, scale, cap),
+           constexprs, dq_config(bm.block_q, bm.block_k, d, q.dtype), ("dq",) + key)
     return dq, dk, dv

@@ -10,13 +10,21 @@ LN2 = 0.6931471805599453
 def tile_bits(bitmaps, slot, row0, col0, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
               TILE_Q: tl.constexpr, TILE_K: tl.constexpr):
     """Bits of rows [row0, row0+BLOCK_R) x columns [col0, col0+BLOCK_C) of partial tile ``slot``
-    (coordinates inside the tile) -> (BLOCK_R, BLOCK_C) bool. Layout: see BlockMap."""
+    (coordinates inside the tile) -> (BLOCK_R, BLOCK_C) bool. Layout: see BlockMap.
+
+    Loads one 32-bit word per (row, word) — a (BLOCK_R,) vector each — and broadcasts it
+    along the row, instead of one load per element."""
     WORDS: tl.constexpr = TILE_K // 32
+    N_WORDS: tl.constexpr = (BLOCK_C + 31) // 32
     rows = row0 + tl.arange(0, BLOCK_R)
     cols = col0 + tl.arange(0, BLOCK_C)
-    ptrs = bitmaps + tl.cast(slot, tl.int64) * (TILE_Q * WORDS) + rows[:, None] * WORDS + (cols // 32)[None, :]
-    words = tl.load(ptrs)
-    return ((words >> (cols % 32)[None, :]) & 1) != 0
+    base = bitmaps + tl.cast(slot, tl.int64) * (TILE_Q * WORDS) + rows * WORDS + col0 // 32
+    shift = (cols % 32)[None, :]
+    bits = (tl.load(base)[:, None] >> shift) & 1
+    for w in tl.static_range(1, N_WORDS):
+        word = tl.load(base + w)
+        bits = tl.where((cols // 32 - col0 // 32 == w)[None, :], (word[:, None] >> shift) & 1, bits)
+    return bits != 0
 
 
 @triton.jit

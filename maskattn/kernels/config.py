@@ -1,12 +1,15 @@
-"""Kernel launch parameters: tile sub-blocks, warps and pipeline depth per head dim.
+"""Kernel launch parameters: sub-block shapes, warps and pipeline depth per head dim.
 
 The block map fixes the tile (``block_q x block_k``, 128 x 128 by default); kernels work
-on sub-blocks that divide it. Values chosen from H100 sweeps (benchmarks/results)."""
+on sub-blocks that divide it. Starting points come from H100 sweeps (benchmarks/results);
+``launch`` steps down (fewer stages, then smaller sub-blocks) when a configuration needs
+more shared memory than the GPU has, and remembers what worked."""
 from __future__ import annotations
 
 import os
 
 import torch
+from triton.runtime.errors import OutOfResources
 
 
 def interpreting() -> bool:
@@ -22,21 +25,66 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
+# Per-kernel overrides ("fwd", "dkdv", "dq" -> config dict), for tuning sweeps.
+OVERRIDES: dict = {}
+
+
+def _fit(cfg: dict, tile_q: int, tile_k: int) -> dict:
+    return dict(cfg, BLOCK_M=min(cfg["BLOCK_M"], tile_q), BLOCK_N=min(cfg["BLOCK_N"], tile_k))
+
+
+# (BLOCK_M, BLOCK_N, num_warps, num_stages). H100 sweep, bf16, D=128, 8k and 32k, five
+# standard families (scratch sweep, see benchmarks/results/NOTES.md): (128, 128, 8, 3) was
+# best or within 2% for the forward; (64, 64, 4, 3) for both backward kernels.
+_FWD = {"small": (128, 128, 8, 3), "big": (64, 64, 4, 2)}
+_DKDV = {"small": (64, 64, 4, 3), "big": (32, 32, 4, 2)}
+_DQ = {"small": (64, 64, 4, 3), "big": (64, 32, 4, 2)}
+_INTERPRETER = (64, 64, 4, 1)  # any valid shape; the interpreter ignores warps and stages
+
+
+def _pick(kind: str, table: dict, tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
+    if kind in OVERRIDES:
+        return _fit(OVERRIDES[kind], tile_q, tile_k)
+    if interpreting():
+        m, n, w, s = _INTERPRETER
+    else:
+        # fp32 operands and head dims above 128 need twice the registers / shared memory
+        m, n, w, s = table["big" if dtype == torch.float32 or head_dim > 128 else "small"]
+    return _fit(dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s), tile_q, tile_k)
+
+
 def forward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    d = next_pow2(max(head_dim, 16))
-    if interpreting():
-        return dict(BLOCK_M=min(tile_q, 64), BLOCK_N=min(tile_k, 64), num_warps=4, num_stages=1)
-    big = dtype == torch.float32 or d > 128
-    block_m = min(tile_q, 64 if big else 128)
-    block_n = min(tile_k, 32 if d > 128 and dtype == torch.float32 else 64 if big else 128)
-    return dict(BLOCK_M=block_m, BLOCK_N=block_n, num_warps=8 if block_m * d >= 128 * 128 else 4,
-                num_stages=2 if big else 3)
+    return _pick("fwd", _FWD, tile_q, tile_k, head_dim, dtype)
 
 
-def backward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    d = next_pow2(max(head_dim, 16))
-    if interpreting():
-        return dict(BLOCK_M=min(tile_q, 32), BLOCK_N=min(tile_k, 64), num_warps=4, num_stages=1)
-    big = dtype == torch.float32 or d > 128
-    return dict(BLOCK_M=min(tile_q, 32 if big else 64), BLOCK_N=min(tile_k, 64 if big else 128),
-                num_warps=4 if big and d <= 64 else 8, num_stages=2 if big else 3)
+def dkdv_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
+    """dK/dV: BLOCK_N keys stay in registers, BLOCK_M query rows stream past them."""
+    return _pick("dkdv", _DKDV, tile_q, tile_k, head_dim, dtype)
+
+
+def dq_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
+    """dQ: BLOCK_M query rows stay in registers, BLOCK_N keys stream past them."""
+    return _pick("dq", _DQ, tile_q, tile_k, head_dim, dtype)
+
+
+_WORKING: dict = {}
+
+
+def launch(kernel, grid_fn, args: tuple, constexprs: dict, cfg: dict, key) -> None:
+    """Launch ``kernel[grid_fn(cfg)](*args, **constexprs, **cfg)``, stepping down on
+    OutOfResources (shared memory): first fewer stages, then halved sub-blocks."""
+    key = (key, tuple(sorted(cfg.items())))
+    cfg = _WORKING.get(key, cfg)
+    while True:
+        try:
+            kernel[grid_fn(cfg)](*args, **constexprs, **cfg)
+            _WORKING[key] = cfg
+            return
+        except OutOfResources:
+            if cfg["num_stages"] > 1:
+                cfg = dict(cfg, num_stages=cfg["num_stages"] - 1)
+            elif max(cfg["BLOCK_M"], cfg["BLOCK_N"]) > 16:
+                big = "BLOCK_M" if cfg["BLOCK_M"] >= cfg["BLOCK_N"] else "BLOCK_N"
+                cfg = dict(cfg, **{big: cfg[big] // 2}, num_stages=2)
+            else:
+                raise

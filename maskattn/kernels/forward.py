@@ -13,7 +13,7 @@ import triton.language as tl
 
 from ..block_map import BlockMap
 from .common import scores_log2, tile_bits
-from .config import dot_precision, forward_config, next_pow2
+from .config import dot_precision, forward_config, launch, next_pow2
 
 
 @triton.jit
@@ -40,7 +40,7 @@ def _attn_fwd(
     Q, K, V, O, LSE,
     FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER,
     sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd, sob, soh, som, sod,
-    H, GROUP, Lq, D, map_sb, map_sh, n_qt, scale, softcap,
+    H, GROUP, Lq, Lk, D, map_sb, map_sh, n_qt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
 ):
@@ -69,31 +69,34 @@ def _attn_fwd(
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
 
+    # Loops run over (tile, sub-block) pairs flattened into one range: one dot pair per
+    # iteration, which Triton's software pipeliner handles well.
+    SUB_N: tl.constexpr = TILE_K // BLOCK_N
     # full tiles: entirely inside [0, Lk), every pair allowed -> no masks at all
-    for idx in range(tl.load(FULL_PTR + row), tl.load(FULL_PTR + row + 1)):
-        kt = tl.load(FULL_IDX + idx)
-        for s in tl.static_range(TILE_K // BLOCK_N):
-            offs_k = (kt * TILE_K + s * BLOCK_N + offs_n).to(tl.int64)
-            if EVEN_D:
-                k = tl.load(k_base + offs_k[:, None] * skn)
-                v = tl.load(v_base + offs_k[:, None] * svn)
-            else:
-                k = tl.load(k_base + offs_k[:, None] * skn, mask=d_ok[None, :], other=0.0)
-                v = tl.load(v_base + offs_k[:, None] * svn, mask=d_ok[None, :], other=0.0)
-            acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k, v, None, scale, softcap,
-                                          False, HAS_SOFTCAP, PRECISION)
+    for j in range(tl.load(FULL_PTR + row) * SUB_N, tl.load(FULL_PTR + row + 1) * SUB_N):
+        kt = tl.load(FULL_IDX + j // SUB_N)
+        offs_k = (kt * TILE_K + (j % SUB_N) * BLOCK_N + offs_n).to(tl.int64)
+        if EVEN_D:
+            k = tl.load(k_base + offs_k[:, None] * skn)
+            v = tl.load(v_base + offs_k[:, None] * svn)
+        else:
+            k = tl.load(k_base + offs_k[:, None] * skn, mask=d_ok[None, :], other=0.0)
+            v = tl.load(v_base + offs_k[:, None] * svn, mask=d_ok[None, :], other=0.0)
+        acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k, v, None, scale, softcap,
+                                      False, HAS_SOFTCAP, PRECISION)
 
-    # partial tiles: bitmap bits decide; out-of-range keys have bit 0 and are not loaded
-    for idx in range(tl.load(PART_PTR + row), tl.load(PART_PTR + row + 1)):
+    # partial tiles: bitmap bits decide; keys past Lk (ragged last tile) are not loaded
+    for j in range(tl.load(PART_PTR + row) * SUB_N, tl.load(PART_PTR + row + 1) * SUB_N):
+        idx = j // SUB_N
+        col0 = (j % SUB_N) * BLOCK_N
         kt = tl.load(PART_IDX + idx)
-        for s in tl.static_range(TILE_K // BLOCK_N):
-            allowed = tile_bits(BITMAPS, idx, row0, s * BLOCK_N, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
-            offs_k = (kt * TILE_K + s * BLOCK_N + offs_n).to(tl.int64)
-            n_ok = tl.max(allowed.to(tl.int32), 0) != 0  # columns with any allowed row
-            k = tl.load(k_base + offs_k[:, None] * skn, mask=n_ok[:, None] & d_ok[None, :], other=0.0)
-            v = tl.load(v_base + offs_k[:, None] * svn, mask=n_ok[:, None] & d_ok[None, :], other=0.0)
-            acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k, v, allowed, scale, softcap,
-                                          True, HAS_SOFTCAP, PRECISION)
+        allowed = tile_bits(BITMAPS, idx, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
+        offs_k = (kt * TILE_K + col0 + offs_n).to(tl.int64)
+        kv_ok = (offs_k < Lk)[:, None] & d_ok[None, :]
+        k = tl.load(k_base + offs_k[:, None] * skn, mask=kv_ok, other=0.0)
+        v = tl.load(v_base + offs_k[:, None] * svn, mask=kv_ok, other=0.0)
+        acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k, v, allowed, scale, softcap,
+                                      True, HAS_SOFTCAP, PRECISION)
 
     # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
     l_safe = tl.where(l_i == 0.0, 1.0, l_i)
@@ -118,15 +121,13 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: Blo
     lse = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
     cfg = forward_config(bm.block_q, bm.block_k, d, q.dtype)
     sb, sh = map_strides(bm)
-    grid = (b * hq, bm.n_q_tiles * (bm.block_q // cfg["BLOCK_M"]))
     block_d = next_pow2(max(d, 16))
-    _attn_fwd[grid](
-        q, k, v, out, lse,
-        bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
-        *q.stride(), *k.stride(), *v.stride(), *out.stride(),
-        hq, hq // k.shape[1], lq, d, sb, sh, bm.n_q_tiles, scale, softcap if softcap else 1.0,
-        TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
-        BLOCK_D=block_d, EVEN_D=block_d == d, HAS_SOFTCAP=softcap is not None,
-        PRECISION=dot_precision(q.dtype), num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
-    )
+    args = (q, k, v, out, lse,
+            bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
+            *q.stride(), *k.stride(), *v.stride(), *out.stride(),
+            hq, hq // k.shape[1], lq, k.shape[2], d, sb, sh, bm.n_q_tiles, scale, softcap if softcap else 1.0)
+    constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=block_d, EVEN_D=block_d == d,
+                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype))
+    launch(_attn_fwd, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])), args, constexprs, cfg,
+           ("fwd", bm.block_q, bm.block_k, d, q.dtype, q.device))
     return out, lse
