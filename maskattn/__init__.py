@@ -1,6 +1,6 @@
 """maskattn: sparse and masked attention on GPUs, driven by compact mask objects."""
 from . import reference
-from .attention import attention
+from .api import attention
 from .block_map import BlockMap
 from .compiler import compile_mask
 from .masks import (Mask, causal, dense, documents, full, longformer, padding, prefix_lm, sliding_window,

@@ -17,6 +17,8 @@ def nonneg_int(name: str, value) -> int:
 def as_index_tensor(name: str, value, ndims: tuple[int, ...]) -> torch.Tensor:
     """A list / int tensor -> int64 tensor with one of the allowed numbers of dims."""
     t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    if t.numel() == 0 and t.is_floating_point():  # [] / torch.tensor([]) default to float: no values to reject
+        t = t.to(torch.int64)
     if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
         raise TypeError(f"{name}: expected integers, got dtype {t.dtype}")
     if t.dim() not in ndims:

@@ -71,6 +71,8 @@ def documents(lengths=None, doc_ids=None, causal: bool = True) -> Mask:
     else:
         ids = as_index_tensor("documents: doc_ids", doc_ids, (1, 2))
         ids = ids[None] if ids.dim() == 1 else ids
+        if ids.numel():  # shift ids to >= 0 so they never meet the -1 / -2 of positions outside the sequence
+            ids = ids - ids.min()
         shown = f"doc_ids={describe(ids)}"
     name = f"documents({shown}{'' if causal else ', causal=False'})"
     same = SameDocument(ids.contiguous(), name)

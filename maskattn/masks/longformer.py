@@ -26,5 +26,6 @@ def longformer(window: int, global_tokens) -> Mask:
         shown = str(pos.tolist()) if pos.numel() <= 8 else f"<{pos.numel()} positions>"
         kw = {"positions": pos}
     name = f"longformer({window}, {shown})"
-    inner = Band(window, window, f"sliding_window({window}, {window})") | PositionSet("q", name, **kw) | PositionSet("k", name, **kw)
+    band = Band(window, window, f"sliding_window({window}, {window})")
+    inner = band | PositionSet("q", name, arg="global_tokens", **kw) | PositionSet("k", name, arg="global_tokens", **kw)
     return Named(inner, name)

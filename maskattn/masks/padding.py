@@ -9,4 +9,4 @@ from .positions import PositionSet
 def padding(key_valid) -> Mask:
     """``key_valid``: (B, Lk) bool or 0/1 tensor, True / 1 for real keys."""
     flags = as_bool_tensor("padding: key_valid", key_valid, (2,))
-    return PositionSet("k", f"padding({describe(flags)})", flags=flags)
+    return PositionSet("k", f"padding({describe(flags)})", flags=flags, arg="key_valid")

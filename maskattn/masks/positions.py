@@ -12,10 +12,12 @@ from .grid import EMPTY, FULL, PARTIAL, TileGrid, classes_from, gather_positions
 class PositionSet(Mask):
     """Allows every pair whose query position (``axis='q'``) or key position (``axis='k'``)
     is in a set, given as ``flags`` (B|1, L) bool indexed by absolute position, or as a
-    1-D tensor of ``positions`` (the bool vector is then built at compile time)."""
+    1-D tensor of ``positions`` (the bool vector is then built at compile time).
+    ``arg``: the factory argument the set came from, named in error messages."""
 
-    def __init__(self, axis: str, name: str, flags: torch.Tensor | None = None, positions: torch.Tensor | None = None):
-        self.axis, self.name, self.flags, self.positions = axis, name, flags, positions
+    def __init__(self, axis: str, name: str, flags: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                 arg: str = "positions"):
+        self.axis, self.name, self.flags, self.positions, self.arg = axis, name, flags, positions, arg
         self._batch = flags.shape[0] if flags is not None else 1
 
     def _tensors(self):
@@ -23,13 +25,14 @@ class PositionSet(Mask):
 
     def _moved(self, device):
         mv = lambda t: None if t is None else t.to(device)
-        return PositionSet(self.axis, self.name, mv(self.flags), mv(self.positions))
+        return PositionSet(self.axis, self.name, mv(self.flags), mv(self.positions), self.arg)
 
     def _check_lengths(self, q_len, kv_len, q_offset):
         if self.flags is not None and self.flags.shape[-1] != kv_len:
-            raise ValueError(f"{self.name}: mask covers {self.flags.shape[-1]} positions but kv_len is {kv_len}")
+            raise ValueError(f"{self.name}: {self.arg} covers {self.flags.shape[-1]} positions but kv_len is {kv_len}")
         if self.positions is not None and self.positions.numel() and int(self.positions.max()) >= kv_len:
-            raise ValueError(f"{self.name}: position {int(self.positions.max())} is out of range for kv_len {kv_len}")
+            raise ValueError(f"{self.name}: {self.arg} position {int(self.positions.max())} is out of range "
+                             f"for kv_len {kv_len}")
 
     def _flags(self, length: int, device) -> torch.Tensor:
         if self.flags is not None:

@@ -1,0 +1,569 @@
+"""Hugging Face transformers plug-in: ``attn_implementation="maskattn"``.
+
+Importing this module (or calling ``register()``) registers the name ``"maskattn"`` twice,
+once with each of transformers' two interfaces:
+
+* ``transformers.AttentionMaskInterface``: ``mask_function``. The model's masking code
+  (``create_causal_mask``, ``create_sliding_window_causal_mask``, ``create_bidirectional_mask``,
+  ...) calls it with a *mask function* (transformers' closures: causal, sliding window,
+  bidirectional, chunked, packed sequences, block overlays, user ``or/and_mask_function``s), a 2-D
+  padding mask and the cache's offsets. It returns a ``ModelMask``: a compact maskattn ``Mask``
+  (``causal() & padding(...)``, ``sliding_window(W - 1)``, ``documents(...)``, ...) plus the
+  ``q_offset`` that places the queries among the keys. It never builds a dense ``(B, 1, Lq, Lk)``
+  tensor. Without this mask function transformers would pass ``attention_mask=None`` and drop
+  causality and padding.
+* ``transformers.AttentionInterface``: ``attention_function``. It takes transformers' layout
+  (``query (B, Hq, Lq, D)``, ``key/value (B, Hkv, Lk, D)`` with unrepeated KV heads), honours
+  ``scaling`` and ``softcap`` (Gemma 2), refuses ``dropout > 0`` while ``module.training``, runs
+  ``maskattn.attention`` and returns ``(B, Lq, Hq, D)`` (contiguous) and ``None`` for the weights.
+
+Usage::
+
+    import maskattn.integrations.transformers  # registers "maskattn"
+    model = AutoModelForCausalLM.from_pretrained(name, attn_implementation="maskattn")
+
+Positions. transformers describes a layer's keys by ``kv_offset`` (the absolute position of key
+column 0: non-zero once a sliding-window cache has dropped old keys) and the queries by
+``q_offset`` (the absolute position of query row 0, i.e. the tokens already in the cache).
+maskattn puts key column ``c`` at position ``c`` and query row ``r`` at ``q_offset + r``, so
+the model's masks are built in the frame of the KV tensor the layer sees: maskattn
+``q_offset = q_offset_hf - kv_offset``, padding and packed-sequence tensors are sliced to the
+columns ``kv_offset .. kv_offset + kv_len - 1``. Windows and causality only depend on ``i - j``,
+so they are unchanged. Static caches hand the layer all ``max_cache_len`` slots; the slots not
+yet written are later positions, which causality (or the 2-D mask padded with ``False``, as
+transformers does) excludes.
+
+User masks. A maskattn mask may be passed straight into a model's forward, as
+``attention_mask=`` (not into ``generate``, which only takes 2-D masks). Its positions are
+absolute token positions: ``0`` is the first token of the sequence (of the cache, if any), the
+new tokens sit at ``past_len .. past_len + Lq - 1`` (so ``maskattn.tree(parents,
+prefix=past_len)`` verifies a speculative tree against a cache of ``past_len`` tokens).
+
+* ``attention_mask=M`` (a ``Mask``): every layer uses ``M & <the layer's own pattern>``: causal
+  for causal layers, ``sliding_window(W - 1)`` for sliding-window layers, the full pattern for
+  bidirectional (encoder) layers and the window ``|i - j| <= W`` for their local layers, chunks
+  for chunked layers. A user mask can only *remove* pairs: a decoder stays causal, a local layer
+  stays local. No 2-D padding mask exists in that call (the ``attention_mask`` slot holds
+  ``M``); put padding into ``M`` (``M & maskattn.padding(attn_2d)``). transformers' packed
+  sequence detection from ``position_ids`` is also off whenever ``attention_mask`` is given:
+  use ``maskattn.documents(...)`` in ``M`` for packed documents.
+* ``attention_mask=override(M)``: every layer uses exactly ``M``, like a 4-D custom mask in
+  transformers (which also bypasses sliding windows): e.g. ``override(maskattn.prefix_lm(P))``
+  for a bidirectional prefix in a decoder.
+
+When a layer's keys do not start at position 0 (sliding-window caches) or the KV tensor is
+longer than the sequence (static caches), the user mask is re-framed (``_Reframed``): evaluated
+at the shifted positions, keys past the sequence excluded.
+
+A plain ``Mask`` passes transformers' mask preprocessing only if it has ``ndim`` and ``shape``
+like a tensor; ``register()`` gives the ``Mask`` class these two read-only attributes (``ndim = 4``,
+``shape = (batch_size, num_heads, -1, -1)``: lengths unknown) when it lacks them.
+
+Not covered: attention sinks (``s_aux``, GPT-OSS), ``position_bias`` (T5-style biases),
+additive float masks with values other than 0 / -inf, attention dropout in training, returning
+attention weights (``output_attentions``), paged attention / continuous batching, and
+``torch.compile`` of the mask building and the kernel call (both are wrapped in
+``torch.compiler.disable``: a compiled model graph-breaks around them).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+import weakref
+
+import torch
+from transformers import AttentionInterface, AttentionMaskInterface
+from transformers import masking_utils as _mu
+
+import maskattn
+from maskattn.block_map import BlockMap
+from maskattn.masks.band import Band
+from maskattn.masks.base import And, Mask, Not, Or
+from maskattn.masks.full import Full
+from maskattn.masks.grid import EMPTY, PARTIAL, TileGrid
+
+NAME = "maskattn"
+
+__all__ = ["NAME", "register", "mask_function", "attention_function", "ModelMask", "Override", "override",
+           "translate"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Objects that travel through the model as ``attention_mask``
+# ---------------------------------------------------------------------------------------------
+class ModelMask:
+    """The mask of one layer type for one forward call, as the "maskattn" mask function returns
+    it and the attention function consumes it.
+
+    ``mask``: a maskattn ``Mask`` in the frame of the layer's KV tensor (key column ``c`` is
+    position ``c``); ``q_offset``: position of query row 0 in that frame; ``q_len`` / ``kv_len``:
+    the lengths transformers announced (checked against q and k). It quacks like the 4-D mask
+    tensor transformers expects (``ndim``, ``shape``, ``dtype``, ``device``, ``contiguous()``,
+    ``to()``), so ``generate`` with a static cache can pass it back into the model, whose
+    masking code then hands it to the mask function again, which returns it unchanged.
+    """
+
+    ndim = 4
+    dtype = torch.bool
+
+    def __init__(self, mask: Mask, q_offset: int, q_len: int, kv_len: int, batch_size: int, device):
+        self.mask, self.q_offset, self.q_len, self.kv_len = mask, q_offset, q_len, kv_len
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((self.batch_size, 1, self.q_len, self.kv_len))
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return 4
+
+    def contiguous(self, *args, **kwargs) -> "ModelMask":
+        return self
+
+    def to(self, *args, **kwargs) -> "ModelMask":
+        """Only a device move matters (dtypes are ignored)."""
+        device = kwargs.get("device")
+        for a in args:
+            if isinstance(a, (str, torch.device)):
+                device = a
+        if device is None or torch.device(device) == self.device:
+            return self
+        return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device)
+
+    def __repr__(self) -> str:
+        return (f"ModelMask({self.mask!r}, q_offset={self.q_offset}, q_len={self.q_len}, kv_len={self.kv_len}, "
+                f"batch_size={self.batch_size})")
+
+
+class Override:
+    """A user mask that replaces the model's own pattern in every layer (see ``override``)."""
+
+    ndim = 4
+    dtype = torch.bool
+
+    def __init__(self, mask: Mask):
+        if not isinstance(mask, Mask):
+            raise TypeError(f"override: expected a maskattn Mask, got {type(mask).__name__}")
+        self.mask = mask
+
+    @property
+    def shape(self):
+        return (self.mask.batch_size, self.mask.num_heads, -1, -1)
+
+    @property
+    def device(self):
+        return self.mask.device
+
+    def contiguous(self, *args, **kwargs) -> "Override":
+        return self
+
+    def __repr__(self) -> str:
+        return f"override({self.mask!r})"
+
+
+def override(mask: Mask) -> Override:
+    """Pass ``attention_mask=override(mask)`` to a model's forward to use exactly ``mask`` in every
+    layer, ignoring the model's causal / sliding-window / chunked pattern (like a 4-D custom mask
+    in transformers). A plain ``attention_mask=mask`` is ANDed with each layer's pattern instead."""
+    return Override(mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# Masks used by the translation
+# ---------------------------------------------------------------------------------------------
+_FULL = maskattn.full()
+
+
+def _tighter(a, b):
+    return b if a is None else a if b is None else min(a, b)
+
+
+@functools.lru_cache(maxsize=256)
+def _band(left: int | None, right: int | None) -> Mask:
+    """``i - left <= j <= i + right`` (None: unbounded). One object per window, so its compiled
+    BlockMaps are cached across forward calls and layers."""
+    if left is None and right is None:
+        return _FULL
+    if left is None and right == 0:
+        return maskattn.causal()
+    if left is not None and right is not None and left >= 0 and right >= 0:
+        return maskattn.sliding_window(left, right)
+    return Band(left, right, f"band(left={left}, right={right})")
+
+
+def _and(a: Mask, b: Mask) -> Mask:
+    if isinstance(a, Full):
+        return b
+    if isinstance(b, Full):
+        return a
+    if isinstance(a, Band) and isinstance(b, Band):
+        return _band(_tighter(a.left, b.left), _tighter(a.right, b.right))
+    return a & b
+
+
+def _or(a: Mask | None, b: Mask) -> Mask:
+    if a is None:
+        return b
+    if isinstance(a, Full) or isinstance(b, Full):
+        return _FULL
+    return a | b
+
+
+def _relative(m: Mask) -> bool:
+    """True if the mask depends on ``i - j`` only (so shifting both positions changes nothing)."""
+    if isinstance(m, (Band, Full)):
+        return True
+    if isinstance(m, (And, Or, Not)):
+        return all(_relative(c) for c in m._children())
+    return False
+
+
+class _Frame:
+    """Where the kernel's keys and queries sit: kernel key column ``c`` is transformers position
+    ``c + kv_offset``; kernel query row ``r`` is kernel position ``q_offset + r``."""
+
+    def __init__(self, batch_size: int, q_len: int, kv_len: int, q_offset: int, kv_offset: int, device):
+        self.batch_size, self.q_len, self.kv_len = batch_size, q_len, kv_len
+        self.q_offset, self.kv_offset = q_offset, kv_offset  # q_offset in the kernel frame
+        self.device = torch.device(device)
+
+    def columns(self, per_position: torch.Tensor, fill) -> torch.Tensor:
+        """(B, L) values indexed by transformers position -> (B, kv_len) per key column."""
+        t = per_position.to(self.device)
+        need = self.kv_offset + self.kv_len
+        if t.shape[-1] < need:
+            t = torch.nn.functional.pad(t, (0, need - t.shape[-1]), value=fill)
+        t = t[:, self.kv_offset:need]
+        if t.shape[0] != self.batch_size:
+            t = t.expand(self.batch_size, -1)
+        return t.contiguous()
+
+
+class _FunctionMask(Mask):
+    """Any index-based transformers mask function ``fn(batch, head, q_idx, kv_idx)``, evaluated
+    element by element inside the tiles the rest of the mask leaves open (its tiles are all
+    PARTIAL). The fallback for patterns the translation does not know (custom
+    ``or/and_mask_function``s, image-token overlays, ...)."""
+
+    def __init__(self, fn, frame: _Frame):
+        self.fn, self.frame = fn, frame
+        self._batch = frame.batch_size
+        self.name = f"transformers_mask_function({getattr(fn, '__qualname__', type(fn).__name__)})"
+
+    def _allowed(self, b, h, i, j, q_offset):
+        fr = self.frame
+        q_end = fr.q_offset + fr.q_len  # valid query positions: [.., q_end)
+        inside = (i < q_end) & (j >= 0) & (j < fr.kv_len)
+        ii = i.clamp(0, max(q_end - 1, 0)) + fr.kv_offset
+        jj = j.clamp(0, fr.kv_len - 1) + fr.kv_offset
+        hh = torch.zeros_like(h)
+        try:
+            out = self.fn(b, hh, ii, jj)
+        except Exception:  # not index-based: evaluate one element at a time through vmap
+            out = _vmap_eval(self.fn, b, hh, ii, jj)
+        return torch.as_tensor(out, device=i.device).to(torch.bool) & inside
+
+    def _tile_classes(self, grid: TileGrid):
+        return torch.full((1, 1, grid.n_q_tiles, grid.n_k_tiles), PARTIAL, dtype=torch.int8, device=grid.device)
+
+    def __repr__(self):
+        return self.name
+
+
+def _vmap_eval(fn, b, h, i, j):
+    shape = torch.broadcast_shapes(b.shape, h.shape, i.shape, j.shape)
+    flat = [t.expand(shape).reshape(-1) for t in (b, h, i, j)]
+    from torch._dynamo._trace_wrapped_higher_order_op import TransformGetItemToIndex
+
+    with TransformGetItemToIndex():
+        out = torch.vmap(fn)(*flat)
+    return out.reshape(shape)
+
+
+class _Reframed(Mask):
+    """A user mask written over positions ``0 .. total - 1`` of the whole sequence, seen from a KV
+    tensor whose column ``c`` is position ``c + shift`` and that may hold slots past ``total``
+    (static caches): those slots are never attended."""
+
+    def __init__(self, inner: Mask, shift: int, total: int):
+        self.inner, self.shift, self.total = inner, shift, total
+
+    def _children(self):
+        return (self.inner,)
+
+    def _check_lengths(self, q_len, kv_len, q_offset):
+        self.inner._check_lengths(q_len, self.total, q_offset + self.shift)
+
+    def _moved(self, device):
+        return _Reframed(self.inner._moved(device), self.shift, self.total)
+
+    def _allowed(self, b, h, i, j, q_offset):
+        jj = j + self.shift
+        ok = jj < self.total
+        return self.inner._allowed(b, h, i + self.shift, jj.clamp(max=self.total - 1), q_offset + self.shift) & ok
+
+    def _tile_classes(self, grid: TileGrid):
+        tq, tk = grid.n_q_tiles, grid.n_k_tiles
+        if self.shift:  # tiles no longer line up with the inner mask's: classify element by element
+            return torch.full((1, 1, tq, tk), PARTIAL, dtype=torch.int8, device=grid.device)
+        inner_grid = TileGrid(grid.q_len, self.total, grid.q_offset, grid.block_q, grid.block_k, grid.device)
+        nb, nh = self.inner.batch_size, self.inner.num_heads
+        cls = self.inner._tile_classes(inner_grid).expand(nb, nh, tq, inner_grid.n_k_tiles)
+        out = torch.full((nb, nh, tq, tk), EMPTY, dtype=torch.int8, device=grid.device)
+        out[..., :inner_grid.n_k_tiles] = cls
+        if self.total % grid.block_k:  # the tile holding the end of the sequence is never full
+            out[..., inner_grid.n_k_tiles - 1].clamp_(max=PARTIAL)
+        return out
+
+    def __repr__(self):
+        return f"reframed({self.inner!r}, shift={self.shift}, total={self.total})"
+
+
+# ---------------------------------------------------------------------------------------------
+# transformers mask functions -> maskattn masks
+# ---------------------------------------------------------------------------------------------
+def _kind(fn) -> str | None:
+    if getattr(fn, "__module__", None) != _mu.__name__:
+        return None
+    return getattr(fn, "__qualname__", "").split(".<locals>")[0]
+
+
+def _nonlocals(fn) -> dict:
+    try:
+        return inspect.getclosurevars(fn).nonlocals
+    except (TypeError, ValueError):
+        return {}
+
+
+def _steps_of_one(position_ids: torch.Tensor, doc_ids: torch.Tensor) -> bool:
+    """Within each document, positions go up by exactly one (then per-document positions and
+    packed positions differ by a constant, and relative masks are the same on both)."""
+    if position_ids.shape[-1] < 2:
+        return True
+    pos = position_ids.expand(doc_ids.shape[0], -1)
+    same_doc = doc_ids[:, 1:] == doc_ids[:, :-1]
+    return bool(((pos[:, 1:] - pos[:, :-1] == 1) | ~same_doc).all())
+
+
+def _documents(doc_ids: torch.Tensor, frame: _Frame) -> Mask:
+    ids = frame.columns(doc_ids.long(), fill=-1)
+    return maskattn.documents(doc_ids=ids, causal=False)
+
+
+def _padding(padding_mask: torch.Tensor, frame: _Frame) -> Mask:
+    flags = frame.columns(padding_mask.bool(), fill=False)
+    if bool(flags.all()):
+        return _FULL
+    return maskattn.padding(flags)
+
+
+def translate(fn, frame: _Frame) -> Mask:
+    """A transformers mask function (closure) -> the equivalent maskattn mask in ``frame``.
+    Known closures of ``transformers.masking_utils`` become compact masks; anything else becomes
+    a ``_FunctionMask`` leaf (exact, evaluated per element where the other factors allow)."""
+    if fn is _mu.causal_mask_function:
+        return _band(None, 0)
+    if fn is _mu.bidirectional_mask_function:
+        return _FULL
+    kind, nl = _kind(fn), _nonlocals(fn)
+    if kind == "and_masks" and "mask_functions" in nl:
+        fns = list(nl["mask_functions"])
+        docs = [_nonlocals(f)["packed_sequence_mask"] for f in fns if _kind(f) == "packed_sequence_mask_function"]
+        out = _FULL
+        for f in fns:
+            if docs and _kind(f) == "remap_positions_for_packed_sequence":
+                inner = _nonlocals(f)
+                t = translate(inner["mask_function"], frame)
+                if _relative(t) and _steps_of_one(inner["position_ids"], docs[0]):
+                    out = _and(out, t)
+                    continue
+            out = _and(out, translate(f, frame))
+        return out
+    if kind == "or_masks" and "mask_functions" in nl:
+        out = None
+        for f in nl["mask_functions"]:
+            out = _or(out, translate(f, frame))
+        return _FULL if out is None else out
+    if kind == "sliding_window_overlay" and "sliding_window" in nl:
+        return _band(int(nl["sliding_window"]) - 1, None)  # kv > q - W
+    if kind == "sliding_window_bidirectional_overlay" and "sliding_window" in nl:
+        w = int(nl["sliding_window"])
+        return _band(w, w)  # |q - kv| <= W
+    if kind == "padding_mask_function" and "padding_mask" in nl:
+        return _padding(nl["padding_mask"], frame)
+    if kind == "packed_sequence_mask_function" and "packed_sequence_mask" in nl:
+        return _documents(nl["packed_sequence_mask"], frame)
+    if kind == "chunked_overlay" and {"chunk_size", "left_padding"} <= nl.keys():
+        chunk, lp = int(nl["chunk_size"]), torch.as_tensor(nl["left_padding"], device=frame.device).long().view(-1, 1)
+        pos = torch.arange(frame.kv_len, device=frame.device) + frame.kv_offset
+        ids = (pos[None] - lp) // chunk
+        ids = (ids - ids.min()).expand(frame.batch_size, -1)  # non-negative ids, same partition
+        return maskattn.documents(doc_ids=ids.contiguous(), causal=False)
+    if kind == "blockwise_overlay" and "block_sequence_ids" in nl:
+        ids = frame.columns(nl["block_sequence_ids"].long(), fill=-1)
+        return maskattn.documents(doc_ids=ids, causal=False) & maskattn.padding(ids >= 0)
+    return _FunctionMask(fn, frame)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two registered functions
+# ---------------------------------------------------------------------------------------------
+_COMBINED = weakref.WeakKeyDictionary()  # user mask -> {layer pattern: user & pattern}
+
+
+def _combine(user: Mask, model: Mask) -> Mask:
+    """``user & model``, the same object for the same pair, so its BlockMaps stay cached."""
+    if isinstance(model, Full):
+        return user
+    if model.device is not None:  # holds tensors built for this call: nothing to reuse
+        return user & model
+    per_user = _COMBINED.setdefault(user, {})
+    if model not in per_user:
+        per_user[model] = user & model
+    return per_user[model]
+
+
+def _as_int(x) -> int:
+    return int(x.item()) if isinstance(x, torch.Tensor) else int(x)
+
+
+@torch.compiler.disable
+def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv_offset=0,
+                  mask_function=_mu.causal_mask_function, attention_mask=None, device="cpu", **kwargs) -> ModelMask:
+    """The "maskattn" entry of ``transformers.AttentionMaskInterface`` (signature of
+    ``transformers.masking_utils.sdpa_mask``). Returns a ``ModelMask``; given a ``ModelMask`` back
+    (static-cache generation re-runs the masking code on it) returns it unchanged."""
+    if isinstance(attention_mask, ModelMask):
+        return attention_mask
+    q_off_hf, kv_offset = _as_int(q_offset), _as_int(kv_offset)  # a tensor for static caches: read it now
+    user = None
+    if isinstance(attention_mask, (Mask, Override)):
+        user, attention_mask = attention_mask, None
+        if kv_length < 0:  # no cache: transformers took the length from the mask's shape, which is unknown
+            kv_length = q_length
+    elif attention_mask is not None and not (isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2):
+        raise TypeError(f"maskattn mask function: attention_mask must be None, a 2-D padding mask, a maskattn Mask "
+                        f"or override(Mask), got {type(attention_mask).__name__}")
+    frame = _Frame(batch_size, q_length, kv_length, q_off_hf - kv_offset, kv_offset, device)
+    model = translate(mask_function, frame)
+    if attention_mask is not None:
+        model = _and(model, _padding(attention_mask, frame))
+    if user is not None:
+        inner = user.mask if isinstance(user, Override) else user
+        if inner.device is not None and inner.device != frame.device:
+            inner = inner.to(frame.device)
+        total = q_off_hf + q_length  # the sequence so far: positions 0 .. total - 1
+        if kv_offset or total != kv_length:
+            inner = _Reframed(inner, kv_offset, total)
+        model = inner if isinstance(user, Override) else _combine(inner, model)
+    return ModelMask(model, q_off_hf, q_length, kv_length, batch_size, device)
+
+
+_warned_weights = False
+
+
+def _dense_from_tensor(m: torch.Tensor, lk: int) -> Mask:
+    """A 4-D mask tensor that transformers passed through unchanged (a custom 4-D mask)."""
+    if m.dim() != 4:
+        raise ValueError(f"maskattn attention: a tensor attention_mask must be 4-D (B, 1|H, Lq, Lk), got shape {tuple(m.shape)}")
+    m = m[..., :lk]
+    if m.dtype == torch.bool:
+        return maskattn.dense(m)
+    if not m.is_floating_point():
+        return maskattn.dense(m != 0)
+    allowed = m > torch.finfo(m.dtype).min / 2
+    if bool((allowed & (m != 0)).any()):
+        raise NotImplementedError("maskattn attention: additive float masks with values other than 0 and -inf "
+                                  "(attention biases) are not supported")
+    return maskattn.dense(allowed)
+
+
+@torch.compiler.disable
+def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                       attention_mask, dropout: float = 0.0, scaling: float | None = None,
+                       softcap: float | None = None, is_causal: bool | None = None, **kwargs):
+    """The "maskattn" entry of ``transformers.AttentionInterface``.
+
+    query (B, Hq, Lq, D), key/value (B, Hkv, Lk, D) with Hq % Hkv == 0 (no repeat_kv);
+    ``attention_mask``: a ``ModelMask`` (from ``mask_function``), a maskattn ``Mask`` /
+    ``override(Mask)`` / ``BlockMap`` (used as is, default q_offset), a 4-D bool or 0/-inf tensor,
+    or None (causal if ``is_causal`` / ``module.is_causal``, else no mask). ``scaling``: softmax
+    scale (default 1/sqrt(D)); ``softcap``: logit soft-capping. ``sliding_window`` and other
+    keyword arguments are ignored: the window is part of the mask.
+    Returns ``(out (B, Lq, Hq, D) contiguous, None)``.
+    """
+    global _warned_weights
+    if dropout and dropout > 0 and getattr(module, "training", False):
+        raise ValueError(f"attn_implementation='maskattn' does not support attention dropout (got dropout={dropout} "
+                         "with the module in training mode). Set the config's attention dropout to 0.0, or train "
+                         "with another attn_implementation.")
+    for name in ("s_aux", "sinks", "position_bias"):
+        if kwargs.get(name) is not None:
+            raise NotImplementedError(f"attn_implementation='maskattn' does not support `{name}`")
+    cache = kwargs.get("cache")
+    if cache is not None and "Paged" in type(cache).__name__:
+        raise NotImplementedError("attn_implementation='maskattn' does not support paged attention / continuous batching")
+    if kwargs.get("output_attentions") and not _warned_weights:
+        warnings.warn("attn_implementation='maskattn' does not return attention weights (output_attentions=True); "
+                      "use attn_implementation='eager' for them", stacklevel=2)
+        _warned_weights = True
+    if key.shape[-1] != value.shape[-1]:
+        raise NotImplementedError(f"attn_implementation='maskattn' needs the same head dim for keys and values, "
+                                  f"got {key.shape[-1]} and {value.shape[-1]}")
+
+    lq, lk = query.shape[2], key.shape[2]
+    q_offset = None
+    if isinstance(attention_mask, ModelMask):
+        if (attention_mask.q_len, attention_mask.kv_len) != (lq, lk):
+            raise ValueError(f"maskattn attention: the mask was built for q_len={attention_mask.q_len}, "
+                             f"kv_len={attention_mask.kv_len}, but the layer has q_len={lq}, kv_len={lk}")
+        mask, q_offset = attention_mask.mask, attention_mask.q_offset
+    elif isinstance(attention_mask, Override):
+        mask = attention_mask.mask
+    elif isinstance(attention_mask, (Mask, BlockMap)):
+        mask = attention_mask
+    elif isinstance(attention_mask, torch.Tensor):
+        mask = _dense_from_tensor(attention_mask, lk)
+    elif attention_mask is None:
+        causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+        mask = _band(None, 0) if causal and lq > 1 else None
+    else:
+        raise TypeError(f"maskattn attention: unsupported attention_mask of type {type(attention_mask).__name__}")
+
+    out = maskattn.attention(query, key, value, mask, scale=scaling, q_offset=q_offset, softcap=softcap)
+    return out.transpose(1, 2).contiguous(), None
+
+
+# ---------------------------------------------------------------------------------------------
+# Registration
+# ---------------------------------------------------------------------------------------------
+def _mask_shape(self):
+    return (self.batch_size, self.num_heads, -1, -1)
+
+
+def _install_mask_shims() -> None:
+    """transformers' mask preprocessing reads ``attention_mask.ndim`` (and ``.shape[-1]`` without a
+    cache) before it reaches the mask function: give ``Mask`` both, unless it already has them."""
+    if not hasattr(Mask, "ndim"):
+        Mask.ndim = 4
+    if not hasattr(Mask, "shape"):
+        Mask.shape = property(_mask_shape)
+
+
+def register(name: str = NAME) -> str:
+    """Register the attention function and the mask function under ``name`` (default
+    "maskattn"); idempotent. Returns the name to pass as ``attn_implementation``."""
+    if "flash" in name:
+        raise ValueError("the name must not contain 'flash' (transformers treats those names as FlashAttention)")
+    AttentionInterface.register(name, attention_function)
+    AttentionMaskInterface.register(name, mask_function)
+    _install_mask_shims()
+    return name
+
+
+register()

@@ -1,0 +1,79 @@
+"""Error-ratio checks of CONVENTIONS.md shared by the kernel tests (CPU and GPU).
+
+Kernel error to the float64 reference must be <= 2x (forward, lse) or 3x (gradients) the
+error of a low-precision PyTorch run of the same dense attention, plus a rounding floor;
+fp32 inputs use fixed tolerances (the kernels use IEEE fp32 dots, no TF32)."""
+from __future__ import annotations
+
+import torch
+
+import maskattn as ma
+from maskattn import reference
+
+FP32_ATOL = 2e-5
+
+
+def rand_qkv(b, hq, hkv, lq, lk, d, dtype, device="cpu", requires_grad=False, seed=0):
+    g = torch.Generator(device=device).manual_seed(seed)
+    q = torch.randn(b, hq, lq, d, generator=g, device=device).to(dtype)
+    k = torch.randn(b, hkv, lk, d, generator=g, device=device).to(dtype)
+    v = torch.randn(b, hkv, lk, d, generator=g, device=device).to(dtype)
+    return tuple(t.requires_grad_(requires_grad) for t in (q, k, v))
+
+
+def _floor(ref: torch.Tensor, dtype) -> float:
+    # one unit of rounding of the output dtype at the reference's magnitude
+    return torch.finfo(dtype).eps * max(1.0, float(ref.abs().max()))
+
+
+def _check(name, got, ref, low, dtype, ratio):
+    got, ref = got.double(), ref.double()
+    assert not torch.isnan(got).any(), f"{name}: NaN in kernel output"
+    finite = torch.isfinite(ref)
+    assert torch.equal(torch.isfinite(got), finite), f"{name}: infinities differ from the reference"
+    err = (got - ref)[finite].abs().max().item() if finite.any() else 0.0
+    if dtype == torch.float32:
+        bound = FP32_ATOL * max(1.0, float(ref[finite].abs().max()) if finite.any() else 1.0)
+    else:
+        base = (low.double() - ref)[finite].abs().max().item() if finite.any() else 0.0
+        bound = ratio * base + _floor(ref[finite] if finite.any() else ref.new_zeros(1), dtype)
+    assert err <= bound, f"{name}: max error {err:.3e} > bound {bound:.3e}"
+
+
+def check_forward(q, k, v, mask, *, out, lse, scale=None, q_offset=None, softcap=None):
+    """out/lse of a kernel against the float64 reference with the error-ratio rule."""
+    ref_o, ref_l = reference.attention(q, k, v, mask, scale=scale, q_offset=q_offset, softcap=softcap)
+    low_o, low_l = reference.attention_low_precision(q, k, v, mask, scale=scale, q_offset=q_offset, softcap=softcap)
+    assert out.dtype == q.dtype and out.shape == q.shape
+    assert lse.dtype == torch.float32 and lse.shape == q.shape[:3]
+    _check("out", out, ref_o, low_o, q.dtype, 2)
+    _check("lse", lse, ref_l, low_l, q.dtype, 2)
+    dead = torch.isinf(ref_l)  # fully masked rows: exactly 0 and -inf
+    assert bool((out[dead] == 0).all()) and bool((lse[dead] == float("-inf")).all())
+
+
+def check_backward(q, k, v, mask, *, grads, grad_out, scale=None, q_offset=None, softcap=None, grad_lse=None):
+    """(dq, dk, dv) of a kernel against autograd through the float64 reference (3x rule)."""
+    def run(fn, cast):
+        qq, kk, vv = (cast(t).detach().requires_grad_(True) for t in (q, k, v))
+        o, l = fn(qq, kk, vv, mask, scale=scale, q_offset=q_offset, softcap=softcap)
+        loss = (o * cast(grad_out).to(o.dtype)).sum()
+        if grad_lse is not None:
+            loss = loss + (torch.where(torch.isfinite(l), l, 0) * grad_lse.to(l.dtype)).sum()
+        return torch.autograd.grad(loss, (qq, kk, vv))
+
+    ref = run(reference.attention, lambda t: t.double())
+    low = run(reference.attention_low_precision, lambda t: t)
+    for name, got, r, lo, t in zip(("dq", "dk", "dv"), grads, ref, low, (q, k, v)):
+        assert got.shape == t.shape and got.dtype == t.dtype, name
+        _check(name, got, r, lo, q.dtype, 3)
+
+
+def kernel_grads(q, k, v, mask, grad_out, grad_lse=None, **kw):
+    """(out, lse, (dq, dk, dv)) through maskattn.attention."""
+    qq, kk, vv = (t.detach().requires_grad_(True) for t in (q, k, v))
+    out, lse = ma.attention(qq, kk, vv, mask, return_lse=True, **kw)
+    loss = (out * grad_out).sum()
+    if grad_lse is not None:
+        loss = loss + (torch.where(torch.isfinite(lse), lse, 0) * grad_lse).sum()
+    return out, lse, torch.autograd.grad(loss, (qq, kk, vv))
