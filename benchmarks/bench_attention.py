@@ -1,0 +1,279 @@
+"""Attention speed: maskattn vs FlexAttention vs SDPA, in one process, on one GPU.
+
+Measures forward, backward alone and forward+backward for the five standard families
+(CONVENTIONS.md) at L = 8k and 32k (B=1, H=16, D=128, bf16), plus sparsity sweeps
+(sliding-window sizes, document lengths, random block masks from 1% to 100% tile density).
+Times are medians of ``triton.testing.do_bench`` after warm-up, inputs from ``torch.randn``.
+Effective TFLOP/s counts allowed pairs only: fwd 4*D*H*pairs/t, bwd 2.5x, fwd+bwd 3.5x.
+FlexAttention runs as ``torch.compile(flex_attention)`` with a ``create_block_mask`` map;
+its compile time is excluded and its block-mask build time is reported separately.
+
+    PYTHONPATH=. python benchmarks/bench_attention.py [--quick] [--out benchmarks/results] [--update-readme]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import maskattn as ma  # noqa: E402
+from benchmarks import families  # noqa: E402
+
+MODES = ("fwd", "bwd", "fwd+bwd")
+FLOP_MULT = {"fwd": 1.0, "bwd": 2.5, "fwd+bwd": 3.5}
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="L=8k only, short sweeps, fewer repeats")
+    p.add_argument("--sizes", type=int, nargs="*", default=None, help="sequence lengths (default 8192 32768)")
+    p.add_argument("--families", nargs="*", default=list(families.FAMILIES))
+    p.add_argument("--no-sweeps", action="store_true")
+    p.add_argument("--heads", type=int, default=16)
+    p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--update-readme", action="store_true", help="write the summary table into README.md")
+    return p.parse_args()
+
+
+class Timer:
+    def __init__(self, quick: bool):
+        import triton.testing
+        self.do_bench = triton.testing.do_bench
+        self.warmup, self.rep = (10, 40) if quick else (25, 100)
+
+    def __call__(self, fn) -> float:
+        try:
+            return float(self.do_bench(fn, warmup=self.warmup, rep=self.rep, return_mode="median"))
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            return float("nan")
+
+
+def implementations(q, k, v, bm, flex_block_mask, sdpa_kind, dense_bool):
+    """name -> forward callable, all on the same inputs."""
+    from torch.nn.attention.flex_attention import flex_attention
+    flex = implementations.flex
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    impls = {"maskattn": lambda: ma.attention(q, k, v, bm)}
+    if flex_block_mask is not None:
+        impls["flex"] = lambda: flex(q, k, v, block_mask=flex_block_mask)
+    if sdpa_kind == "causal":
+        impls["sdpa"] = lambda: sdpa(q, k, v, is_causal=True)
+    elif dense_bool is not None:
+        impls["sdpa"] = lambda: sdpa(q, k, v, attn_mask=dense_bool)
+    impls["sdpa_dense"] = lambda: sdpa(q, k, v)  # no mask at all: the ceiling
+    return impls
+
+
+def time_modes(timer, fwd, inputs, do):
+    """fwd, bwd alone (backward of a retained graph) and fwd+bwd, in ms."""
+    res = {"fwd": timer(fwd)}
+    try:
+        out = fwd()
+        res["bwd"] = timer(lambda: torch.autograd.grad(out, inputs, do, retain_graph=True))
+        del out
+        res["fwd+bwd"] = timer(lambda: torch.autograd.grad(fwd(), inputs, do))
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        res["bwd"] = res["fwd+bwd"] = float("nan")
+    return res
+
+
+def run_case(timer, label, mask, mod, L, args, dense_ok, sdpa_kind=None, extra=None):
+    from torch.nn.attention.flex_attention import create_block_mask
+    dev = "cuda"
+    H, D = args.heads, args.head_dim
+    g = torch.Generator(device=dev).manual_seed(0)
+    q, k, v = (torch.randn(1, H, L, D, device=dev, generator=g, dtype=torch.bfloat16).requires_grad_() for _ in range(3))
+    do = torch.randn(1, H, L, D, device=dev, generator=g, dtype=torch.bfloat16)
+    mask = mask.to(dev)
+    t0 = time.perf_counter()
+    bm = ma.compile_mask(mask, L, L, device=dev)
+    torch.cuda.synchronize()
+    t_ma_compile = (time.perf_counter() - t0) * 1e3
+    create_block_mask(mod, None, None, L, L, device=dev)  # warm-up
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fbm = create_block_mask(mod, None, None, L, L, device=dev)
+    torch.cuda.synchronize()
+    t_flex_mask = (time.perf_counter() - t0) * 1e3
+    dense_bool = mask.materialize(L, L, device=dev) if (dense_ok and sdpa_kind != "causal") else None
+    pairs = float(bm.num_allowed.sum())
+    row = dict(case=label, L=L, density=bm.density, tile_density=bm.tile_density, pairs=pairs,
+               maskattn_compile_ms=t_ma_compile, flex_block_mask_ms=t_flex_mask, times={}, tflops={})
+    row.update(extra or {})
+    for name, fwd in implementations(q, k, v, bm, fbm, sdpa_kind, dense_bool).items():
+        t = time_modes(timer, fwd, (q, k, v), do)
+        row["times"][name] = t
+        work = pairs if name != "sdpa_dense" else float(L) * L
+        row["tflops"][name] = {m: FLOP_MULT[m] * 4 * D * H * work / (t[m] * 1e-3) / 1e12 for m in MODES}
+    del dense_bool
+    torch.cuda.empty_cache()
+    ma_t = row["times"]["maskattn"]
+    fx = row["times"].get("flex", {})
+    sd = row["times"].get("sdpa", {})
+    log(f"  {label:28s} L={L:6d} density {row['density']:6.2%} | " + " | ".join(
+        f"{m}: ma {ma_t[m]:7.3f} ms, flex x{fx.get(m, math.nan) / ma_t[m]:.2f}, sdpa x{sd.get(m, math.nan) / ma_t[m]:.2f}"
+        for m in MODES))
+    return row
+
+
+def random_block_mask(L, tile_density, seed=0, block=128):
+    t = -(-L // block)
+    g = torch.Generator().manual_seed(seed)
+    blocks = torch.rand(t, t, generator=g) < tile_density
+    blocks |= torch.eye(t, dtype=torch.bool)  # no empty rows: every query has something to attend
+    return blocks
+
+
+def sweep_cases(L, quick):
+    """(label, mask, mask_mod, extra) across sparsity."""
+    out = []
+    for w in ([256, 1024, 4096] if quick else [128, 256, 512, 1024, 2048, 4096]):
+        out.append((f"sweep sliding w={w}", ma.sliding_window(w - 1),
+                    (lambda w: lambda b, h, qi, ki: (ki <= qi) & (qi - ki < w))(w), {"sweep": "sliding", "param": w}))
+    for mean in ([256, 4096] if quick else [128, 256, 1024, 4096]):
+        lens = families.document_lengths(L, mean=mean)
+        ids = torch.repeat_interleave(torch.arange(len(lens)), torch.from_numpy(lens.copy())).cuda()
+        out.append((f"sweep documents mean={mean}", ma.documents(torch.from_numpy(lens.copy())),
+                    (lambda ids: lambda b, h, qi, ki: (ids[qi] == ids[ki]) & (ki <= qi))(ids),
+                    {"sweep": "documents", "param": mean}))
+    for dens in ([0.01, 0.1, 0.5, 1.0] if quick else [0.01, 0.03, 0.1, 0.3, 0.5, 0.75, 1.0]):
+        blocks = random_block_mask(L, dens)
+        elem = blocks.repeat_interleave(128, 0).repeat_interleave(128, 1)[:L, :L]
+        blocks_dev = blocks.cuda()
+        out.append((f"sweep random blocks {dens:.0%}", ma.dense(elem),
+                    (lambda bl: lambda b, h, qi, ki: bl[qi // 128, ki // 128])(blocks_dev),
+                    {"sweep": "random_blocks", "param": dens}))
+    return out
+
+
+def environment():
+    import triton
+    return dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
+                maskattn=ma.__version__, python=platform.python_version(),
+                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def markdown(rows, env, args) -> str:
+    lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}; "
+             f"{env['date']}. B=1, H={args.heads}, D={args.head_dim}, bf16. Times in ms (median of do_bench); "
+             "speedup = their time / maskattn time; TF = effective TFLOP/s (allowed pairs only).", ""]
+    for mode in MODES:
+        lines += [f"**{mode}**", "",
+                  "| case | L | density | tile density | maskattn ms | TF | flex ms | TF | speedup vs flex | "
+                  "sdpa ms | speedup vs sdpa | dense sdpa ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            t, tf = r["times"], r["tflops"]
+            get = lambda n: t.get(n, {}).get(mode, math.nan)
+            ma_t = get("maskattn")
+            lines.append(f"| {r['case']} | {r['L']} | {r['density']:.2%} | {r['tile_density']:.2%} | {ma_t:.3f} | "
+                         f"{tf['maskattn'][mode]:.0f} | {get('flex'):.3f} | {tf.get('flex', {}).get(mode, math.nan):.0f} | "
+                         f"{get('flex') / ma_t:.2f} | {get('sdpa'):.3f} | {get('sdpa') / ma_t:.2f} | {get('sdpa_dense'):.3f} |")
+        lines.append("")
+    lines += ["Block-map build (ms, once per mask, reused across layers): " + ", ".join(
+        f"{r['case']}@{r['L']}: maskattn {r['maskattn_compile_ms']:.2f} / flex {r['flex_block_mask_ms']:.2f}"
+        for r in rows if "sweep" not in r), ""]
+    return "\n".join(lines)
+
+
+def plots(rows, out_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sweeps = [r for r in rows if "sweep" in r]
+    if sweeps:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        for ax, mode in zip(axes, ("fwd", "fwd+bwd")):
+            for impl, marker in (("maskattn", "o"), ("flex", "s"), ("sdpa", "^")):
+                pts = sorted((r["density"], r["tflops"][impl][mode]) for r in sweeps if impl in r["tflops"])
+                if pts:
+                    ax.plot(*zip(*pts), marker=marker, linestyle="", label=impl)
+            ax.set_xscale("log")
+            ax.set_xlabel("mask density (allowed pairs / L^2)")
+            ax.set_ylabel("effective TFLOP/s")
+            ax.set_title(f"{mode}, L={sweeps[0]['L']}")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "attention_tflops_vs_density.png"), dpi=110)
+        plt.close(fig)
+    fams = [r for r in rows if "sweep" not in r]
+    if fams:
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        labels = [f"{r['case']}\n{r['L'] // 1024}k" for r in fams]
+        x = range(len(fams))
+        for off, mode in zip((-0.27, 0, 0.27), MODES):
+            vals = [r["times"]["flex"][mode] / r["times"]["maskattn"][mode] for r in fams]
+            ax.bar([i + off for i in x], vals, width=0.27, label=mode)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(list(x), labels, fontsize=8)
+        ax.set_ylabel("speedup over FlexAttention")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "attention_speedup_vs_flex.png"), dpi=110)
+        plt.close(fig)
+
+
+def update_readme(md: str) -> None:
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    text = open(path).read()
+    start, end = "<!-- bench:attention:start -->", "<!-- bench:attention:end -->"
+    if start in text and end in text:
+        text = text[: text.index(start) + len(start)] + "\n" + md + "\n" + text[text.index(end):]
+        open(path, "w").write(text)
+
+
+def main():
+    args = parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_attention.py needs a CUDA GPU (speed is only measured on GPUs); "
+                 "on CPU run the tests or benchmarks/bench_compile.py --device cpu instead.")
+    import torch._dynamo as dynamo
+    dynamo.config.cache_size_limit = 256  # one flex graph per mask_mod closure
+    if hasattr(dynamo.config, "recompile_limit"):
+        dynamo.config.recompile_limit = 256
+    from torch.nn.attention.flex_attention import flex_attention
+    implementations.flex = torch.compile(flex_attention)
+    os.makedirs(args.out, exist_ok=True)
+    env = environment()
+    log(f"bench_attention on {env['gpu']} (torch {env['torch']}, triton {env['triton']})")
+    timer = Timer(args.quick)
+    sizes = args.sizes or ([8192] if args.quick else [8192, 32768])
+    rows = []
+    for L in sizes:
+        for name in args.families:
+            rows.append(run_case(timer, name, families.mask(name, L), families.mask_mod(name, L, "cuda"), L, args,
+                                 dense_ok=L <= 32768, sdpa_kind=name if name == "causal" else None))
+    if not args.no_sweeps:
+        L = 8192
+        log(f"sparsity sweeps at L={L}")
+        for label, mask, mod, extra in sweep_cases(L, args.quick):
+            rows.append(run_case(timer, label, mask, mod, L, args, dense_ok=True, extra=extra))
+    md = markdown(rows, env, args)
+    suffix = "_quick" if args.quick else ""
+    with open(os.path.join(args.out, f"attention{suffix}.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(args.out, f"attention{suffix}.json"), "w") as f:
+        json.dump(dict(env=env, rows=rows), f, indent=1)
+    plots(rows, args.out)
+    if args.update_readme:
+        update_readme(md)
+    log(md)
+
+
+if __name__ == "__main__":
+    main()
