@@ -246,6 +246,8 @@ def main():
     dynamo.config.cache_size_limit = 256  # one flex graph per mask_mod closure
     if hasattr(dynamo.config, "recompile_limit"):
         dynamo.config.recompile_limit = 256
+    import torch._functorch.config as functorch_config
+    functorch_config.donated_buffer = False  # lets the compiled flex backward run again on a retained graph
     from torch.nn.attention.flex_attention import flex_attention
     implementations.flex = torch.compile(flex_attention)
     os.makedirs(args.out, exist_ok=True)
