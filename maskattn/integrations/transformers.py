@@ -59,18 +59,30 @@ A plain ``Mask`` passes transformers' mask preprocessing only if it has ``ndim``
 like a tensor; ``register()`` gives the ``Mask`` class these two read-only attributes (``ndim = 4``,
 ``shape = (batch_size, num_heads, -1, -1)``: lengths unknown) when it lacks them.
 
+A 4-D mask tensor (bool, or float 0 / -inf), which transformers passes through untouched,
+reaches the attention function and runs as ``maskattn.dense`` (O(Lq * Lk), as with sdpa).
+
+Costs. The mask is compiled into a BlockMap once per forward call and layer type (all layers of
+a type share it). Masks without tensors (causal, windows, and a user mask ANDed with one) are
+the same objects from call to call, so their BlockMaps stay cached: a training loop with fixed
+lengths compiles once. Keep user masks on the model's device, or they are copied (and
+recompiled) every call. Patterns the translation does not know (custom
+``or/and_mask_function``s, image-token overlays) are kept exact as a per-element leaf, which
+costs O(Lq * Lk) element evaluations where the other factors leave tiles open.
+
 Not covered: attention sinks (``s_aux``, GPT-OSS), ``position_bias`` (T5-style biases),
 additive float masks with values other than 0 / -inf, attention dropout in training, returning
-attention weights (``output_attentions``), paged attention / continuous batching, and
-``torch.compile`` of the mask building and the kernel call (both are wrapped in
-``torch.compiler.disable``: a compiled model graph-breaks around them).
+attention weights (``output_attentions``), keys and values of different head dims (MLA), paged
+attention / continuous batching, maskattn masks or BlockMaps passed to ``generate``, and tracing
+the mask building and the kernel call with ``torch.compile``: both are wrapped in
+``torch.compiler.disable``, so a compiled model (e.g. ``generate``'s automatic compilation with
+a static cache on CUDA) graph-breaks around them and still runs.
 """
 from __future__ import annotations
 
 import functools
 import inspect
 import warnings
-import weakref
 
 import torch
 from transformers import AttentionInterface, AttentionMaskInterface
@@ -227,10 +239,12 @@ class _Frame:
     """Where the kernel's keys and queries sit: kernel key column ``c`` is transformers position
     ``c + kv_offset``; kernel query row ``r`` is kernel position ``q_offset + r``."""
 
-    def __init__(self, batch_size: int, q_len: int, kv_len: int, q_offset: int, kv_offset: int, device):
+    def __init__(self, batch_size: int, q_len: int, kv_len: int, q_offset: int, kv_offset: int, device,
+                 use_vmap: bool = False):
         self.batch_size, self.q_len, self.kv_len = batch_size, q_len, kv_len
         self.q_offset, self.kv_offset = q_offset, kv_offset  # q_offset in the kernel frame
         self.device = torch.device(device)
+        self.use_vmap = use_vmap  # transformers' hint: user functions may not be index-based
 
     def columns(self, per_position: torch.Tensor, fill) -> torch.Tensor:
         """(B, L) values indexed by transformers position -> (B, kv_len) per key column."""
@@ -262,10 +276,13 @@ class _FunctionMask(Mask):
         ii = i.clamp(0, max(q_end - 1, 0)) + fr.kv_offset
         jj = j.clamp(0, fr.kv_len - 1) + fr.kv_offset
         hh = torch.zeros_like(h)
+        # index-based functions broadcast over the index tensors; others go through vmap, as in
+        # transformers' sdpa_mask (use_vmap): try the one transformers would use first
+        first, second = (_vmap_eval, _broadcast_eval) if fr.use_vmap else (_broadcast_eval, _vmap_eval)
         try:
-            out = self.fn(b, hh, ii, jj)
-        except Exception:  # not index-based: evaluate one element at a time through vmap
-            out = _vmap_eval(self.fn, b, hh, ii, jj)
+            out = first(self.fn, b, hh, ii, jj)
+        except Exception:
+            out = second(self.fn, b, hh, ii, jj)
         return torch.as_tensor(out, device=i.device).to(torch.bool) & inside
 
     def _tile_classes(self, grid: TileGrid):
@@ -273,6 +290,10 @@ class _FunctionMask(Mask):
 
     def __repr__(self):
         return self.name
+
+
+def _broadcast_eval(fn, b, h, i, j):
+    return fn(b, h, i, j)
 
 
 def _vmap_eval(fn, b, h, i, j):
@@ -309,9 +330,9 @@ class _Reframed(Mask):
 
     def _tile_classes(self, grid: TileGrid):
         tq, tk = grid.n_q_tiles, grid.n_k_tiles
-        if self.shift:  # tiles no longer line up with the inner mask's: classify element by element
-            return torch.full((1, 1, tq, tk), PARTIAL, dtype=torch.int8, device=grid.device)
         inner_grid = TileGrid(grid.q_len, self.total, grid.q_offset, grid.block_q, grid.block_k, grid.device)
+        if self.shift or inner_grid.n_k_tiles > tk:  # tiles do not line up: classify element by element
+            return torch.full((1, 1, tq, tk), PARTIAL, dtype=torch.int8, device=grid.device)
         nb, nh = self.inner.batch_size, self.inner.num_heads
         cls = self.inner._tile_classes(inner_grid).expand(nb, nh, tq, inner_grid.n_k_tiles)
         out = torch.full((nb, nh, tq, tk), EMPTY, dtype=torch.int8, device=grid.device)
@@ -413,19 +434,17 @@ def translate(fn, frame: _Frame) -> Mask:
 # ---------------------------------------------------------------------------------------------
 # The two registered functions
 # ---------------------------------------------------------------------------------------------
-_COMBINED = weakref.WeakKeyDictionary()  # user mask -> {layer pattern: user & pattern}
-
-
 def _combine(user: Mask, model: Mask) -> Mask:
-    """``user & model``, the same object for the same pair, so its BlockMaps stay cached."""
+    """``user & model``, the same object for the same pair (kept on the user's mask, so it lives
+    as long as that mask), so that its compiled BlockMaps are reused across forward calls."""
     if isinstance(model, Full):
         return user
-    if model.device is not None:  # holds tensors built for this call: nothing to reuse
+    if not isinstance(model, Band):  # built for this call (padding, documents, ...): nothing to reuse
         return user & model
-    per_user = _COMBINED.setdefault(user, {})
-    if model not in per_user:
-        per_user[model] = user & model
-    return per_user[model]
+    per_pattern = user.__dict__.setdefault("_transformers_combined", {})
+    if model not in per_pattern:
+        per_pattern[model] = user & model
+    return per_pattern[model]
 
 
 def _as_int(x) -> int:
@@ -449,7 +468,8 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
     elif attention_mask is not None and not (isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2):
         raise TypeError(f"maskattn mask function: attention_mask must be None, a 2-D padding mask, a maskattn Mask "
                         f"or override(Mask), got {type(attention_mask).__name__}")
-    frame = _Frame(batch_size, q_length, kv_length, q_off_hf - kv_offset, kv_offset, device)
+    frame = _Frame(batch_size, q_length, kv_length, q_off_hf - kv_offset, kv_offset, device,
+                   use_vmap=bool(kwargs.get("use_vmap", False)))
     model = translate(mask_function, frame)
     if attention_mask is not None:
         model = _and(model, _padding(attention_mask, frame))
@@ -461,7 +481,7 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
         if kv_offset or total != kv_length:
             inner = _Reframed(inner, kv_offset, total)
         model = inner if isinstance(user, Override) else _combine(inner, model)
-    return ModelMask(model, q_off_hf, q_length, kv_length, batch_size, device)
+    return ModelMask(model, q_off_hf - kv_offset, q_length, kv_length, batch_size, device)
 
 
 _warned_weights = False
