@@ -45,6 +45,7 @@ def parse_args():
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--update-readme", action="store_true", help="write the summary table into README.md")
+    p.add_argument("--render", metavar="JSON", help="no GPU run: re-render tables, plots (and README) from a saved JSON")
     return p.parse_args()
 
 
@@ -100,6 +101,8 @@ def run_case(timer, label, mask, mod, L, args, dense_ok, sdpa_kind=None, extra=N
     q, k, v = (torch.randn(1, H, L, D, device=dev, generator=g, dtype=torch.bfloat16).requires_grad_() for _ in range(3))
     do = torch.randn(1, H, L, D, device=dev, generator=g, dtype=torch.bfloat16)
     mask = mask.to(dev)
+    ma.compile_mask(mask, L, L, device=dev)  # warm-up, like create_block_mask below
+    torch.cuda.synchronize()
     t0 = time.perf_counter()
     bm = ma.compile_mask(mask, L, L, device=dev)
     torch.cuda.synchronize()
@@ -168,7 +171,7 @@ def environment():
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
-def markdown(rows, env, args) -> str:
+def markdown(rows, env, args, sweeps: bool = True) -> str:
     lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}; "
              f"{env['date']}. B=1, H={args.heads}, D={args.head_dim}, bf16. Times in ms (median of do_bench); "
              "speedup = their time / maskattn time; TF = effective TFLOP/s (allowed pairs only).", ""]
@@ -178,6 +181,8 @@ def markdown(rows, env, args) -> str:
                   "sdpa ms | speedup vs sdpa | dense sdpa ms |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
+            if "sweep" in r and not sweeps:
+                continue
             t, tf = r["times"], r["tflops"]
             get = lambda n: t.get(n, {}).get(mode, math.nan)
             ma_t = get("maskattn")
@@ -185,7 +190,10 @@ def markdown(rows, env, args) -> str:
                          f"{tf['maskattn'][mode]:.0f} | {get('flex'):.3f} | {tf.get('flex', {}).get(mode, math.nan):.0f} | "
                          f"{get('flex') / ma_t:.2f} | {get('sdpa'):.3f} | {get('sdpa') / ma_t:.2f} | {get('sdpa_dense'):.3f} |")
         lines.append("")
-    lines += ["Block-map build (ms, once per mask, reused across layers): " + ", ".join(
+    if not sweeps:  # the README shows the family tables only
+        return "\n".join(lines)
+    lines += ["Block-map build (ms, once per mask, reused across layers; this run did not warm compile_mask up, so "
+              "the first entry includes CUDA start-up — see compile_cuda.md for warmed timings): " + ", ".join(
         f"{r['case']}@{r['L']}: maskattn {r['maskattn_compile_ms']:.2f} / flex {r['flex_block_mask_ms']:.2f}"
         for r in rows if "sweep" not in r), ""]
     return "\n".join(lines)
@@ -237,8 +245,27 @@ def update_readme(md: str) -> None:
         open(path, "w").write(text)
 
 
+def write_outputs(rows, env, args) -> str:
+    md = markdown(rows, env, args)
+    suffix = "_quick" if args.quick else ""
+    with open(os.path.join(args.out, f"attention{suffix}.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(args.out, f"attention{suffix}.json"), "w") as f:
+        json.dump(dict(env=env, rows=rows), f, indent=1)
+    plots(rows, args.out)
+    if args.update_readme:
+        update_readme(markdown(rows, env, args, sweeps=False) + "\nSparsity sweeps (window sizes, document lengths, "
+                      "random block masks) and plots: `benchmarks/results/attention.md`.\n")
+    return md
+
+
 def main():
     args = parse_args()
+    if args.render:
+        saved = json.load(open(args.render))
+        os.makedirs(args.out, exist_ok=True)
+        write_outputs(saved["rows"], saved["env"], args)
+        return
     if not torch.cuda.is_available():
         sys.exit("bench_attention.py needs a CUDA GPU (speed is only measured on GPUs); "
                  "on CPU run the tests or benchmarks/bench_compile.py --device cpu instead.")
@@ -265,16 +292,7 @@ def main():
         log(f"sparsity sweeps at L={L}")
         for label, mask, mod, extra in sweep_cases(L, args.quick):
             rows.append(run_case(timer, label, mask, mod, L, args, dense_ok=True, extra=extra))
-    md = markdown(rows, env, args)
-    suffix = "_quick" if args.quick else ""
-    with open(os.path.join(args.out, f"attention{suffix}.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(args.out, f"attention{suffix}.json"), "w") as f:
-        json.dump(dict(env=env, rows=rows), f, indent=1)
-    plots(rows, args.out)
-    if args.update_readme:
-        update_readme(md)
-    log(md)
+    log(write_outputs(rows, env, args))
 
 
 if __name__ == "__main__":
