@@ -37,6 +37,34 @@ def _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
 
 
 @triton.jit
+def _dkdv_step(dk, dv, q, k, v, do, lse2, delta, allowed, scale, softcap,
+               MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
+               KEYS_ON_ROWS: tl.constexpr):
+    """Accumulate one (BLOCK_N keys x BLOCK_M queries) block into dK, dV (BLOCK_N, BLOCK_D).
+
+    KEYS_ON_ROWS computes S^T = K Q^T directly (as Triton's fused-attention tutorial does), so
+    P^T and dS^T feed the dV and dK products without register transposes; otherwise S = Q K^T
+    and P, dS are transposed. ``allowed`` is oriented like the scores."""
+    if KEYS_ON_ROWS:
+        qk = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # (N, M)
+        s, t = scores_log2(qk, scale, softcap, HAS_SOFTCAP)
+        p = tl.math.exp2(s - lse2[None, :])
+        if MASKED:
+            p = tl.where(allowed, p, 0.0)
+        dv += tl.dot(p.to(do.dtype), do, input_precision=PRECISION)
+        ds = p * (tl.dot(v, tl.trans(do), input_precision=PRECISION) - delta[None, :])
+        if HAS_SOFTCAP:
+            ds = ds * (1.0 - t * t)
+        dk += tl.dot(ds.to(q.dtype), q, input_precision=PRECISION)
+    else:
+        p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
+                                   MASKED, HAS_SOFTCAP, PRECISION)
+        dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
+        dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
+    return dk, dv
+
+
+@triton.jit
 def _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d, sqm, sqd, sdm, sdd, Lq, D,
                CHECK_M: tl.constexpr, EVEN_D: tl.constexpr):
     """Query-side operands of a row block: q, dO (BLOCK_M, BLOCK_D), lse in log2 units and delta."""
@@ -89,6 +117,7 @@ def _attn_bwd_dkdv(
     Hq, Hkv, GROUP, Lq, Lk, D, map_sb, map_sh, n_kt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
+    KEYS_ON_ROWS: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     SUB_M: tl.constexpr = TILE_Q // BLOCK_M
@@ -122,22 +151,18 @@ def _attn_bwd_dkdv(
             offs_m = qt * TILE_Q + (j % SUB_M) * BLOCK_M + tl.arange(0, BLOCK_M)
             q, do, lse2, delta = _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d,
                                             sqm, sqd, sdm, sdd, Lq, D, False, EVEN_D)
-            p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, None, scale, softcap,
-                                       False, HAS_SOFTCAP, PRECISION)
-            dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
-            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
+            dk, dv = _dkdv_step(dk, dv, q, k, v, do, lse2, delta, None, scale, softcap,
+                                False, HAS_SOFTCAP, PRECISION, KEYS_ON_ROWS)
         for j in range(tl.load(T_PART_PTR + col) * SUB_M, tl.load(T_PART_PTR + col + 1) * SUB_M):
             qt = tl.load(T_PART_IDX + j // SUB_M)
             slot = tl.load(T_PART_SLOT + j // SUB_M)
             row0 = (j % SUB_M) * BLOCK_M
             offs_m = qt * TILE_Q + row0 + tl.arange(0, BLOCK_M)
-            allowed = tile_bits(BITMAPS, slot, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
+            allowed = tile_bits(BITMAPS, slot, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K, KEYS_ON_ROWS)
             q, do, lse2, delta = _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d,
                                             sqm, sqd, sdm, sdd, Lq, D, True, EVEN_D)
-            p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
-                                       True, HAS_SOFTCAP, PRECISION)
-            dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
-            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
+            dk, dv = _dkdv_step(dk, dv, q, k, v, do, lse2, delta, allowed, scale, softcap,
+                                True, HAS_SOFTCAP, PRECISION, KEYS_ON_ROWS)
 
     dk = dk * scale
     tl.store(DK + b.to(tl.int64) * sdkb + kvh.to(tl.int64) * sdkh + cols * sdkn + offs_d[None, :] * sdkd,

@@ -8,9 +8,10 @@ LN2 = 0.6931471805599453
 
 @triton.jit
 def tile_bits(bitmaps, slot, row0, col0, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
-              TILE_Q: tl.constexpr, TILE_K: tl.constexpr):
+              TILE_Q: tl.constexpr, TILE_K: tl.constexpr, TRANSPOSED: tl.constexpr = False):
     """Bits of rows [row0, row0+BLOCK_R) x columns [col0, col0+BLOCK_C) of partial tile ``slot``
-    (coordinates inside the tile) -> (BLOCK_R, BLOCK_C) bool. Layout: see BlockMap.
+    (coordinates inside the tile) -> (BLOCK_R, BLOCK_C) bool, or (BLOCK_C, BLOCK_R) with
+    ``TRANSPOSED`` (keys on rows, for the dK/dV kernel). Layout: see BlockMap.
 
     Loads one 32-bit word per (row, word) — a (BLOCK_R,) vector each — and broadcasts it
     along the row, instead of one load per element."""
@@ -19,11 +20,17 @@ def tile_bits(bitmaps, slot, row0, col0, BLOCK_R: tl.constexpr, BLOCK_C: tl.cons
     rows = row0 + tl.arange(0, BLOCK_R)
     cols = col0 + tl.arange(0, BLOCK_C)
     base = bitmaps + tl.cast(slot, tl.int64) * (TILE_Q * WORDS) + rows * WORDS + col0 // 32
-    shift = (cols % 32)[None, :]
-    bits = (tl.load(base)[:, None] >> shift) & 1
-    for w in tl.static_range(1, N_WORDS):
-        word = tl.load(base + w)
-        bits = tl.where((cols // 32 - col0 // 32 == w)[None, :], (word[:, None] >> shift) & 1, bits)
+    word_of_col = cols // 32 - col0 // 32
+    if TRANSPOSED:
+        shift = (cols % 32)[:, None]
+        bits = (tl.load(base)[None, :] >> shift) & 1
+        for w in tl.static_range(1, N_WORDS):
+            bits = tl.where((word_of_col == w)[:, None], (tl.load(base + w)[None, :] >> shift) & 1, bits)
+    else:
+        shift = (cols % 32)[None, :]
+        bits = (tl.load(base)[:, None] >> shift) & 1
+        for w in tl.static_range(1, N_WORDS):
+            bits = tl.where((word_of_col == w)[None, :], (tl.load(base + w)[:, None] >> shift) & 1, bits)
     return bits != 0
 
 
