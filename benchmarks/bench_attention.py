@@ -123,6 +123,10 @@ def run_case(timer, label, mask, mod, L, args, dense_ok, sdpa_kind=None, extra=N
         row["times"][name] = t
         work = pairs if name != "sdpa_dense" else float(L) * L
         row["tflops"][name] = {m: FLOP_MULT[m] * 4 * D * H * work / (t[m] * 1e-3) / 1e12 for m in MODES}
+    if fbm is not None:  # sanity check in the same run: both libraries compute the same attention
+        with torch.no_grad():
+            row["max_abs_diff_vs_flex"] = float((ma.attention(q, k, v, bm) - implementations.flex(
+                q, k, v, block_mask=fbm)).abs().max())
     del dense_bool
     torch.cuda.empty_cache()
     ma_t = row["times"]["maskattn"]
@@ -175,6 +179,9 @@ def markdown(rows, env, args, sweeps: bool = True) -> str:
     lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}; "
              f"{env['date']}. B=1, H={args.heads}, D={args.head_dim}, bf16. Times in ms (median of do_bench); "
              "speedup = their time / maskattn time; TF = effective TFLOP/s (allowed pairs only).", ""]
+    diffs = [r["max_abs_diff_vs_flex"] for r in rows if "max_abs_diff_vs_flex" in r]
+    if diffs:
+        lines += [f"Largest |maskattn - FlexAttention| output difference over all cases: {max(diffs):.2e} (bf16).", ""]
     for mode in MODES:
         lines += [f"**{mode}**", "",
                   "| case | L | density | tile density | maskattn ms | TF | flex ms | TF | speedup vs flex | "
