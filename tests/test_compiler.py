@@ -148,6 +148,48 @@ def test_partial_tiles_evaluated_in_several_chunks(monkeypatch):
         check_block_map(chunked, mask.materialize(150, 157))
 
 
+@pytest.mark.parametrize("bq,bk", [(16, 32), (64, 128), (128, 256)])
+def test_bit_packing_and_counting(bq, bk):
+    import maskattn.compiler as compiler
+
+    g = torch.Generator().manual_seed(bq + bk)
+    bits = torch.rand(5, bq, bk, generator=g) < torch.tensor([0.0, 0.1, 0.5, 0.97, 1.0]).view(5, 1, 1)
+    want = (bits.view(5, bq, bk // 32, 32).long() << torch.arange(32)).sum(-1)
+    want = torch.where(want >= 2**31, want - 2**32, want).to(torch.int32)
+    assert torch.equal(compiler._pack_bits(bits), want)
+    assert torch.equal(compiler._count_true(bits), bits.sum((1, 2)))
+
+
+def test_compile_syncs_with_the_host_only_for_the_sizes():
+    # on a GPU each of these ops waits for the device: compile_mask needs one (the number of
+    # candidate tiles) plus one .tolist() (the map's sizes), which dispatch does not see on CPU
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    aten = torch.ops.aten
+    syncing = {aten.nonzero.default, aten._local_scalar_dense.default, aten.bincount.default,
+               aten.masked_select.default, aten.repeat_interleave.Tensor, aten._unique2.default}
+
+    class Syncs(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            bool_index = func in (aten.index.Tensor, aten.index_put_.default) and any(
+                t is not None and t.dtype == torch.bool for t in args[1])
+            if func in syncing or bool_index:
+                self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    parents = [-1] + [(t - 1) // 2 for t in range(1, 300)]
+    masks = [ma.causal(), ma.sliding_window(100), ma.longformer(20, list(range(7))), ma.documents([100, 57, 143]),
+             ma.tree(parents), ma.tree(parents[:250], prefix=50), ma.prefix_lm(torch.tensor([30, 70])) & ma.causal()]
+    for mask in masks:
+        with Syncs() as syncs:
+            ma.compile_mask(mask, 300, 300, block_q=32, block_k=32)
+        assert syncs.seen == [str(aten.nonzero.default)], (mask, syncs.seen)
+
+
 def test_batch_sizes_must_agree():
     with pytest.raises(ValueError, match="batch size"):
         ma.documents(torch.tensor([[3, 3], [6, 0]])) & ma.padding(torch.ones(3, 6, dtype=torch.bool))

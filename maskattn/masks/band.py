@@ -5,7 +5,7 @@ import torch
 
 from .base import Mask
 from .checks import nonneg_int
-from .grid import TileGrid, classes_from
+from .grid import FULL, TileGrid, tile_class
 
 
 class Band(Mask):
@@ -15,28 +15,39 @@ class Band(Mask):
         self.left, self.right, self.name = left, right, name
 
     def _allowed(self, b, h, i, j, q_offset):
-        ok = torch.ones(torch.broadcast_shapes(i.shape, j.shape), dtype=torch.bool, device=i.device)
+        ok = None
         if self.left is not None:
-            ok = ok & (j >= i - self.left)
+            ok = j >= _shift(i, -self.left)
         if self.right is not None:
-            ok = ok & (j <= i + self.right)
+            below = j <= _shift(i, self.right)
+            ok = below if ok is None else ok & below
+        if ok is None:
+            return torch.ones(torch.broadcast_shapes(i.shape, j.shape), dtype=torch.bool, device=i.device)
         return ok
 
     def _tile_classes(self, grid: TileGrid):
-        i_lo, i_hi = grid.q_bounds()
-        j_lo, j_hi = grid.k_bounds()
-        full = torch.ones((grid.n_q_tiles, grid.n_k_tiles), dtype=torch.bool, device=grid.device)
-        empty = torch.zeros_like(full)
-        if self.left is not None:  # every pair has j >= i - left / some pair does
-            full = full & (j_lo >= i_hi - self.left)
-            empty = empty | (j_hi < i_lo - self.left)
-        if self.right is not None:
-            full = full & (j_hi <= i_lo + self.right)
-            empty = empty | (j_lo > i_hi + self.right)
-        return classes_from(full, empty)[None, None]
+        # tile (qt, kt) holds j - i in [d - (bq - 1), d + (bk - 1)], d = its first key minus its
+        # first query position; whole tiles are assumed, conservative for a ragged last one
+        bq, bk = grid.block_q, grid.block_k
+        i0 = torch.arange(grid.q_offset, grid.q_offset + grid.n_q_tiles * bq, bq, device=grid.device)
+        j0 = torch.arange(0, grid.n_k_tiles * bk, bk, device=grid.device)
+        d = j0[None, :] - i0[:, None]
+        some = every = None  # some pair of the tile is inside the band / every pair is
+        if self.left is not None:  # j - i >= -left
+            some, every = d >= -self.left - (bk - 1), d >= -self.left + (bq - 1)
+        if self.right is not None:  # j - i <= right
+            s, e = d <= self.right + (bq - 1), d <= self.right - (bk - 1)
+            some, every = (s, e) if some is None else (some & s, every & e)
+        if some is None:
+            return torch.full((1, 1, grid.n_q_tiles, grid.n_k_tiles), FULL, dtype=torch.int8, device=grid.device)
+        return tile_class(some, every)[None, None]
 
     def __repr__(self):
         return self.name
+
+
+def _shift(x: torch.Tensor, d: int) -> torch.Tensor:
+    return x + d if d else x  # no operation (a kernel launch on GPU) for d = 0
 
 
 def causal() -> Mask:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from .base import Mask
 from .checks import as_bool_tensor, batch_row, describe
-from .grid import TileGrid, classes_from
+from .grid import TileGrid, tile_class
 
 
 class Dense(Mask):
@@ -40,7 +40,7 @@ class Dense(Mask):
         # padding outside the grid must not spoil 'all' (pad True) nor 'any' (pad False)
         any_ = F.pad(m, (0, pk, 0, pq), value=False).view(shape).any(5).any(3)
         all_ = F.pad(m, (0, pk, 0, pq), value=True).view(shape).all(5).all(3)
-        return classes_from(all_, ~any_)
+        return tile_class(any_, all_)
 
     def __repr__(self):
         return f"dense({describe(self.mask)})"

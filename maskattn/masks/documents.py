@@ -6,8 +6,8 @@ import torch
 
 from .band import causal as causal_mask
 from .base import Mask, Named
-from .checks import as_index_tensor, batch_row, describe
-from .grid import TileGrid, classes_from, gather_positions, tile_min_max
+from .checks import as_index_tensor, describe
+from .grid import TileGrid, lookup, tile_class, with_fill
 
 
 class SameDocument(Mask):
@@ -16,6 +16,8 @@ class SameDocument(Mask):
     def __init__(self, doc_ids: torch.Tensor, name: str):
         self.doc_ids, self.name = doc_ids, name
         self._batch = doc_ids.shape[0]
+        # positions outside the documents get ids that match nothing: -1 for queries, -2 for keys
+        self._q_table, self._k_table = with_fill(doc_ids, -1), with_fill(doc_ids, -2)
 
     def _tensors(self):
         return [self.doc_ids]
@@ -27,24 +29,16 @@ class SameDocument(Mask):
         if self.doc_ids.shape[-1] != kv_len:
             raise ValueError(f"{self.name}: documents cover {self.doc_ids.shape[-1]} positions but kv_len is {kv_len}")
 
-    def _lookup(self, b, pos, outside: int):
-        ids, n = self.doc_ids, self.doc_ids.shape[-1]
-        inside = (pos >= 0) & (pos < n)
-        return torch.where(inside, ids[batch_row(ids, b), pos.clamp(0, n - 1)], outside)
-
     def _allowed(self, b, h, i, j, q_offset):
-        # positions outside the documents get ids that match nothing (-1 for queries, -2 for keys)
-        return self._lookup(b, i, -1) == self._lookup(b, j, -2)
+        return lookup(self._q_table, i, b) == lookup(self._k_table, j, b)
 
     def _tile_classes(self, grid: TileGrid):
-        qpos, qvalid = grid.q_positions()
-        kpos, kvalid = grid.k_positions()
-        qmin, qmax = tile_min_max(gather_positions(self.doc_ids, qpos, -1), qvalid, grid.block_q)
-        kmin, kmax = tile_min_max(gather_positions(self.doc_ids, kpos, -2), kvalid, grid.block_k)
+        qmin, qmax = torch.aminmax(grid.tile_values(self.doc_ids, "q", -1), dim=-1)  # (B, Tq)
+        kmin, kmax = torch.aminmax(grid.tile_values(self.doc_ids, "k", -2), dim=-1)  # (B, Tk)
         qmin, qmax, kmin, kmax = qmin[:, :, None], qmax[:, :, None], kmin[:, None, :], kmax[:, None, :]
-        full = (qmin == qmax) & (kmin == kmax) & (qmin == kmin)
-        empty = (qmax < kmin) | (kmax < qmin)  # exact for sorted ids, conservative otherwise
-        return classes_from(full, empty)[:, None]
+        some = (qmax >= kmin) & (kmax >= qmin)  # the id ranges overlap: exact for sorted ids, conservative otherwise
+        every = (qmax == kmin) & (qmin == kmax)  # i.e. qmin == qmax == kmin == kmax: one id on both sides
+        return tile_class(some, every)[:, None]
 
     def __repr__(self):
         return self.name

@@ -24,7 +24,7 @@ def longformer(window: int, global_tokens) -> Mask:
             raise ValueError(f"longformer: global_tokens must be non-negative positions, got {int(pos.min())}")
         pos = torch.unique(pos)
         shown = str(pos.tolist()) if pos.numel() <= 8 else f"<{pos.numel()} positions>"
-        kw = {"positions": pos}
+        kw = {"positions": pos, "max_position": int(pos[-1]) if pos.numel() else None}  # unique() sorts
     name = f"longformer({window}, {shown})"
     band = Band(window, window, f"sliding_window({window}, {window})")
     inner = band | PositionSet("q", name, arg="global_tokens", **kw) | PositionSet("k", name, arg="global_tokens", **kw)

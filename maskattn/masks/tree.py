@@ -15,7 +15,7 @@ from scipy.sparse.linalg import spsolve_triangular
 from .band import causal
 from .base import Mask, Named
 from .checks import as_index_tensor, nonneg_int
-from .grid import TileGrid, classes_from, gather_positions, tile_any_all, tile_min_max
+from .grid import TileGrid, lookup, tile_class, with_fill
 from .positions import KeyPrefix
 
 
@@ -45,10 +45,16 @@ def euler_intervals(parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class TreeAncestry(Mask):
-    """``i, j >= prefix`` and node ``j - prefix`` is an ancestor-or-self of node ``i - prefix``."""
+    """``i, j >= prefix`` and node ``j - prefix`` is an ancestor-or-self of node ``i - prefix``.
+
+    Positions that are not tree nodes read stand-in values that fail every ancestry test:
+    a query tin of -1 (no one's descendant), a key tin of ``n`` and tout of 0 (no one's ancestor)."""
 
     def __init__(self, tin: torch.Tensor, tout: torch.Tensor, prefix: int, name: str):
         self.tin, self.tout, self.prefix, self.name = tin, tout, prefix, name
+        n = tin.numel()
+        self._fills = (-1, n, 0)  # query tin, key tin, key tout outside the tree
+        self._tables = tuple(with_fill(t[None], f) for t, f in zip((tin, tin, tout), self._fills))
 
     def _tensors(self):
         return [self.tin, self.tout]
@@ -59,29 +65,22 @@ class TreeAncestry(Mask):
         return TreeAncestry(self.tin.to(device), self.tout.to(device), self.prefix, self.name)
 
     def _allowed(self, b, h, i, j, q_offset):
-        n = self.tin.numel()
-        di, dj = i - self.prefix, j - self.prefix
-        valid = (di >= 0) & (di < n) & (dj >= 0) & (dj < n)
-        ti, tj, oj = self.tin[di.clamp(0, n - 1)], self.tin[dj.clamp(0, n - 1)], self.tout[dj.clamp(0, n - 1)]
-        return valid & (tj <= ti) & (ti < oj)
+        q_tin, k_tin, k_tout = self._tables
+        di, dj = (i - self.prefix, j - self.prefix) if self.prefix else (i, j)  # node numbers
+        ti, tj, oj = lookup(q_tin, di), lookup(k_tin, dj), lookup(k_tout, dj)
+        return (tj <= ti) & (ti < oj)
 
     def _tile_classes(self, grid: TileGrid):
-        tin, tout, n = self.tin[None], self.tout[None], self.tin.numel()
-        qpos, qvalid = grid.q_positions()
-        kpos, kvalid = grid.k_positions()
-        qnode, knode = qpos - self.prefix, kpos - self.prefix
-        q_in = qvalid & (qnode >= 0) & (qnode < n)
-        k_in = kvalid & (knode >= 0) & (knode < n)
-        qmin, qmax = tile_min_max(gather_positions(tin, qnode, 0), q_in, grid.block_q)
-        kmin, kmax = tile_min_max(gather_positions(tin, knode, 0), k_in, grid.block_k)
-        omin, omax = tile_min_max(gather_positions(tout, knode, 0), k_in, grid.block_k)
-        q_all = tile_any_all(q_in[None], qvalid, grid.block_q)[1][:, :, None]
-        k_all = tile_any_all(k_in[None], kvalid, grid.block_k)[1][:, None, :]
+        (qmin, qmax), (kmin, kmax), (omin, omax) = (
+            torch.aminmax(grid.tile_values(t[None], axis, fill, start=self.prefix), dim=-1)
+            for t, axis, fill in zip((self.tin, self.tin, self.tout), "qkk", self._fills))
         qmin, qmax = qmin[:, :, None], qmax[:, :, None]
         kmin, kmax, omin, omax = kmin[:, None, :], kmax[:, None, :], omin[:, None, :], omax[:, None, :]
-        full = q_all & k_all & (kmax <= qmin) & (omin > qmax)
-        empty = (kmin > qmax) | (omax <= qmin)  # also true when a tile holds no tree node
-        return classes_from(full, empty)[:, None]
+        # the stand-ins keep both tests exact where every row and column is a node, and
+        # conservative elsewhere: a tile holding a non-node is never FULL
+        some = (kmin <= qmax) & (omax > qmin)
+        every = (kmax <= qmin) & (omin > qmax)
+        return tile_class(some, every)[:, None]
 
     def __repr__(self):
         return self.name
@@ -109,4 +108,6 @@ def tree(parents, prefix: int = 0) -> Mask:
             raise ValueError(f"{name}: prefix + number of nodes = {prefix + n}, but kv_len is {kv_len}")
 
     nodes = TreeAncestry(torch.from_numpy(tin).to(par.device), torch.from_numpy(tout).to(par.device), prefix, name)
+    if prefix == 0:  # no shared prefix: the tree alone (a smaller expression to evaluate)
+        return Named(nodes, name, checks=check)
     return Named(nodes | (causal() & KeyPrefix(prefix, f"keys_before({prefix})")), name, checks=check)
