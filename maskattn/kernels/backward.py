@@ -21,9 +21,9 @@ from .forward import map_strides
 
 
 @triton.jit
-def _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
-                       MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr):
-    """(BLOCK_M, BLOCK_N) probabilities P and dS (gradient w.r.t. the raw q.k product / scale)."""
+def _dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
+             MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr):
+    """(BLOCK_M, BLOCK_N) dS, the gradient w.r.t. the raw q.k product (before ``scale``), for dQ."""
     qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
     s, t = scores_log2(qk, scale, softcap, HAS_SOFTCAP)
     p = tl.math.exp2(s - lse2[:, None])
@@ -33,34 +33,28 @@ def _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
     ds = p * (dp - delta[:, None])
     if HAS_SOFTCAP:
         ds = ds * (1.0 - t * t)
-    return p, ds
+    return ds
 
 
 @triton.jit
 def _dkdv_step(dk, dv, q, k, v, do, lse2, delta, allowed, scale, softcap,
-               MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
-               KEYS_ON_ROWS: tl.constexpr):
+               MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr):
     """Accumulate one (BLOCK_N keys x BLOCK_M queries) block into dK, dV (BLOCK_N, BLOCK_D).
 
-    KEYS_ON_ROWS computes S^T = K Q^T directly (as Triton's fused-attention tutorial does), so
-    P^T and dS^T feed the dV and dK products without register transposes; otherwise S = Q K^T
-    and P, dS are transposed. ``allowed`` is oriented like the scores."""
-    if KEYS_ON_ROWS:
-        qk = tl.dot(k, tl.trans(q), input_precision=PRECISION)  # (N, M)
-        s, t = scores_log2(qk, scale, softcap, HAS_SOFTCAP)
-        p = tl.math.exp2(s - lse2[None, :])
-        if MASKED:
-            p = tl.where(allowed, p, 0.0)
-        dv += tl.dot(p.to(do.dtype), do, input_precision=PRECISION)
-        ds = p * (tl.dot(v, tl.trans(do), input_precision=PRECISION) - delta[None, :])
-        if HAS_SOFTCAP:
-            ds = ds * (1.0 - t * t)
-        dk += tl.dot(ds.to(q.dtype), q, input_precision=PRECISION)
-    else:
-        p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
-                                   MASKED, HAS_SOFTCAP, PRECISION)
-        dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
-        dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
+    Scores are computed with keys on rows, S^T = K Q^T (as in Triton's fused-attention
+    tutorial), so P^T and dS^T feed the dV and dK products without register transposes
+    (3% faster on the H100 than S = Q K^T plus transposes: benchmarks/results/layout_sweep.log).
+    ``allowed``: (BLOCK_N, BLOCK_M), keys on rows too."""
+    qk = tl.dot(k, tl.trans(q), input_precision=PRECISION)
+    s, t = scores_log2(qk, scale, softcap, HAS_SOFTCAP)
+    p = tl.math.exp2(s - lse2[None, :])
+    if MASKED:
+        p = tl.where(allowed, p, 0.0)
+    dv += tl.dot(p.to(do.dtype), do, input_precision=PRECISION)
+    ds = p * (tl.dot(v, tl.trans(do), input_precision=PRECISION) - delta[None, :])
+    if HAS_SOFTCAP:
+        ds = ds * (1.0 - t * t)
+    dk += tl.dot(ds.to(q.dtype), q, input_precision=PRECISION)
     return dk, dv
 
 
@@ -117,7 +111,6 @@ def _attn_bwd_dkdv(
     Hq, Hkv, GROUP, Lq, Lk, D, map_sb, map_sh, n_kt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
-    KEYS_ON_ROWS: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     SUB_M: tl.constexpr = TILE_Q // BLOCK_M
@@ -152,17 +145,17 @@ def _attn_bwd_dkdv(
             q, do, lse2, delta = _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d,
                                             sqm, sqd, sdm, sdd, Lq, D, False, EVEN_D)
             dk, dv = _dkdv_step(dk, dv, q, k, v, do, lse2, delta, None, scale, softcap,
-                                False, HAS_SOFTCAP, PRECISION, KEYS_ON_ROWS)
+                                False, HAS_SOFTCAP, PRECISION)
         for j in range(tl.load(T_PART_PTR + col) * SUB_M, tl.load(T_PART_PTR + col + 1) * SUB_M):
             qt = tl.load(T_PART_IDX + j // SUB_M)
             slot = tl.load(T_PART_SLOT + j // SUB_M)
             row0 = (j % SUB_M) * BLOCK_M
             offs_m = qt * TILE_Q + row0 + tl.arange(0, BLOCK_M)
-            allowed = tile_bits(BITMAPS, slot, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K, KEYS_ON_ROWS)
+            allowed = tile_bits(BITMAPS, slot, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K, TRANSPOSED=True)
             q, do, lse2, delta = _load_rows(Q, DO, LSE, DELTA, q_off, do_off, stat_off, offs_m, offs_d,
                                             sqm, sqd, sdm, sdd, Lq, D, True, EVEN_D)
             dk, dv = _dkdv_step(dk, dv, q, k, v, do, lse2, delta, allowed, scale, softcap,
-                                True, HAS_SOFTCAP, PRECISION, KEYS_ON_ROWS)
+                                True, HAS_SOFTCAP, PRECISION)
 
     dk = dk * scale
     tl.store(DK + b.to(tl.int64) * sdkb + kvh.to(tl.int64) * sdkh + cols * sdkn + offs_d[None, :] * sdkd,
@@ -213,8 +206,8 @@ def _attn_bwd_dq(
         else:
             k = tl.load(k_base + offs_k[:, None] * skn, mask=d_ok, other=0.0)
             v = tl.load(v_base + offs_k[:, None] * svn, mask=d_ok, other=0.0)
-        p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, None, scale, softcap,
-                                   False, HAS_SOFTCAP, PRECISION)
+        ds = _dscores(q, k, v, do, lse2, delta, None, scale, softcap,
+                      False, HAS_SOFTCAP, PRECISION)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
     for j in range(tl.load(PART_PTR + row) * SUB_N, tl.load(PART_PTR + row + 1) * SUB_N):
         idx = j // SUB_N
@@ -225,8 +218,8 @@ def _attn_bwd_dq(
         kv_ok = (offs_k < Lk)[:, None] & d_ok
         k = tl.load(k_base + offs_k[:, None] * skn, mask=kv_ok, other=0.0)
         v = tl.load(v_base + offs_k[:, None] * svn, mask=kv_ok, other=0.0)
-        p, ds = _probs_and_dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
-                                   True, HAS_SOFTCAP, PRECISION)
+        ds = _dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
+                      True, HAS_SOFTCAP, PRECISION)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
     dq = dq * scale

@@ -58,13 +58,9 @@ def forward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) 
     return _pick("fwd", _FWD, tile_q, tile_k, head_dim, dtype)
 
 
-# dK/dV score orientation: keys on rows (S^T = K Q^T, no register transposes) or queries on rows.
-_KEYS_ON_ROWS = os.environ.get("MASKATTN_DKDV_LAYOUT", "keys_on_rows") == "keys_on_rows"
-
-
 def dkdv_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
     """dK/dV: BLOCK_N keys stay in registers, BLOCK_M query rows stream past them."""
-    return dict(_pick("dkdv", _DKDV, tile_q, tile_k, head_dim, dtype), KEYS_ON_ROWS=_KEYS_ON_ROWS)
+    return _pick("dkdv", _DKDV, tile_q, tile_k, head_dim, dtype)
 
 
 def dq_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
