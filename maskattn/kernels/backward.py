@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from .common import scores_log2, tile_bits
+from .common import load_kv, scores_log2, tile_bits
 from .config import dkdv_config, dot_precision, dq_config, launch, next_pow2
 from .forward import map_strides
 
@@ -200,12 +200,7 @@ def _attn_bwd_dq(
     for j in range(tl.load(FULL_PTR + row) * SUB_N, tl.load(FULL_PTR + row + 1) * SUB_N):
         kt = tl.load(FULL_IDX + j // SUB_N)
         offs_k = (kt * TILE_K + (j % SUB_N) * BLOCK_N + offs_n).to(tl.int64)
-        if EVEN_D:
-            k = tl.load(k_base + offs_k[:, None] * skn)
-            v = tl.load(v_base + offs_k[:, None] * svn)
-        else:
-            k = tl.load(k_base + offs_k[:, None] * skn, mask=d_ok, other=0.0)
-            v = tl.load(v_base + offs_k[:, None] * svn, mask=d_ok, other=0.0)
+        k, v = load_kv(k_base, v_base, offs_k, skn, svn, d_ok, EVEN_D)
         ds = _dscores(q, k, v, do, lse2, delta, None, scale, softcap,
                       False, HAS_SOFTCAP, PRECISION)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
@@ -215,9 +210,7 @@ def _attn_bwd_dq(
         kt = tl.load(PART_IDX + idx)
         allowed = tile_bits(BITMAPS, idx, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
         offs_k = (kt * TILE_K + col0 + offs_n).to(tl.int64)
-        kv_ok = (offs_k < Lk)[:, None] & d_ok
-        k = tl.load(k_base + offs_k[:, None] * skn, mask=kv_ok, other=0.0)
-        v = tl.load(v_base + offs_k[:, None] * svn, mask=kv_ok, other=0.0)
+        k, v = load_kv(k_base, v_base, offs_k, skn, svn, (offs_k < Lk)[:, None] & d_ok, False)
         ds = _dscores(q, k, v, do, lse2, delta, allowed, scale, softcap,
                       True, HAS_SOFTCAP, PRECISION)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)

@@ -35,6 +35,17 @@ def tile_bits(bitmaps, slot, row0, col0, BLOCK_R: tl.constexpr, BLOCK_C: tl.cons
 
 
 @triton.jit
+def load_kv(k_base, v_base, offs_k, skn, svn, mask, IN_BOUNDS: tl.constexpr):
+    """K and V rows ``offs_k`` (BLOCK_N,) -> two (BLOCK_N, BLOCK_D) tiles. ``IN_BOUNDS``: every
+    element exists (full tiles with an unpadded head dim), so the loads need no mask."""
+    k_ptrs = k_base + offs_k[:, None] * skn
+    v_ptrs = v_base + offs_k[:, None] * svn
+    if IN_BOUNDS:
+        return tl.load(k_ptrs), tl.load(v_ptrs)
+    return tl.load(k_ptrs, mask=mask, other=0.0), tl.load(v_ptrs, mask=mask, other=0.0)
+
+
+@triton.jit
 def tanh(x):
     # tanh from exp2 (portable across Triton versions and the interpreter); saturates cleanly
     return 1.0 - 2.0 / (tl.math.exp2(x * (2.0 * 1.4426950408889634)) + 1.0)

@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from .common import scores_log2, tile_bits
+from .common import load_kv, scores_log2, tile_bits
 from .config import dot_precision, forward_config, launch, next_pow2
 
 
@@ -76,12 +76,7 @@ def _attn_fwd(
     for j in range(tl.load(FULL_PTR + row) * SUB_N, tl.load(FULL_PTR + row + 1) * SUB_N):
         kt = tl.load(FULL_IDX + j // SUB_N)
         offs_k = (kt * TILE_K + (j % SUB_N) * BLOCK_N + offs_n).to(tl.int64)
-        if EVEN_D:
-            k = tl.load(k_base + offs_k[:, None] * skn)
-            v = tl.load(v_base + offs_k[:, None] * svn)
-        else:
-            k = tl.load(k_base + offs_k[:, None] * skn, mask=d_ok[None, :], other=0.0)
-            v = tl.load(v_base + offs_k[:, None] * svn, mask=d_ok[None, :], other=0.0)
+        k, v = load_kv(k_base, v_base, offs_k, skn, svn, d_ok[None, :], EVEN_D)
         acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k, v, None, scale, softcap,
                                       False, HAS_SOFTCAP, PRECISION)
 
@@ -92,9 +87,7 @@ def _attn_fwd(
         kt = tl.load(PART_IDX + idx)
         allowed = tile_bits(BITMAPS, idx, row0, col0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
         offs_k = (kt * TILE_K + col0 + offs_n).to(tl.int64)
-        kv_ok = (offs_k < Lk)[:, None] & d_ok[None, :]
-        k = tl.load(k_base + offs_k[:, None] * skn, mask=kv_ok, other=0.0)
-        v = tl.load(v_base + offs_k[:, None] * svn, mask=kv_ok, other=0.0)
+        k, v = load_kv(k_base, v_base, offs_k, skn, svn, (offs_k < Lk)[:, None] & d_ok[None, :], False)
         acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k, v, allowed, scale, softcap,
                                       True, HAS_SOFTCAP, PRECISION)
 
