@@ -6,7 +6,7 @@ import torch
 
 from .base import Mask
 from .checks import describe
-from .grid import EMPTY, FULL, PARTIAL, TileGrid, any_all_class, lookup, tile_class, with_fill
+from .grid import TileGrid, any_all_class, lookup, tile_class, with_fill
 
 
 class PositionSet(Mask):
@@ -89,4 +89,3 @@ class KeyPrefix(Mask):
         return self.name
 
 
-__all__ = ["PositionSet", "KeyPrefix", "EMPTY", "PARTIAL", "FULL", "describe"]
