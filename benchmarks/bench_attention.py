@@ -65,7 +65,6 @@ class Timer:
 
 def implementations(q, k, v, bm, flex_block_mask, sdpa_kind, dense_bool):
     """name -> forward callable, all on the same inputs."""
-    from torch.nn.attention.flex_attention import flex_attention
     flex = implementations.flex
     sdpa = torch.nn.functional.scaled_dot_product_attention
     impls = {"maskattn": lambda: ma.attention(q, k, v, bm)}
@@ -85,7 +84,7 @@ def time_modes(timer, fwd, inputs, do):
     try:
         out = fwd()
         res["bwd"] = timer(lambda: torch.autograd.grad(out, inputs, do, retain_graph=True))
-        del out
+        out = None  # release the retained graph before timing fwd+bwd
         res["fwd+bwd"] = timer(lambda: torch.autograd.grad(fwd(), inputs, do))
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from .base import Mask
-from .checks import describe
 from .grid import TileGrid, any_all_class, lookup, tile_class, with_fill
 
 
