@@ -39,12 +39,17 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="L=8k only, short sweeps, fewer repeats")
     p.add_argument("--sizes", type=int, nargs="*", default=None, help="sequence lengths (default 8192 32768)")
+    p.add_argument("--long", type=int, nargs="*", default=[131072],
+                   help="extra lengths for causal, sliding and documents only (default 131072)")
+    p.add_argument("--other-head-dims", type=int, nargs="*", default=[64, 256],
+                   help="extra rows at 32k for causal, sliding and documents with these head dims")
     p.add_argument("--families", nargs="*", default=list(families.FAMILIES))
     p.add_argument("--no-sweeps", action="store_true")
     p.add_argument("--heads", type=int, default=16)
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--update-readme", action="store_true", help="write the summary table into README.md")
+    p.add_argument("--config", metavar="JSON", help="kernel configs from tune_kernels.py (kernel -> config)")
     p.add_argument("--render", metavar="JSON", help="no GPU run: re-render tables, plots (and README) from a saved JSON")
     return p.parse_args()
 
@@ -63,39 +68,72 @@ class Timer:
             return float("nan")
 
 
-def implementations(q, k, v, bm, flex_block_mask, sdpa_kind, dense_bool):
-    """name -> forward callable, all on the same inputs."""
+def _fa4():
+    """FlashAttention-4 (``flash_attn.cute``) when installed: a benchmark anchor, never a dependency."""
+    try:
+        from flash_attn.cute import flash_attn_func, flash_attn_varlen_func
+        return flash_attn_func, flash_attn_varlen_func
+    except Exception:  # noqa: BLE001 - any import problem means "not installed here"
+        return None
+
+
+def implementations(q, k, v, bm, flex_block_mask, family, dense_bool, doc_lengths):
+    """name -> (forward callable, its leaf inputs, modes to time), all on the same values.
+    FA4 takes (B, L, H, D) copies of the inputs (its own leaves, made outside the timing)."""
     flex = implementations.flex
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    impls = {"maskattn": lambda: ma.attention(q, k, v, bm)}
+    qkv = (q, k, v)
+    impls = {"maskattn": (lambda: ma.attention(q, k, v, bm, deterministic=False), qkv, MODES),
+             "maskattn_det": (lambda: ma.attention(q, k, v, bm, deterministic=True), qkv, ("bwd", "fwd+bwd"))}
     if flex_block_mask is not None:
-        impls["flex"] = lambda: flex(q, k, v, block_mask=flex_block_mask)
-    if sdpa_kind == "causal":
-        impls["sdpa"] = lambda: sdpa(q, k, v, is_causal=True)
+        impls["flex"] = (lambda: flex(q, k, v, block_mask=flex_block_mask), qkv, MODES)
+    fa4 = _fa4()
+    if fa4 is not None and flex_block_mask is not None:
+        impls["flex_flash"] = (lambda: flex(q, k, v, block_mask=flex_block_mask,
+                                            kernel_options={"BACKEND": "FLASH"}), qkv, MODES)
+    if fa4 is not None and family in ("causal", "sliding", "documents"):
+        t = tuple(x.detach().transpose(1, 2).contiguous().requires_grad_() for x in qkv)  # (B, L, H, D)
+        func, varlen = fa4
+        if family == "causal":
+            fn = lambda: func(*t, causal=True)[0].transpose(1, 2)  # noqa: E731
+        elif family == "sliding":
+            fn = lambda: func(*t, causal=True, window_size=(families.SLIDING_LEFT, 0))[0].transpose(1, 2)  # noqa: E731
+        else:
+            cu = torch.zeros(len(doc_lengths) + 1, dtype=torch.int32, device=q.device)
+            cu[1:] = torch.as_tensor(doc_lengths, device=q.device).cumsum(0)
+            m = int(max(doc_lengths))
+            tv = tuple(x[0] for x in t)  # (L, H, D): B = 1 packed
+            fn = lambda: varlen(*tv, cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=m, max_seqlen_k=m,  # noqa: E731
+                                causal=True)[0][None].transpose(1, 2)
+        impls["fa4"] = (fn, t, MODES)
+    if family == "causal":
+        impls["sdpa"] = (lambda: sdpa(q, k, v, is_causal=True), qkv, MODES)
     elif dense_bool is not None:
-        impls["sdpa"] = lambda: sdpa(q, k, v, attn_mask=dense_bool)
-    impls["sdpa_dense"] = lambda: sdpa(q, k, v)  # no mask at all: the ceiling
+        impls["sdpa"] = (lambda: sdpa(q, k, v, attn_mask=dense_bool), qkv, MODES)
+    impls["sdpa_dense"] = (lambda: sdpa(q, k, v), qkv, MODES)  # no mask at all: the ceiling
     return impls
 
 
-def time_modes(timer, fwd, inputs, do):
-    """fwd, bwd alone (backward of a retained graph) and fwd+bwd, in ms."""
-    res = {"fwd": timer(fwd)}
+def time_modes(timer, fwd, inputs, do, modes=MODES):
+    """fwd, bwd alone (backward of a retained graph) and fwd+bwd, in ms; NaN where it fails."""
+    res = {m: float("nan") for m in MODES}
     try:
+        if "fwd" in modes:
+            res["fwd"] = timer(fwd)
         out = fwd()
         res["bwd"] = timer(lambda: torch.autograd.grad(out, inputs, do, retain_graph=True))
         out = None  # release the retained graph before timing fwd+bwd
         res["fwd+bwd"] = timer(lambda: torch.autograd.grad(fwd(), inputs, do))
-    except torch.OutOfMemoryError:
+    except Exception as e:  # noqa: BLE001 - an anchor that cannot run a case gets NaN, the run goes on
+        log(f"    ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})")
         torch.cuda.empty_cache()
-        res["bwd"] = res["fwd+bwd"] = float("nan")
     return res
 
 
-def run_case(timer, label, mask, mod, L, args, dense_ok, sdpa_kind=None, extra=None):
+def run_case(timer, label, mask, mod, L, args, dense_ok, family=None, extra=None, head_dim=None):
     from torch.nn.attention.flex_attention import create_block_mask
     dev = "cuda"
-    H, D = args.heads, args.head_dim
+    H, D = args.heads, head_dim or args.head_dim
     g = torch.Generator(device=dev).manual_seed(0)
     q, k, v = (torch.randn(1, H, L, D, device=dev, generator=g, dtype=torch.bfloat16).requires_grad_() for _ in range(3))
     do = torch.randn(1, H, L, D, device=dev, generator=g, dtype=torch.bfloat16)
@@ -112,13 +150,14 @@ def run_case(timer, label, mask, mod, L, args, dense_ok, sdpa_kind=None, extra=N
     fbm = create_block_mask(mod, None, None, L, L, device=dev)
     torch.cuda.synchronize()
     t_flex_mask = (time.perf_counter() - t0) * 1e3
-    dense_bool = mask.materialize(L, L, device=dev) if (dense_ok and sdpa_kind != "causal") else None
+    dense_bool = mask.materialize(L, L, device=dev) if (dense_ok and family != "causal") else None
     pairs = float(bm.num_allowed.sum())
-    row = dict(case=label, L=L, density=bm.density, tile_density=bm.tile_density, pairs=pairs,
+    row = dict(case=label, L=L, D=D, density=bm.density, tile_density=bm.tile_density, pairs=pairs,
                maskattn_compile_ms=t_ma_compile, flex_block_mask_ms=t_flex_mask, times={}, tflops={})
     row.update(extra or {})
-    for name, fwd in implementations(q, k, v, bm, fbm, sdpa_kind, dense_bool).items():
-        t = time_modes(timer, fwd, (q, k, v), do)
+    lengths = families.document_lengths(L).tolist() if family == "documents" else None
+    for name, (fwd, inputs, modes) in implementations(q, k, v, bm, fbm, family, dense_bool, lengths).items():
+        t = time_modes(timer, fwd, inputs, do if name != "fa4" else do.transpose(1, 2).contiguous(), modes)
         row["times"][name] = t
         work = pairs if name != "sdpa_dense" else float(L) * L
         row["tflops"][name] = {m: FLOP_MULT[m] * 4 * D * H * work / (t[m] * 1e-3) / 1e12 for m in MODES}
@@ -129,10 +168,9 @@ def run_case(timer, label, mask, mod, L, args, dense_ok, sdpa_kind=None, extra=N
     del dense_bool
     torch.cuda.empty_cache()
     ma_t = row["times"]["maskattn"]
-    fx = row["times"].get("flex", {})
-    sd = row["times"].get("sdpa", {})
-    log(f"  {label:28s} L={L:6d} density {row['density']:6.2%} | " + " | ".join(
-        f"{m}: ma {ma_t[m]:7.3f} ms, flex x{fx.get(m, math.nan) / ma_t[m]:.2f}, sdpa x{sd.get(m, math.nan) / ma_t[m]:.2f}"
+    others = [n for n in ("flex", "flex_flash", "fa4", "sdpa") if n in row["times"]]
+    log(f"  {label:28s} L={L:6d} D={D} density {row['density']:6.2%} | " + " | ".join(
+        f"{m}: ma {ma_t[m]:7.3f} ms " + " ".join(f"{n} x{row['times'][n][m] / ma_t[m]:.2f}" for n in others)
         for m in MODES))
     return row
 
@@ -169,32 +207,50 @@ def sweep_cases(L, quick):
 
 def environment():
     import triton
-    return dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__,
+    try:
+        from importlib.metadata import version
+        fa4 = version("flash-attn-4") if _fa4() is not None else None
+    except Exception:  # noqa: BLE001
+        fa4 = None
+    return dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, fa4=fa4,
                 maskattn=ma.__version__, python=platform.python_version(),
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), compile_warmed=True)
 
 
+COLUMNS = (("flex", "flex"), ("flex_flash", "flex+FA4"), ("fa4", "FA4"), ("sdpa", "sdpa"))
+
+
 def markdown(rows, env, args, sweeps: bool = True) -> str:
-    lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}; "
-             f"{env['date']}. B=1, H={args.heads}, D={args.head_dim}, bf16. Times in ms (median of do_bench); "
-             "speedup = their time / maskattn time; TF = effective TFLOP/s (allowed pairs only).", ""]
+    lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}"
+             + (f", flash-attn-4 {env['fa4']}" if env.get("fa4") else "") + f"; {env['date']}. B=1, H={args.heads}, "
+             "bf16. Times in ms (median of do_bench); xN = their time / maskattn time (above 1: maskattn is "
+             "faster); TF = effective TFLOP/s (allowed pairs only). flex = FlexAttention (Triton backend), "
+             "flex+FA4 = FlexAttention with BACKEND=FLASH, FA4 = FlashAttention-4 native (causal, window, varlen), "
+             "sdpa = PyTorch SDPA (is_causal for causal, else a boolean mask where it fits), dense = SDPA without "
+             "a mask (the ceiling). maskattn det = the deterministic backward.", ""]
     diffs = [r["max_abs_diff_vs_flex"] for r in rows if "max_abs_diff_vs_flex" in r]
     if diffs:
         lines += [f"Largest |maskattn - FlexAttention| output difference over all cases: {max(diffs):.2e} (bf16).", ""]
     for mode in MODES:
+        det = mode != "fwd"
         lines += [f"**{mode}**", "",
-                  "| case | L | density | tile density | maskattn ms | TF | flex ms | TF | speedup vs flex | "
-                  "sdpa ms | speedup vs sdpa | dense sdpa ms |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| case | L | D | density | tiles | maskattn ms | TF | " + ("det ms | " if det else "")
+                  + " | ".join(f"{t} ms | x" for _, t in COLUMNS) + " | dense ms |",
+                  "|---|---|---|---|---|---|---|" + ("---|" if det else "") + "---|---|" * len(COLUMNS) + "---|"]
         for r in rows:
             if "sweep" in r and not sweeps:
                 continue
             t, tf = r["times"], r["tflops"]
-            get = lambda n: t.get(n, {}).get(mode, math.nan)
+            get = lambda n: t.get(n, {}).get(mode, math.nan)  # noqa: E731
             ma_t = get("maskattn")
-            lines.append(f"| {r['case']} | {r['L']} | {r['density']:.2%} | {r['tile_density']:.2%} | {ma_t:.3f} | "
-                         f"{tf['maskattn'][mode]:.0f} | {get('flex'):.3f} | {tf.get('flex', {}).get(mode, math.nan):.0f} | "
-                         f"{get('flex') / ma_t:.2f} | {get('sdpa'):.3f} | {get('sdpa') / ma_t:.2f} | {get('sdpa_dense'):.3f} |")
+            cells = [r["case"], str(r["L"]), str(r.get("D", args.head_dim)), f"{r['density']:.2%}",
+                     f"{r['tile_density']:.2%}", f"{ma_t:.3f}", f"{tf['maskattn'][mode]:.0f}"]
+            if det:
+                cells.append(f"{get('maskattn_det'):.3f}")
+            for n, _ in COLUMNS:
+                cells += [f"{get(n):.3f}", f"{get(n) / ma_t:.2f}"]
+            cells.append(f"{get('sdpa_dense'):.3f}")
+            lines.append("| " + " | ".join(c.replace("nan", "—") for c in cells) + " |")
         lines.append("")
     if not sweeps:  # the README shows the family tables only
         return "\n".join(lines)
@@ -284,21 +340,28 @@ def main():
     functorch_config.donated_buffer = False  # lets the compiled flex backward run again on a retained graph
     from torch.nn.attention.flex_attention import flex_attention
     implementations.flex = torch.compile(flex_attention)
+    if args.config:
+        from maskattn.kernels import config
+        config.OVERRIDES.update(json.load(open(args.config)))
     os.makedirs(args.out, exist_ok=True)
     env = environment()
     log(f"bench_attention on {env['gpu']} (torch {env['torch']}, triton {env['triton']})")
     timer = Timer(args.quick)
     sizes = args.sizes or ([8192] if args.quick else [8192, 32768])
     rows = []
-    for L in sizes:
-        for name in args.families:
-            rows.append(run_case(timer, name, families.mask(name, L), families.mask_mod(name, L, "cuda"), L, args,
-                                 dense_ok=L <= 32768, sdpa_kind=name if name == "causal" else None))
+    three = [n for n in args.families if n in ("causal", "sliding", "documents")]
+    plan = [(L, n, None) for L in sizes for n in args.families] + [(L, n, None) for L in args.long for n in three]
+    plan += [(32768, n, d) for d in args.other_head_dims for n in three]
+    for L, name, d in plan:
+        rows.append(run_case(timer, name, families.mask(name, L), families.mask_mod(name, L, "cuda"), L, args,
+                             dense_ok=L <= 32768, family=name, head_dim=d))
     if not args.no_sweeps:
         L = 8192
         log(f"sparsity sweeps at L={L}")
         for label, mask, mod, extra in sweep_cases(L, args.quick):
             rows.append(run_case(timer, label, mask, mod, L, args, dense_ok=True, extra=extra))
+    if args.config:  # the configs the run used, when they came from a tuning sweep
+        env["kernel_config"] = json.load(open(args.config))
     log(write_outputs(rows, env, args))
 
 

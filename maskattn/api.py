@@ -23,7 +23,7 @@ _FULL = full()
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | BlockMap | None = None, *,
               scale: float | None = None, q_offset: int | None = None, softcap: float | None = None,
-              return_lse: bool = False):
+              return_lse: bool = False, deterministic: bool | None = None):
     """Masked attention.
 
     q: (B, Hq, Lq, D); k, v: (B, Hkv, Lk, D) with ``Hq % Hkv == 0`` (GQA/MQA: query head
@@ -34,13 +34,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     query row 0, default ``Lk - Lq``. ``softcap``: scores become ``softcap * tanh(s / softcap)``.
     Returns ``out: (B, Hq, Lq, D)`` in q's dtype, and with ``return_lse=True`` also
     ``lse: (B, Hq, Lq)`` fp32 natural log (-inf for fully masked rows, whose output is 0).
+    ``deterministic``: backward with bitwise-reproducible gradients (two kernels, no atomics)
+    or the faster one-pass backward with atomic dQ; None follows
+    ``torch.are_deterministic_algorithms_enabled()``.
     """
     q, k, v = _check_tensors(q, k, v)
     scale = _check_scale(scale, q.shape[-1])
     softcap = _check_softcap(softcap)
     bm = _block_map(mask, q, k, q_offset)
     if q.is_cuda or interpreting():
-        out, lse = triton_attention(q, k, v, bm, scale, softcap)
+        out, lse = triton_attention(q, k, v, bm, scale, softcap, deterministic)
     else:
         out, lse = blocksparse_attention(q, k, v, bm, scale, softcap)
     return (out, lse) if return_lse else out

@@ -35,14 +35,26 @@ def tile_bits(bitmaps, slot, row0, col0, BLOCK_R: tl.constexpr, BLOCK_C: tl.cons
 
 
 @triton.jit
-def load_kv(k_base, v_base, offs_k, skn, svn, mask, IN_BOUNDS: tl.constexpr):
-    """K and V rows ``offs_k`` (BLOCK_N,) -> two (BLOCK_N, BLOCK_D) tiles. ``IN_BOUNDS``: every
-    element exists (full tiles with an unpadded head dim), so the loads need no mask."""
-    k_ptrs = k_base + offs_k[:, None] * skn
-    v_ptrs = v_base + offs_k[:, None] * svn
-    if IN_BOUNDS:
-        return tl.load(k_ptrs), tl.load(v_ptrs)
-    return tl.load(k_ptrs, mask=mask, other=0.0), tl.load(v_ptrs, mask=mask, other=0.0)
+def row_desc(base, b, h, sb, sh, sl, L, D_TMA, BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Tensor descriptor (TMA) of the (L, D_TMA) matrix of batch row ``b``, head ``h`` of a
+    (B, H, L, D_TMA) tensor with strides (sb, sh, sl, 1), read in (BLOCK_L, BLOCK_D) blocks.
+    Rows past L and columns past D_TMA read as zeros."""
+    return tl.make_tensor_descriptor(base + b.to(tl.int64) * sb + h.to(tl.int64) * sh, shape=[L, D_TMA],
+                                     strides=[sl, 1], block_shape=[BLOCK_L, BLOCK_D])
+
+
+@triton.jit
+def finite_or_zero(x):
+    """Non-finite entries of a K or V tile -> 0, so that a masked-out NaN / Inf (a padded or
+    unwritten cache slot) cannot reach other rows through 0 * inf in a matrix product."""
+    return tl.where(tl.abs(x) < float("inf"), x, 0.0)
+
+
+@triton.jit
+def nonfinite_columns(k, v):
+    """(BLOCK_N,) bool: key rows of the tiles holding a NaN or Inf in K or V."""
+    bad = (tl.abs(k) < float("inf")) & (tl.abs(v) < float("inf"))
+    return tl.min(bad.to(tl.int32), 1) == 0
 
 
 @triton.jit

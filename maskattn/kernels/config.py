@@ -30,7 +30,6 @@ OVERRIDES: dict = {}
 
 
 def _fit(cfg: dict, tile_q: int, tile_k: int) -> dict:
-    cfg = dict(cfg)
     return dict(cfg, BLOCK_M=min(cfg["BLOCK_M"], tile_q), BLOCK_N=min(cfg["BLOCK_N"], tile_k))
 
 
@@ -40,6 +39,8 @@ def _fit(cfg: dict, tile_q: int, tile_k: int) -> dict:
 _FWD = {"small": (128, 128, 8, 3), "big": (64, 64, 4, 2)}
 _DKDV = {"small": (64, 64, 4, 3), "big": (32, 32, 4, 2)}
 _DQ = {"small": (64, 64, 4, 3), "big": (64, 32, 4, 2)}
+# one-pass backward with atomic dQ: BLOCK_N keys per program, BLOCK_M query rows per step
+_BWD = {"small": (64, 128, 8, 2), "big": (32, 64, 4, 2)}
 _INTERPRETER = (64, 64, 4, 1)  # any valid shape; the interpreter ignores warps and stages
 
 
@@ -54,13 +55,30 @@ def _pick(kind: str, table: dict, tile_q: int, tile_k: int, head_dim: int, dtype
     return _fit(dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s), tile_q, tile_k)
 
 
+# Forward grid: PERSISTENT = programs per SM striding over the work items (0: one program
+# per item); WARP_SPECIALIZE: Triton's producer/consumer warp split of the key loops.
+_FWD_GRID = {"PERSISTENT": 0, "WARP_SPECIALIZE": False}
+
+
 def forward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    return _pick("fwd", _FWD, tile_q, tile_k, head_dim, dtype)
+    cfg = _pick("fwd", _FWD, tile_q, tile_k, head_dim, dtype)
+    grid = {k: cfg.pop(k, v) for k, v in _FWD_GRID.items()}
+    if interpreting():
+        grid = dict(_FWD_GRID)
+    return dict(cfg, **grid)
 
 
 def dkdv_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    """dK/dV: BLOCK_N keys stay in registers, BLOCK_M query rows stream past them."""
-    return _pick("dkdv", _DKDV, tile_q, tile_k, head_dim, dtype)
+    """dK/dV (deterministic path): BLOCK_N keys stay in registers, BLOCK_M query rows stream past."""
+    return dict(_pick("dkdv", _DKDV, tile_q, tile_k, head_dim, dtype), TMA_REDUCE=False)
+
+
+def backward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
+    """One-pass backward (dK, dV and atomic dQ). TMA_REDUCE: dQ added by the copy engine's
+    reduction (not available under the interpreter: element atomics there)."""
+    cfg = _pick("bwd", _BWD, tile_q, tile_k, head_dim, dtype)
+    tma_reduce = cfg.pop("TMA_REDUCE", True)
+    return dict(cfg, TMA_REDUCE=tma_reduce and not interpreting())
 
 
 def dq_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
@@ -71,14 +89,15 @@ def dq_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> di
 _WORKING: dict = {}
 
 
-def launch(kernel, grid_fn, args: tuple, constexprs: dict, cfg: dict, key) -> None:
+def launch(kernel, grid_fn, args, constexprs: dict, cfg: dict, key) -> None:
     """Launch ``kernel[grid_fn(cfg)](*args, **constexprs, **cfg)``, stepping down on
-    OutOfResources (shared memory): first fewer stages, then halved sub-blocks."""
+    OutOfResources (shared memory): first fewer stages, then halved sub-blocks. ``args``
+    is a tuple or a function of the config (for arguments that depend on the block sizes)."""
     key = (key, tuple(sorted(cfg.items())))
     cfg = _WORKING.get(key, cfg)
     while True:
         try:
-            kernel[grid_fn(cfg)](*args, **constexprs, **cfg)
+            kernel[grid_fn(cfg)](*(args(cfg) if callable(args) else args), **constexprs, **cfg)
             _WORKING[key] = cfg
             return
         except OutOfResources:

@@ -26,7 +26,8 @@ def test_triton_gradients_match_reference(case):
     mask = case["mask"].to(DEVICE)
     bq, bk = case["block"]
     bm = ma.compile_mask(mask, case["lq"], case["lk"], q_offset=case["q_offset"], block_q=bq, block_k=bk, device=DEVICE)
-    _, _, grads = kernel_grads(q, k, v, bm, grad_out, softcap=case["softcap"])
+    # both backward paths: one pass with atomic dQ, and the deterministic two-kernel path
+    _, _, grads = kernel_grads(q, k, v, bm, grad_out, softcap=case["softcap"], deterministic=case["seed"] % 2 == 0)
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out, q_offset=case["q_offset"], softcap=case["softcap"])
 
 
@@ -54,11 +55,12 @@ def test_gradient_through_lse():
 
 
 @needs_triton
+@pytest.mark.parametrize("deterministic", [False, True])
 @pytest.mark.parametrize("d", [16, 80, 96, 192, 256])
-def test_head_dims(d):
+def test_head_dims(d, deterministic):
     q, k, v = rand_qkv(1, 2, 1, 45, 45, d, torch.float16, DEVICE)
     grad_out = torch.randn_like(q)
-    _, _, grads = kernel_grads(q, k, v, ma.causal(), grad_out)
+    _, _, grads = kernel_grads(q, k, v, ma.causal(), grad_out, deterministic=deterministic)
     check_backward(q, k, v, ma.causal(), grads=grads, grad_out=grad_out)
 
 
@@ -77,9 +79,9 @@ def test_deterministic():
     q, k, v = rand_qkv(2, 4, 2, 130, 130, 32, torch.float16, DEVICE)
     grad_out = torch.randn_like(q)
     mask = ma.longformer(9, [0, 64])
-    first = kernel_grads(q, k, v, mask, grad_out)[2]
+    first = kernel_grads(q, k, v, mask, grad_out, deterministic=True)[2]
     for _ in range(2):
-        again = kernel_grads(q, k, v, mask, grad_out)[2]
+        again = kernel_grads(q, k, v, mask, grad_out, deterministic=True)[2]
         assert all(torch.equal(a, b) for a, b in zip(first, again))
 
 

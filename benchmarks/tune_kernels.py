@@ -1,0 +1,124 @@
+"""Kernel variant sweep on the GPU: forward grid / block configs and backward configs.
+
+Every variant is checked against the deterministic reference path's output in the same
+process before it is timed (a variant that compiles but computes something else is
+reported, never chosen). Times are ``do_bench`` medians; the score of a variant is the
+geometric mean of its time over the cases, relative to the current default. Writes a log
+and ``tune_kernels.json`` (best config per kernel) into ``--out``.
+
+    PYTHONPATH=. python benchmarks/tune_kernels.py --out /tmp/tune [--kernels fwd bwd]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import maskattn as ma  # noqa: E402
+from benchmarks import families  # noqa: E402
+from maskattn.kernels import config  # noqa: E402
+
+CASES = [("causal", 8192), ("causal", 32768), ("sliding", 32768), ("documents", 32768), ("tree", 8192)]
+
+FWD = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s, PERSISTENT=p, WARP_SPECIALIZE=ws)
+       for (m, n, w, s), (p, ws) in itertools.product(
+           [(128, 128, 8, 2), (128, 128, 8, 3), (128, 64, 8, 3), (128, 64, 4, 3), (64, 128, 4, 3)],
+           [(0, False), (0, True), (1, False), (2, False)])]
+BWD = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s, TMA_REDUCE=t)
+       for (m, n, w, s), t in itertools.product(
+           [(64, 128, 8, 2), (64, 128, 8, 1), (64, 64, 4, 3), (64, 64, 4, 2), (32, 128, 4, 2), (64, 128, 4, 2),
+            (128, 128, 8, 1)], [True, False])]
+
+
+def log(f, msg):
+    print(msg, flush=True)
+    f.write(msg + "\n")
+    f.flush()
+
+
+def inputs(name, L, D, dev="cuda"):
+    g = torch.Generator(device=dev).manual_seed(0)
+    q, k, v, do = (torch.randn(1, 16, L, D, device=dev, generator=g, dtype=torch.bfloat16) for _ in range(4))
+    bm = ma.compile_mask(families.mask(name, L).to(dev), L, L, device=dev)
+    return q, k, v, do, bm
+
+
+def sweep(kind, variants, data, f, bench):
+    """Check and time each variant on every case; returns [(score, cfg, times)]."""
+    results = []
+    base = None
+    for cfg in variants:
+        config.OVERRIDES.clear()
+        config.OVERRIDES[kind] = cfg
+        times, err = [], None
+        try:
+            for (q, k, v, do, bm), ref in data:
+                if kind == "fwd":
+                    fn = lambda: ma.attention(q, k, v, bm)  # noqa: E731
+                    out = fn()
+                    diff = float((out - ref[0]).abs().max())
+                else:
+                    qq, kk, vv = (t.detach().requires_grad_() for t in (q, k, v))
+                    fn = lambda: torch.autograd.grad(ma.attention(qq, kk, vv, bm, deterministic=False),  # noqa: E731
+                                                     (qq, kk, vv), do)
+                    got = fn()
+                    diff = max(float((a.float() - b.float()).abs().max()) / max(1.0, float(b.abs().max()))
+                               for a, b in zip(got, ref[1]))
+                if not diff < 2e-2:
+                    raise AssertionError(f"wrong result: max diff {diff:.3e}")
+                times.append(bench(fn))
+        except Exception as e:  # a variant that does not compile or is wrong is reported, not chosen
+            err = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        if err:
+            log(f, f"  {kind} {cfg}: FAILED {err}")
+            continue
+        if base is None:
+            base = times
+        score = math.exp(sum(math.log(t / b) for t, b in zip(times, base)) / len(times))
+        results.append((score, cfg, times))
+        log(f, f"  {kind} {cfg}: score {score:.3f} | " + " ".join(f"{t:.3f}" for t in times))
+    config.OVERRIDES.clear()
+    return sorted(results, key=lambda r: r[0])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default="/tmp/tune")
+    p.add_argument("--kernels", nargs="*", default=["fwd", "bwd"])
+    p.add_argument("--head-dim", type=int, default=128)
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    import triton
+    import triton.testing
+    bench = lambda fn: float(triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median"))  # noqa: E731
+    f = open(os.path.join(args.out, "tune_kernels.log"), "a")
+    log(f, f"tune_kernels on {torch.cuda.get_device_name()} torch {torch.__version__} triton {triton.__version__} "
+           f"D={args.head_dim} cases={CASES}")
+    data = []
+    for name, L in CASES:
+        q, k, v, do, bm = inputs(name, L, args.head_dim)
+        qq, kk, vv = (t.detach().requires_grad_() for t in (q, k, v))
+        out = ma.attention(qq, kk, vv, bm, deterministic=True)
+        grads = torch.autograd.grad(out, (qq, kk, vv), do)
+        data.append(((q, k, v, do, bm), (out.detach(), grads)))
+        det = bench(lambda: torch.autograd.grad(ma.attention(qq, kk, vv, bm, deterministic=True), (qq, kk, vv), do))
+        log(f, f"  deterministic fwd+bwd {name}@{L}: {det:.3f} ms")
+    best = {}
+    for kind in args.kernels:
+        t0 = time.time()
+        res = sweep(kind, FWD if kind == "fwd" else BWD, data, f, bench)
+        if res:
+            best[kind] = res[0][1]
+            log(f, f"best {kind}: {res[0][1]} score {res[0][0]:.3f} ({time.time() - t0:.0f} s)")
+    json.dump(best, open(os.path.join(args.out, "tune_kernels.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
