@@ -13,8 +13,8 @@
 Both recompute P = exp(S - lse); ``delta = rowsum(dO * O) - dlse`` comes from a small
 preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token); the
 atomic path adds the fp32 dQ accumulator, 4 * D bytes per (query head, token).
-Partial tiles read non-finite K / V entries as 0 and drop masked pairs with ``where``
-(never ``0 * x``), so a NaN in a masked-out slot reaches no gradient.
+Masked pairs are dropped with ``where`` (never ``0 * x``) and the K that multiplies dS for
+dQ is read guarded on partial tiles, so a NaN in a masked-out slot reaches no gradient.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from .common import finite_or_zero, row_desc, scores_log2, tile_bits
-from .config import backward_config, dkdv_config, dot_precision, dq_config, launch, next_pow2
+from .common import finite_or_zero, guarded_rows, row_desc, scores_log2, tile_bits
+from .config import backward_config, dkdv_config, dot_precision, dq_config, guard_config, launch, next_pow2
 from .forward import map_strides
 from .tma import ensure_allocator, padded_dim, tma_operand
 
@@ -96,7 +96,7 @@ def _attn_bwd_dkdv(
     Hq, Hkv, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_kt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
-    ATOMIC_DQ: tl.constexpr, TMA_REDUCE: tl.constexpr,
+    ATOMIC_DQ: tl.constexpr, TMA_REDUCE: tl.constexpr, GUARD: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     SUB_M: tl.constexpr = TILE_Q // BLOCK_M
@@ -109,7 +109,9 @@ def _attn_bwd_dkdv(
     n0 = kt * TILE_K + c0
     k = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D).load([n0, 0])
     v = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D).load([n0, 0])
-    k_part, v_part = finite_or_zero(k), finite_or_zero(v)  # what partial tiles read
+    # the K that multiplies dS into dQ on partial tiles: a NaN key hidden from a row must not
+    # reach that row's dQ through 0 * NaN (scores drop it with where)
+    k_dq = finite_or_zero(k) if GUARD > 0 else k
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
 
@@ -140,12 +142,12 @@ def _attn_bwd_dkdv(
             allowed = tile_bits(BITMAPS, tl.load(T_PART_SLOT + j // SUB_M), r0, c0, BLOCK_M, BLOCK_N,
                                 TILE_Q, TILE_K, TRANSPOSED=True)
             q, do, lse2, delta = _load_rows(q_desc, do_desc, LSE, DELTA, stat_off, m0, Lq, BLOCK_M)
-            p, ds = _bwd_scores(q, k_part, v_part, do, lse2, delta, allowed, scale, softcap,
+            p, ds = _bwd_scores(q, k, v, do, lse2, delta, allowed, scale, softcap,
                                 True, True, HAS_SOFTCAP, PRECISION)
             dv += tl.dot(p.to(do.dtype), do, input_precision=PRECISION)
             dk += tl.dot(ds.to(q.dtype), q, input_precision=PRECISION)
             if ATOMIC_DQ:
-                _add_dq(dq_desc, DQ_ACC, b, h, Hq, Lq, D_TMA, m0, tl.trans(ds.to(k.dtype)), k_part, scale,
+                _add_dq(dq_desc, DQ_ACC, b, h, Hq, Lq, D_TMA, m0, tl.trans(ds.to(k.dtype)), k_dq, scale,
                         BLOCK_M, BLOCK_D, PRECISION, TMA_REDUCE)
 
     offs_n = n0 + tl.arange(0, BLOCK_N)
@@ -180,7 +182,7 @@ def _attn_bwd_dq(
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, sdqb, sdqh, sdqm,
     Hq, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, GUARD: tl.constexpr,
 ):
     SUB_M: tl.constexpr = TILE_Q // BLOCK_M
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
@@ -199,6 +201,7 @@ def _attn_bwd_dq(
                                     LSE, DELTA, pid_bh.to(tl.int64) * Lq, m0, Lq, BLOCK_M)
     k_desc = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D)
     v_desc = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D)
+    k_base = K + b.to(tl.int64) * skb + kvh.to(tl.int64) * skh
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
 
     for j in range(tl.load(FULL_PTR + row) * SUB_N, tl.load(FULL_PTR + row + 1) * SUB_N):
@@ -212,8 +215,8 @@ def _attn_bwd_dq(
         c0 = (j % SUB_N) * BLOCK_N
         n0 = tl.load(PART_IDX + idx) * TILE_K + c0
         allowed = tile_bits(BITMAPS, idx, r0, c0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
-        k = finite_or_zero(k_desc.load([n0, 0]))
-        _, ds = _bwd_scores(q, k, finite_or_zero(v_desc.load([n0, 0])), do, lse2, delta, allowed, scale, softcap,
+        k = guarded_rows(k_desc, k_base, n0, skn, allowed, Lk, D_TMA, BLOCK_N, BLOCK_D, GUARD)
+        _, ds = _bwd_scores(q, k, v_desc.load([n0, 0]), do, lse2, delta, allowed, scale, softcap,
                             False, True, HAS_SOFTCAP, PRECISION)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
@@ -248,7 +251,7 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     dq_acc = None if deterministic else torch.zeros((b, hq, lq, d_tma), dtype=torch.float32, device=q.device)
     sb, sh = map_strides(bm)
     constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
-                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype))
+                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), GUARD=guard_config())
     cap = softcap if softcap else 1.0
     key = (bm.block_q, bm.block_k, d, q.dtype, q.device)
     cfg = (dkdv_config if deterministic else backward_config)(bm.block_q, bm.block_k, d, q.dtype)

@@ -81,12 +81,19 @@ def backward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype)
     return dict(cfg, TMA_REDUCE=tma_reduce and not interpreting())
 
 
+def guard_config() -> int:
+    """How partial tiles keep masked-out non-finite values out (sweep only; see forward.py)."""
+    return OVERRIDES.get("guard", 2)
+
+
 def dq_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
     """dQ: BLOCK_M query rows stay in registers, BLOCK_N keys stream past them."""
     return _pick("dq", _DQ, tile_q, tile_k, head_dim, dtype)
 
 
 _WORKING: dict = {}
+# compiler resource report of the last launch of each kernel: name -> (registers, spills, shared bytes)
+RESOURCES: dict = {}
 
 
 def launch(kernel, grid_fn, args, constexprs: dict, cfg: dict, key) -> None:
@@ -97,8 +104,12 @@ def launch(kernel, grid_fn, args, constexprs: dict, cfg: dict, key) -> None:
     cfg = _WORKING.get(key, cfg)
     while True:
         try:
-            kernel[grid_fn(cfg)](*(args(cfg) if callable(args) else args), **constexprs, **cfg)
+            compiled = kernel[grid_fn(cfg)](*(args(cfg) if callable(args) else args), **constexprs, **cfg)
             _WORKING[key] = cfg
+            if not interpreting() and compiled is not None:
+                RESOURCES[kernel.fn.__name__ if hasattr(kernel, "fn") else str(kernel)] = (
+                    getattr(compiled, "n_regs", None), getattr(compiled, "n_spills", None),
+                    getattr(compiled.metadata, "shared", None) if hasattr(compiled, "metadata") else None)
             return
         except OutOfResources:
             if cfg["num_stages"] > 1:

@@ -8,9 +8,9 @@ key-tile numbers the map lists. Items are numbered heaviest first across all hea
 (``q_order``: rank-major, then (batch, head)); the grid is either one program per item or
 persistent (programs stride over the items), chosen in ``config.forward_config``.
 
-Masked-out keys never reach a row: partial tiles replace non-finite K / V entries by 0 (a
-NaN in a padded or unwritten cache slot would otherwise leak through 0 * NaN in P @ V) and
-remember which rows were *allowed* to see one, which then return NaN as dense attention would.
+Masked-out keys never reach a row: a masked score is set to -inf with ``where`` (so a NaN
+key is harmless), and partial tiles read V through ``guarded_rows`` (a NaN value in a padded
+or unwritten cache slot would otherwise leak through 0 * NaN in P @ V).
 """
 from __future__ import annotations
 
@@ -19,24 +19,29 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from .common import finite_or_zero, nonfinite_columns, row_desc, scores_log2, tile_bits
-from .config import dot_precision, forward_config, launch, next_pow2
+from .common import guarded_rows, row_desc, scores_log2, tile_bits
+from .config import dot_precision, forward_config, guard_config, launch, next_pow2
 from .tma import ensure_allocator, padded_dim, tma_operand
 
 
 @triton.jit
 def _softmax_step(acc, m_i, l_i, q, k, v, allowed, scale, softcap,
-                  MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr):
+                  MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr):
     qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
-    s, _ = scores_log2(qk, scale, softcap, HAS_SOFTCAP)
-    if MASKED:
-        s = tl.where(allowed, s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 1))
-    if MASKED:  # a row with nothing allowed so far keeps m = -inf; subtract 0 instead of NaN
+    if MASKED or HAS_SOFTCAP:
+        s, _ = scores_log2(qk, scale, softcap, HAS_SOFTCAP)
+        if MASKED:
+            s = tl.where(allowed, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        # a row with nothing allowed so far keeps m = -inf; subtract 0 instead of NaN
         m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
-    else:
+        p = tl.math.exp2(s - m_use[:, None])
+    else:  # full tile: scale folded into one multiply-add per score (the row max of qk * c
+        # is c times the row max of qk for c > 0, the row min for c < 0)
+        c = scale * 1.4426950408889634
+        m_new = tl.maximum(m_i, (tl.min(qk, 1) if NEG_SCALE else tl.max(qk, 1)) * c)
         m_use = m_new
-    p = tl.math.exp2(s - m_use[:, None])
+        p = tl.math.exp2(qk * c - m_use[:, None])
     alpha = tl.math.exp2(m_i - m_use)
     l_i = l_i * alpha + tl.sum(p, 1)
     acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=PRECISION)
@@ -51,7 +56,7 @@ def _attn_fwd(
     H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
-    WARP_SPECIALIZE: tl.constexpr,
+    WARP_SPECIALIZE: tl.constexpr, GUARD: tl.constexpr, NEG_SCALE: tl.constexpr,
 ):
     SUB_M: tl.constexpr = TILE_Q // BLOCK_M
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
@@ -70,11 +75,11 @@ def _attn_fwd(
         q = row_desc(Q, b, h, sqb, sqh, sqm, Lq, D_TMA, BLOCK_M, BLOCK_D).load([m0, 0])
         k_desc = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D)
         v_desc = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D)
+        v_base = V + b.to(tl.int64) * svb + kvh.to(tl.int64) * svh
 
         m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_M], tl.float32)
         acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-        saw_nonfinite = tl.zeros([BLOCK_M], tl.int1)
 
         # (tile, sub-block) pairs flattened into one loop: one dot pair per iteration.
         # Full tiles: entirely inside [0, Lk), every pair allowed -> no masks at all.
@@ -82,7 +87,7 @@ def _attn_fwd(
                           warp_specialize=WARP_SPECIALIZE):
             n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
             acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), v_desc.load([n0, 0]), None,
-                                          scale, softcap, False, HAS_SOFTCAP, PRECISION)
+                                          scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
         # Partial tiles: bitmap bits decide; keys past Lk read as zeros and have bit 0.
         for j in tl.range(tl.load(PART_PTR + row) * SUB_N, tl.load(PART_PTR + row + 1) * SUB_N,
                           warp_specialize=WARP_SPECIALIZE):
@@ -90,17 +95,13 @@ def _attn_fwd(
             c0 = (j % SUB_N) * BLOCK_N
             n0 = tl.load(PART_IDX + idx) * TILE_K + c0
             allowed = tile_bits(BITMAPS, idx, m0 - qt * TILE_Q, c0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
-            k = k_desc.load([n0, 0])
-            v = v_desc.load([n0, 0])
-            bad = nonfinite_columns(k, v)
-            saw_nonfinite |= tl.max((allowed & bad[None, :]).to(tl.int32), 1) > 0
-            acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, finite_or_zero(k), finite_or_zero(v), allowed,
-                                          scale, softcap, True, HAS_SOFTCAP, PRECISION)
+            v = guarded_rows(v_desc, v_base, n0, svn, allowed, Lk, D_TMA, BLOCK_N, BLOCK_D, GUARD)
+            acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), v, allowed,
+                                          scale, softcap, True, HAS_SOFTCAP, PRECISION, NEG_SCALE)
 
         # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
         l_safe = tl.where(l_i == 0.0, 1.0, l_i)
         out = acc / l_safe[:, None]
-        out = tl.where(saw_nonfinite[:, None], float("nan"), out)
         lse = tl.where(l_i == 0.0, float("-inf"), (m_i + tl.math.log2(l_safe)) * 0.6931471805599453)
         offs_m = m0 + tl.arange(0, BLOCK_M)
         m_ok = offs_m < Lq
@@ -149,6 +150,7 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: Blo
                       hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, sb, sh, bm.n_q_tiles, b * hq, items(c),
                       scale, softcap if softcap else 1.0)
     constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
-                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), WARP_SPECIALIZE=ws)
+                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), WARP_SPECIALIZE=ws,
+                      GUARD=guard_config(), NEG_SCALE=scale < 0)
     launch(_attn_fwd, grid, args, constexprs, cfg, ("fwd", bm.block_q, bm.block_k, d, q.dtype, q.device))
     return out, lse
