@@ -13,8 +13,14 @@
 Both recompute P = exp(S - lse); ``delta = rowsum(dO * O) - dlse`` comes from a small
 preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token); the
 atomic path adds the fp32 dQ accumulator, 4 * D bytes per (query head, token).
-Masked pairs are dropped with ``where`` (never ``0 * x``) and the K that multiplies dS for
-dQ is read guarded on partial tiles, so a NaN in a masked-out slot reaches no gradient.
+Masked pairs are dropped with ``where`` (never ``0 * x``), and on partial tiles the dQ
+product drops the NaN of a hidden non-finite key, so a NaN in a masked-out slot reaches no
+gradient of a row that may not see it.
+
+Which path: ``deterministic=True`` takes the two kernels. Otherwise the one-pass kernel is
+used where it is faster, on maps dominated by partial tiles (tree-like masks); on maps of
+mostly full tiles the two-kernel path is faster on the H100 (the one-pass kernel holds dK,
+dV, K and V at once and spills; benchmarks/results/NOTES.md), so it serves both.
 """
 from __future__ import annotations
 
@@ -23,8 +29,8 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from .common import finite_or_zero, guarded_rows, row_desc, scores_log2, tile_bits
-from .config import backward_config, dkdv_config, dot_precision, dq_config, guard_config, launch, next_pow2
+from .common import drop_nonfinite, finite_or_zero, row_desc, scores_log2, tile_bits
+from .config import backward_config, dkdv_config, dot_precision, dq_config, launch, next_pow2
 from .forward import map_strides
 from .tma import ensure_allocator, padded_dim, tma_operand
 
@@ -96,7 +102,7 @@ def _attn_bwd_dkdv(
     Hq, Hkv, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_kt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
-    ATOMIC_DQ: tl.constexpr, TMA_REDUCE: tl.constexpr, GUARD: tl.constexpr,
+    ATOMIC_DQ: tl.constexpr, TMA_REDUCE: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     SUB_M: tl.constexpr = TILE_Q // BLOCK_M
@@ -111,7 +117,7 @@ def _attn_bwd_dkdv(
     v = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D).load([n0, 0])
     # the K that multiplies dS into dQ on partial tiles: a NaN key hidden from a row must not
     # reach that row's dQ through 0 * NaN (scores drop it with where)
-    k_dq = finite_or_zero(k) if GUARD > 0 else k
+    k_dq = finite_or_zero(k)
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
 
@@ -182,7 +188,7 @@ def _attn_bwd_dq(
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, sdqb, sdqh, sdqm,
     Hq, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, GUARD: tl.constexpr,
+    BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
 ):
     SUB_M: tl.constexpr = TILE_Q // BLOCK_M
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
@@ -201,7 +207,6 @@ def _attn_bwd_dq(
                                     LSE, DELTA, pid_bh.to(tl.int64) * Lq, m0, Lq, BLOCK_M)
     k_desc = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D)
     v_desc = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D)
-    k_base = K + b.to(tl.int64) * skb + kvh.to(tl.int64) * skh
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
 
     for j in range(tl.load(FULL_PTR + row) * SUB_N, tl.load(FULL_PTR + row + 1) * SUB_N):
@@ -215,10 +220,11 @@ def _attn_bwd_dq(
         c0 = (j % SUB_N) * BLOCK_N
         n0 = tl.load(PART_IDX + idx) * TILE_K + c0
         allowed = tile_bits(BITMAPS, idx, r0, c0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
-        k = guarded_rows(k_desc, k_base, n0, skn, allowed, Lk, D_TMA, BLOCK_N, BLOCK_D, GUARD)
+        k = k_desc.load([n0, 0])
         _, ds = _bwd_scores(q, k, v_desc.load([n0, 0]), do, lse2, delta, allowed, scale, softcap,
                             False, True, HAS_SOFTCAP, PRECISION)
-        dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
+        # a hidden non-finite key meets ds = 0 here: drop the 0 * inf (cheaper than cleaning K)
+        dq += drop_nonfinite(tl.dot(ds.to(k.dtype), k, input_precision=PRECISION))
 
     offs_m = m0 + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
@@ -232,8 +238,10 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
                        softcap: float | None, deterministic: bool = False):
     """Gradients of ``attention_forward``. do/q/out: (B, Hq, Lq, D) any strides; k/v: (B, Hkv, Lk, D);
     lse/dlse: (B, Hq, Lq). ``deterministic``: two kernels, no atomics (bitwise reproducible);
-    else one pass with atomic fp32 dQ. Returns dq, dk, dv shaped and typed like q, k, v."""
+    else the faster of that and one pass with atomic fp32 dQ (see the module docstring).
+    Returns dq, dk, dv shaped and typed like q, k, v."""
     b, hq, lq, d = q.shape
+    one_pass = not deterministic and bm.n_partial > bm.n_full
     hkv, lk = k.shape[1], k.shape[2]
     # d lse / d S = P, so a gradient on lse enters as dS = P * (dP - (delta - dlse))
     delta = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
@@ -248,22 +256,21 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     dq = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     dk = torch.empty((b, hkv, lk, d), dtype=k.dtype, device=k.device)
     dv = torch.empty((b, hkv, lk, d), dtype=v.dtype, device=v.device)
-    dq_acc = None if deterministic else torch.zeros((b, hq, lq, d_tma), dtype=torch.float32, device=q.device)
+    dq_acc = torch.zeros((b, hq, lq, d_tma), dtype=torch.float32, device=q.device) if one_pass else None
     sb, sh = map_strides(bm)
     constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
-                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), GUARD=guard_config())
+                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype))
     cap = softcap if softcap else 1.0
     key = (bm.block_q, bm.block_k, d, q.dtype, q.device)
-    cfg = (dkdv_config if deterministic else backward_config)(bm.block_q, bm.block_k, d, q.dtype)
+    cfg = (backward_config if one_pass else dkdv_config)(bm.block_q, bm.block_k, d, q.dtype)
     tma_reduce = cfg.pop("TMA_REDUCE")
     launch(_attn_bwd_dkdv, lambda c: (b * hkv, bm.n_k_tiles * (bm.block_k // c["BLOCK_N"])),
            (q, k, v, do, lse, delta, dk, dv, dq_acc if dq_acc is not None else dk,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3], *dv.stride()[:3],
             hq, hkv, hq // hkv, lq, lk, d, d_tma, sb, sh, bm.n_k_tiles, scale, cap),
-           dict(constexprs, ATOMIC_DQ=not deterministic, TMA_REDUCE=tma_reduce), cfg,
-           ("dkdv", deterministic) + key)
-    if not deterministic:
+           dict(constexprs, ATOMIC_DQ=one_pass, TMA_REDUCE=tma_reduce), cfg, ("dkdv", one_pass) + key)
+    if one_pass:
         dq.copy_(dq_acc[..., :d])
         return dq, dk, dv
     launch(_attn_bwd_dq, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])),

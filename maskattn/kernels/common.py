@@ -51,23 +51,10 @@ def finite_or_zero(x):
 
 
 @triton.jit
-def guarded_rows(desc, base, n0, stride, allowed, L, D_TMA, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                 GUARD: tl.constexpr):
-    """Rows [n0, n0 + BLOCK_N) of the (L, D_TMA) matrix behind ``desc`` / ``base``, read for a
-    partial tile so that a non-finite entry that the mask hides cannot leak through 0 * inf.
-    ``allowed``: (BLOCK_M, BLOCK_N) pairs of the tile.
-    GUARD 0: plain copy-engine read; 1: rows no query of the block may see read as zeros
-    (a masked load); 2: every non-finite entry reads as 0 (rows that may see it get NaN elsewhere)."""
-    if GUARD == 1:
-        seen = tl.max(allowed.to(tl.int32), 0) > 0
-        rows = n0 + tl.arange(0, BLOCK_N)
-        cols = tl.arange(0, BLOCK_D)
-        return tl.load(base + rows[:, None].to(tl.int64) * stride + cols[None, :],
-                       mask=(seen & (rows < L))[:, None] & (cols[None, :] < D_TMA), other=0.0)
-    elif GUARD == 2:
-        return finite_or_zero(desc.load([n0, 0]))
-    else:
-        return desc.load([n0, 0])
+def drop_nonfinite(x):
+    """NaN entries of a partial product -> 0: where a hidden NaN / Inf key or value met a zero
+    weight (0 * inf), it must not reach a row that may not see it."""
+    return tl.where(x == x, x, 0.0)
 
 
 @triton.jit

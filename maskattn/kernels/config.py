@@ -33,10 +33,11 @@ def _fit(cfg: dict, tile_q: int, tile_k: int) -> dict:
     return dict(cfg, BLOCK_M=min(cfg["BLOCK_M"], tile_q), BLOCK_N=min(cfg["BLOCK_N"], tile_k))
 
 
-# (BLOCK_M, BLOCK_N, num_warps, num_stages). H100 sweep, bf16, D=128, 8k and 32k, five
-# standard families (scratch sweep, see benchmarks/results/NOTES.md): (128, 128, 8, 3) was
-# best or within 2% for the forward; (64, 64, 4, 3) for both backward kernels.
-_FWD = {"small": (128, 128, 8, 3), "big": (64, 64, 4, 2)}
+# (BLOCK_M, BLOCK_N, num_warps, num_stages). H100 sweeps, bf16, D=128 (benchmarks/tune_kernels.py,
+# benchmarks/results/NOTES.md): forward (128, 128, 8, 2) on tensor descriptors, 3 stages within
+# noise; (64, 64, 4, 3) for both kernels of the two-kernel backward; (64, 128, 8, 2) for the
+# one-pass backward (best of five shapes, though it spills).
+_FWD = {"small": (128, 128, 8, 2), "big": (64, 64, 4, 2)}
 _DKDV = {"small": (64, 64, 4, 3), "big": (32, 32, 4, 2)}
 _DQ = {"small": (64, 64, 4, 3), "big": (64, 32, 4, 2)}
 # one-pass backward with atomic dQ: BLOCK_N keys per program, BLOCK_M query rows per step
@@ -55,17 +56,8 @@ def _pick(kind: str, table: dict, tile_q: int, tile_k: int, head_dim: int, dtype
     return _fit(dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s), tile_q, tile_k)
 
 
-# Forward grid: PERSISTENT = programs per SM striding over the work items (0: one program
-# per item); WARP_SPECIALIZE: Triton's producer/consumer warp split of the key loops.
-_FWD_GRID = {"PERSISTENT": 0, "WARP_SPECIALIZE": False}
-
-
 def forward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    cfg = _pick("fwd", _FWD, tile_q, tile_k, head_dim, dtype)
-    grid = {k: cfg.pop(k, v) for k, v in _FWD_GRID.items()}
-    if interpreting():
-        grid = dict(_FWD_GRID)
-    return dict(cfg, **grid)
+    return _pick("fwd", _FWD, tile_q, tile_k, head_dim, dtype)
 
 
 def dkdv_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
@@ -81,13 +73,8 @@ def backward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype)
     return dict(cfg, TMA_REDUCE=tma_reduce and not interpreting())
 
 
-def guard_config() -> int:
-    """How partial tiles keep masked-out non-finite values out (sweep only; see forward.py)."""
-    return OVERRIDES.get("guard", 2)
-
-
 def dq_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    """dQ: BLOCK_M query rows stay in registers, BLOCK_N keys stream past them."""
+    """dQ (two-kernel path): BLOCK_M query rows stay in registers, BLOCK_N keys stream past them."""
     return _pick("dq", _DQ, tile_q, tile_k, head_dim, dtype)
 
 
