@@ -144,10 +144,11 @@ def run_case(timer, label, mask, mod, L, args, dense_ok, family=None, extra=None
     bm = ma.compile_mask(mask, L, L, device=dev)
     torch.cuda.synchronize()
     t_ma_compile = (time.perf_counter() - t0) * 1e3
-    create_block_mask(mod, None, None, L, L, device=dev)  # warm-up
+    big = L > 32768  # uncompiled create_block_mask builds an L x L tensor
+    create_block_mask(mod, None, None, L, L, device=dev, _compile=big)  # warm-up
     torch.cuda.synchronize()
     t0 = time.perf_counter()
-    fbm = create_block_mask(mod, None, None, L, L, device=dev)
+    fbm = create_block_mask(mod, None, None, L, L, device=dev, _compile=big)
     torch.cuda.synchronize()
     t_flex_mask = (time.perf_counter() - t0) * 1e3
     dense_bool = mask.materialize(L, L, device=dev) if (dense_ok and family != "causal") else None
@@ -157,7 +158,7 @@ def run_case(timer, label, mask, mod, L, args, dense_ok, family=None, extra=None
     row.update(extra or {})
     lengths = families.document_lengths(L).tolist() if family == "documents" else None
     for name, (fwd, inputs, modes) in implementations(q, k, v, bm, fbm, family, dense_bool, lengths).items():
-        t = time_modes(timer, fwd, inputs, do if name != "fa4" else do.transpose(1, 2).contiguous(), modes)
+        t = time_modes(timer, fwd, inputs, do, modes)  # every callable returns (B, H, L, D)
         row["times"][name] = t
         work = pairs if name != "sdpa_dense" else float(L) * L
         row["tflops"][name] = {m: FLOP_MULT[m] * 4 * D * H * work / (t[m] * 1e-3) / 1e12 for m in MODES}
@@ -347,7 +348,7 @@ def main():
     env = environment()
     log(f"bench_attention on {env['gpu']} (torch {env['torch']}, triton {env['triton']})")
     timer = Timer(args.quick)
-    sizes = args.sizes or ([8192] if args.quick else [8192, 32768])
+    sizes = args.sizes if args.sizes is not None else ([8192] if args.quick else [8192, 32768])
     rows = []
     three = [n for n in args.families if n in ("causal", "sliding", "documents")]
     plan = [(L, n, None) for L in sizes for n in args.families] + [(L, n, None) for L in args.long for n in three]
