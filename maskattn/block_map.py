@@ -20,6 +20,9 @@ Column view (dK/dV), the transpose:
     t_full_ptr, t_full_idx    query-tile index of each full tile, per map column
     t_part_ptr, t_part_idx    query-tile index of each partial tile, per map column
     t_part_slot (n_partial,)  row of ``bitmaps`` for each entry of ``t_part_idx``
+Index arrays may hold unused entries past their pointers' last value: maps of a single
+query tile are built without host synchronisation (``compile_row.py``) at the largest size
+the lists can have. Always read ``idx[ptr[r]:ptr[r+1]]``.
 Work order (heaviest first, so long rows start early):
     q_order (batch * heads, Tq) query tiles of each (b, h) sorted by descending tile count
     k_order (batch * heads, Tk) key tiles likewise
@@ -73,11 +76,13 @@ class BlockMap:
 
     @property
     def n_full(self) -> int:
-        return self.full_idx.numel()
+        """Number of FULL tiles (reads the pointers: a device sync on GPU maps)."""
+        return int(self.full_ptr[-1])
 
     @property
     def n_partial(self) -> int:
-        return self.part_idx.numel()
+        """Number of PARTIAL tiles (reads the pointers: a device sync on GPU maps)."""
+        return int(self.part_ptr[-1])
 
     @property
     def n_tiles(self) -> int:
@@ -107,7 +112,7 @@ class BlockMap:
         out = torch.full((self.batch * self.heads * tq * tk,), EMPTY, dtype=torch.int8, device=self.device)
         for ptr, idx, cls in ((self.full_ptr, self.full_idx, FULL), (self.part_ptr, self.part_idx, PARTIAL)):
             rows = torch.repeat_interleave(torch.arange(ptr.numel() - 1, device=self.device), ptr.diff().long())
-            out[rows * tk + idx.long()] = cls
+            out[rows * tk + idx[:rows.numel()].long()] = cls
         return out.view(self.batch, self.heads, tq, tk)
 
     def to_scipy(self, b: int = 0, h: int = 0):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from .block_map import BlockMap
+from .compile_row import compile_single_row
 from .masks.base import Mask, resolve_q_offset
 from .masks.grid import EMPTY, FULL, PARTIAL, TileGrid
 
@@ -59,6 +60,8 @@ def compile_mask(mask: Mask, q_len: int, kv_len: int, *, q_offset: int | None = 
     m = mask.to(dev)
     nb, nh = m.batch_size, m.num_heads
     grid = TileGrid(q_len, kv_len, q_offset, block_q, block_k, dev)
+    if grid.n_q_tiles == 1:  # one query tile (decoding, tree verification): no host syncs
+        return compile_single_row(m, grid, repr(mask))
     tq, tk, tile_size = grid.n_q_tiles, grid.n_k_tiles, block_q * block_k
     groups = nb * nh  # distinct (batch row, head) maps
 

@@ -241,7 +241,8 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     else the faster of that and one pass with atomic fp32 dQ (see the module docstring).
     Returns dq, dk, dv shaped and typed like q, k, v."""
     b, hq, lq, d = q.shape
-    one_pass = not deterministic and bm.n_partial > bm.n_full
+    # list lengths, not pointer values: known on the host without a device sync
+    one_pass = not deterministic and bm.part_idx.numel() > bm.full_idx.numel()
     hkv, lk = k.shape[1], k.shape[2]
     # d lse / d S = P, so a gradient on lse enters as dS = P * (dP - (delta - dlse))
     delta = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)

@@ -42,6 +42,8 @@ _DKDV = {"small": (64, 64, 4, 3), "big": (32, 32, 4, 2)}
 _DQ = {"small": (64, 64, 4, 3), "big": (64, 32, 4, 2)}
 # one-pass backward with atomic dQ: BLOCK_N keys per program, BLOCK_M query rows per step
 _BWD = {"small": (64, 128, 8, 2), "big": (32, 64, 4, 2)}
+# split-KV decoding: (BLOCK_M packed query rows, BLOCK_N keys, warps, stages) by packed rows
+_DECODE = {16: (16, 64, 4, 3), 32: (32, 64, 4, 3), 64: (64, 64, 4, 3), 128: (128, 64, 8, 2)}
 _INTERPRETER = (64, 64, 4, 1)  # any valid shape; the interpreter ignores warps and stages
 
 
@@ -76,6 +78,20 @@ def backward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype)
 def dq_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
     """dQ (two-kernel path): BLOCK_M query rows stay in registers, BLOCK_N keys stream past them."""
     return _pick("dq", _DQ, tile_q, tile_k, head_dim, dtype)
+
+
+def decode_config(packed_rows: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
+    """Split-KV decoding: one tile holds up to 128 packed (head, query) rows; more rows take
+    several row blocks. Rows are padded to 16 (the smallest matrix-product tile)."""
+    if "decode" in OVERRIDES:
+        return _fit(OVERRIDES["decode"], 128, tile_k)
+    m = min(128, next_pow2(max(16, packed_rows)))
+    _, n, w, s = _DECODE[m]
+    if interpreting():
+        w, s = 4, 1
+    elif dtype == torch.float32 or head_dim > 128:
+        n, s = 32, 2
+    return _fit(dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s), 128, tile_k)
 
 
 _WORKING: dict = {}

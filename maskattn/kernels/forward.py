@@ -21,33 +21,9 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from .common import finite_or_zero, row_desc, scores_log2, tile_bits
+from .common import finite_or_zero, row_desc, softmax_step, tile_bits
 from .config import dot_precision, forward_config, launch, next_pow2
 from .tma import ensure_allocator, padded_dim, tma_operand
-
-
-@triton.jit
-def _softmax_step(acc, m_i, l_i, q, k, v, allowed, scale, softcap,
-                  MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr):
-    qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
-    if MASKED or HAS_SOFTCAP:
-        s, _ = scores_log2(qk, scale, softcap, HAS_SOFTCAP)
-        if MASKED:
-            s = tl.where(allowed, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        # a row with nothing allowed so far keeps m = -inf; subtract 0 instead of NaN
-        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
-        p = tl.math.exp2(s - m_use[:, None])
-    else:  # full tile: scale folded into one multiply-add per score (the row max of qk * c
-        # is c times the row max of qk for c > 0, the row min for c < 0)
-        c = scale * 1.4426950408889634
-        m_new = tl.maximum(m_i, (tl.min(qk, 1) if NEG_SCALE else tl.max(qk, 1)) * c)
-        m_use = m_new
-        p = tl.math.exp2(qk * c - m_use[:, None])
-    alpha = tl.math.exp2(m_i - m_use)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=PRECISION)
-    return acc, m_new, l_i
 
 
 @triton.jit
@@ -84,7 +60,7 @@ def _attn_fwd(
     # Full tiles: entirely inside [0, Lk), every pair allowed -> no masks at all.
     for j in range(tl.load(FULL_PTR + row) * SUB_N, tl.load(FULL_PTR + row + 1) * SUB_N):
         n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
-        acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), v_desc.load([n0, 0]), None,
+        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), v_desc.load([n0, 0]), None,
                                       scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
     # Partial tiles: bitmap bits decide; keys past Lk read as zeros and have bit 0.
     for j in range(tl.load(PART_PTR + row) * SUB_N, tl.load(PART_PTR + row + 1) * SUB_N):
@@ -93,7 +69,7 @@ def _attn_fwd(
         n0 = tl.load(PART_IDX + idx) * TILE_K + c0
         allowed = tile_bits(BITMAPS, idx, m0 - qt * TILE_Q, c0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
         v = finite_or_zero(v_desc.load([n0, 0]))
-        acc, m_i, l_i = _softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), v, allowed,
+        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), v, allowed,
                                       scale, softcap, True, HAS_SOFTCAP, PRECISION, NEG_SCALE)
 
     # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
@@ -116,6 +92,9 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: Blo
                       softcap: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), any strides -> out (B, Hq, Lq, D) in q's dtype,
     lse (B, Hq, Lq) fp32 natural log."""
+    from .decode import decode_forward, use_decode  # decode builds on this module
+    if use_decode(bm, q.shape[2]):
+        return decode_forward(q, k, v, bm, scale, softcap)
     b, hq, lq, d = q.shape
     out = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)

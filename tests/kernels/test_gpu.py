@@ -127,3 +127,50 @@ def test_empty_tiles_are_never_read():
     check_forward(q, k, v, mask, out=out, lse=lse)
     assert all(bool(torch.isfinite(g).all()) for g in grads)
     assert bool((grads[1][:, :, 1024:2048] == 0).all()) and bool((grads[2][:, :, 1024:2048] == 0).all())
+
+
+@pytest.mark.parametrize("lq,group,mask_name", [(1, 4, "causal"), (4, 4, "causal"), (64, 4, "tree"), (16, 1, "sliding"),
+                                                (33, 8, "per_head")])
+def test_split_kv_decode_matches_reference(lq, group, mask_name):
+    # one query tile -> split-KV decoding with GQA packing (per-head masks: no packing)
+    lk, hkv = 5000, 2
+    if mask_name == "tree":
+        mask = ma.tree(random_parents(lq, 3, "chain"), prefix=lk - lq)
+    elif mask_name == "sliding":
+        mask = ma.sliding_window(700)
+    elif mask_name == "per_head":
+        heads = torch.zeros(1, hkv * group, lq, lk, dtype=torch.bool, device=DEV)
+        heads[:, ::2] = ma.causal().materialize(lq, lk, device=DEV)
+        heads[:, 1::2] = ma.sliding_window(300).materialize(lq, lk, device=DEV)
+        mask = ma.dense(heads)
+    else:
+        mask = ma.causal()
+    q, k, v = rand_qkv(3, hkv * group, hkv, lq, lk, 128, torch.bfloat16, DEV)
+    out, lse = ma.attention(q, k, v, mask.to(DEV), return_lse=True)
+    check_forward(q, k, v, mask.to(DEV), out=out, lse=lse)
+
+
+def test_decode_step_without_host_sync_and_in_a_cuda_graph():
+    mask = ma.causal() & ma.sliding_window(4000)
+    q, k, v = rand_qkv(2, 8, 2, 3, 9000, 128, torch.bfloat16, DEV)
+    step = lambda: ma.attention(q, k, v, ma.compile_mask(mask, 3, 9000, device=DEV))  # noqa: E731
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # a host sync would raise
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = step()
+    q.copy_(torch.randn_like(q))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(captured, step())
+    check_forward(q, k, v, mask, out=captured, lse=ma.attention(q, k, v, mask, return_lse=True)[1])

@@ -1,0 +1,162 @@
+"""Inference shapes: decoding, tree verification and chunked prefill (bf16, D=128, Hq=32, Hkv=8).
+
+For each case: maskattn with a precompiled map (the kernels alone) and per step (compile_mask
++ attention, what a decode loop that rebuilds its mask pays), FlexAttention
+(``torch.compile(flex_attention)`` with a ``create_block_mask`` map, GQA), SDPA (``enable_gqa``;
+a boolean mask where the alignment needs one), and the memory-bandwidth floor: bytes of K and V
+read once / 3.0 TB/s (the H100's measured copy rate). Also: the GPU time and kernel launches of
+compile_mask for a decode step, whether it syncs with the host, and a CUDA-graph replay of a
+whole decode step (compile_mask + attention) against eager. Medians of do_bench after warm-up.
+
+    PYTHONPATH=. python benchmarks/bench_inference.py [--out benchmarks/results]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import maskattn as ma  # noqa: E402
+
+HQ, HKV, D = 32, 8, 128
+COPY_TBPS = 3.0
+
+
+def tree_parents(n=64, seed=1):
+    """``parents[t]`` uniform in [max(0, t - 8), t - 1] (root -1), seed 1: the standard verification tree."""
+    rng = np.random.default_rng(seed)
+    return [-1] + [int(rng.integers(max(0, t - 8), t)) for t in range(1, n)]
+
+
+def cases():
+    par = tree_parents()
+    return [
+        ("decode q=1", 8, 1, 32768, ma.causal()),
+        ("decode q=4", 8, 4, 32768, ma.causal()),
+        ("tree verify 64 / 32704", 4, 64, 32768, ma.tree(par, prefix=32704)),
+        ("chunked prefill 4k / 32k", 1, 4096, 32768, ma.causal()),
+    ]
+
+
+def flex_mod(label, lq, lk, dev):
+    off = lk - lq
+    if label.startswith("tree"):
+        dense = ma.tree(tree_parents(), prefix=32704).materialize(lq, lk, device=dev)[0, 0]
+        return lambda b, h, qi, ki: dense[qi, ki]
+    return lambda b, h, qi, ki: qi + off >= ki
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    args = p.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench_inference.py needs a CUDA GPU")
+    import triton
+    import triton.testing
+    import torch._dynamo as dynamo
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    dynamo.config.cache_size_limit = 256
+    if hasattr(dynamo.config, "recompile_limit"):
+        dynamo.config.recompile_limit = 256
+    flex = torch.compile(flex_attention)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    bench = lambda fn: float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))  # noqa: E731
+    dev = "cuda"
+    rows = []
+    for label, B, lq, lk, mask in cases():
+        g = torch.Generator(device=dev).manual_seed(0)
+        q = torch.randn(B, HQ, lq, D, device=dev, dtype=torch.bfloat16, generator=g)
+        k, v = (torch.randn(B, HKV, lk, D, device=dev, dtype=torch.bfloat16, generator=g) for _ in range(2))
+        mask = mask.to(dev)
+        bm = ma.compile_mask(mask, lq, lk, device=dev)
+        row = dict(case=label, B=B, q_len=lq, kv_len=lk, floor_ms=2 * B * HKV * lk * D * 2 / (COPY_TBPS * 1e12) * 1e3)
+        row["maskattn"] = bench(lambda: ma.attention(q, k, v, bm))
+        row["maskattn_step"] = bench(lambda: ma.attention(q, k, v, ma.compile_mask(mask, lq, lk, device=dev)))
+        ref = ma.attention(q, k, v, bm)
+        try:
+            fbm = create_block_mask(flex_mod(label, lq, lk, dev), None, None, lq, lk, device=dev)
+            row["flex"] = bench(lambda: flex(q, k, v, block_mask=fbm, enable_gqa=True))
+            row["diff_vs_flex"] = float((flex(q, k, v, block_mask=fbm, enable_gqa=True) - ref).abs().max())
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            row["flex"], row["flex_error"] = float("nan"), f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"
+        if lq == 1:
+            row["sdpa"] = bench(lambda: sdpa(q, k, v, enable_gqa=True))
+        elif lq == lk:
+            row["sdpa"] = bench(lambda: sdpa(q, k, v, is_causal=True, enable_gqa=True))
+        else:  # bottom-right alignment needs an explicit mask
+            dense = mask.materialize(lq, lk, device=dev)
+            row["sdpa"] = bench(lambda: sdpa(q, k, v, attn_mask=dense, enable_gqa=True))
+            row["diff_vs_sdpa"] = float((sdpa(q, k, v, attn_mask=dense, enable_gqa=True) - ref).abs().max())
+        rows.append(row)
+        print({k_: (round(v_, 4) if isinstance(v_, float) else v_) for k_, v_ in row.items()}, flush=True)
+
+    # mask preparation of a decode step: GPU time, launches, host syncs, graph capture
+    mask = ma.causal()
+    prep = {}
+    for lq in (1, 4):
+        fn = lambda: ma.compile_mask(mask, lq, 32768, device=dev)  # noqa: E731
+        fn()
+        torch.cuda.synchronize()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize()
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        gpu_us = sum(getattr(e, "device_time_total", 0) or getattr(e, "cuda_time_total", 0) for e in kernels)
+        torch.cuda.set_sync_debug_mode("error")  # any host sync raises
+        try:
+            fn()
+            syncs = "none"
+        except RuntimeError as e:
+            syncs = f"syncs: {str(e).splitlines()[0][:80]}"
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        prep[f"q={lq}"] = dict(gpu_us=gpu_us, launches=len(kernels), host_sync=syncs, wall_ms=bench(fn))
+    # a whole decode step (map + attention) captured in a CUDA graph, replayed, against eager
+    B = 8
+    q = torch.randn(B, HQ, 1, D, device=dev, dtype=torch.bfloat16)
+    k, v = (torch.randn(B, HKV, 32768, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
+    step = lambda: ma.attention(q, k, v, ma.compile_mask(mask, 1, 32768, device=dev))  # noqa: E731
+    eager = step()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(2):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = step()
+    q.copy_(torch.randn_like(q))
+    graph.replay()
+    torch.cuda.synchronize()
+    prep["graph"] = dict(replay_equals_eager=bool(torch.equal(captured, step())), replay_ms=bench(graph.replay))
+    del eager
+    env = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, maskattn=ma.__version__)
+    os.makedirs(args.out, exist_ok=True)
+    json.dump(dict(env=env, rows=rows, mask_prep=prep), open(os.path.join(args.out, "inference.json"), "w"), indent=1)
+    lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}. "
+             f"bf16, D={D}, Hq={HQ}, Hkv={HKV}. Times in ms (do_bench medians). floor = bytes of K and V read once "
+             f"/ {COPY_TBPS} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask.", "",
+             "| case | B | q | kv | maskattn | per step | flex | sdpa | floor | maskattn / floor | flex / maskattn | sdpa / maskattn |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['B']} | {r['q_len']} | {r['kv_len']} | {r['maskattn']:.3f} | "
+                     f"{r['maskattn_step']:.3f} | {r['flex']:.3f} | {r['sdpa']:.3f} | {r['floor_ms']:.3f} | "
+                     f"{r['maskattn'] / r['floor_ms']:.2f} | {r['flex'] / r['maskattn']:.2f} | {r['sdpa'] / r['maskattn']:.2f} |")
+    lines += ["", "Mask preparation for a decode step (causal, 32k keys): " + "; ".join(
+        f"{k_}: {v_['gpu_us']:.0f} us GPU, {v_['launches']} launches, host sync {v_['host_sync']}, "
+        f"{v_['wall_ms'] * 1e3:.0f} us wall" for k_, v_ in prep.items() if k_.startswith("q=")),
+        f"CUDA graph of a whole decode step (compile_mask + attention, B=8, 32k): replay equals eager: "
+        f"{prep['graph']['replay_equals_eager']}, {prep['graph']['replay_ms']:.3f} ms per replay.", ""]
+    open(os.path.join(args.out, "inference.md"), "w").write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

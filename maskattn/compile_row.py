@@ -1,0 +1,76 @@
+"""``compile_mask`` for maps of one query tile (``q_len <= block_q``: decoding, tree
+verification, short chunks), without host synchronisation.
+
+The general compiler sizes its element evaluation and its tile lists from counts it reads
+back from the device (two syncs). With a single query tile the work is small and fixed:
+the ``q_len`` real rows times every key, so this path evaluates them all, derives the exact
+tile classes from the bit counts, and builds the CSR lists at their largest possible size
+(``torch.nonzero_static``): the pointers are exact, the index arrays carry unused entries
+past ``ptr[-1]``. Every size is known on the host, so a decode step that compiles its map
+can be captured in a CUDA graph. On the CPU, where reading a size costs nothing, the lists
+are trimmed to their exact sizes. Classes follow the usual rule: a tile that sticks out past
+``Lq`` or ``Lk`` is never FULL.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .block_map import BlockMap
+from .masks.base import Mask
+from .masks.grid import TileGrid
+
+_FULL_COST, _PARTIAL_COST = 2, 3  # as in compiler.py: a partial tile costs about 1.5 full ones
+
+
+def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str) -> BlockMap:
+    """``m`` already on ``grid.device``; ``grid.n_q_tiles == 1``."""
+    from .compiler import _pack_bits  # shared bit helper
+
+    dev, bq, bk, lq, tk = grid.device, grid.block_q, grid.block_k, grid.q_len, grid.n_k_tiles
+    nb, nh = m.batch_size, m.num_heads
+    groups = nb * nh
+    b = torch.arange(nb, device=dev).view(-1, 1, 1, 1)
+    h = torch.arange(nh, device=dev).view(1, -1, 1, 1)
+    i = torch.arange(grid.q_offset, grid.q_offset + lq, device=dev).view(1, 1, -1, 1)
+    j = torch.arange(tk * bk, device=dev).view(1, 1, 1, -1)
+    bits = m._allowed(b, h, i, j, grid.q_offset)
+    if grid.kv_len % bk:
+        bits = bits & (j < grid.kv_len)
+    # (groups, Lq, Tk, bk) -> tiles (groups * Tk, Lq, bk)
+    bits = bits.expand(nb, nh, lq, tk * bk).reshape(groups, lq, tk, bk).transpose(1, 2).contiguous()
+    tiles = bits.view(groups * tk, lq, bk)
+    n_true = tiles.view(groups * tk, -1).sum(1, dtype=torch.int32)  # (groups * Tk,)
+    words = _pack_bits(tiles)  # (groups * Tk, Lq, bk // 32)
+    if lq < bq:  # rows past Lq: zero bits
+        words = F.pad(words, (0, 0, 0, bq - lq))
+    full = n_true == bq * bk  # only possible when the tile sticks out nowhere
+    part = (n_true > 0) & ~full
+    n = groups * tk
+    flat = torch.stack((full, part))  # (2, groups * Tk)
+    counts = flat.view(2, groups, tk).sum(2, dtype=torch.int32)
+    zero = counts.new_zeros(2, 1)
+    ptr = torch.cat((zero, counts.cumsum(1, dtype=torch.int32)), 1)  # (2, groups + 1): rows are groups
+    t_ptr = torch.cat((zero, flat.cumsum(1, dtype=torch.int32)), 1)  # (2, n + 1): columns are tiles
+    full_pos = torch.nonzero_static(full, size=n, fill_value=0).view(-1)
+    part_pos = torch.nonzero_static(part, size=n, fill_value=0).view(-1)
+    full_idx = (full_pos % tk).to(torch.int32)
+    part_idx = (part_pos % tk).to(torch.int32)
+    cost = (flat[0] * _FULL_COST + flat[1] * _PARTIAL_COST).view(groups, tk)
+    bitmaps = words.index_select(0, part_pos)
+    n_full = n_part = n
+    if dev.type == "cpu":  # reading sizes costs nothing here: exact lists, as the general compiler gives
+        n_full, n_part = int(ptr[0, -1]), int(ptr[1, -1])
+        full_idx, part_idx, bitmaps = full_idx[:n_full], part_idx[:n_part], bitmaps[:n_part]
+    zeros = torch.zeros(max(n_full, n_part), dtype=torch.int32, device=dev)  # query tile of column entries
+    return BlockMap(
+        q_len=lq, kv_len=grid.kv_len, q_offset=grid.q_offset, block_q=bq, block_k=bk, batch=nb, heads=nh,
+        full_ptr=ptr[0].contiguous(), full_idx=full_idx, part_ptr=ptr[1].contiguous(), part_idx=part_idx,
+        bitmaps=bitmaps, t_full_ptr=t_ptr[0].contiguous(), t_full_idx=zeros[:n_full].clone(),
+        t_part_ptr=t_ptr[1].contiguous(), t_part_idx=zeros[:n_part].clone(),
+        # one query tile: the columns in order are the partial tiles in order
+        t_part_slot=torch.arange(n_part, dtype=torch.int32, device=dev),
+        q_order=torch.zeros(groups, 1, dtype=torch.int32, device=dev),
+        k_order=torch.argsort(cost, dim=1, descending=True, stable=True).to(torch.int32),
+        num_allowed=n_true.view(groups, tk).sum(1).view(nb, nh), mask_repr=mask_repr,
+    )

@@ -1,0 +1,160 @@
+"""Split-KV decoding (flash-decoding) with GQA packing: the forward pass for short query blocks.
+
+When all queries fit in one query tile (``q_len <= block_q``: decoding 1-64 new tokens,
+verifying a speculative tree, a short chunk), the training kernel would give each
+(batch, query head) one program that walks the whole cache alone, most of its rows empty.
+Instead:
+
+* **GQA packing.** When the mask is the same for every head, the query heads that share a
+  KV head, times the query rows, form one tile (packed row ``p = head * Lq + r``), so each
+  K/V tile is read once per KV head, not once per query head.
+* **Split-KV.** The key tiles of the map row are cut into ``n_splits`` equal chunks, one
+  program each (grid axis 1), sized so that the grid fills the GPU. Each program writes an
+  unnormalised partial result (acc, running max m, sum l); ``_decode_combine`` merges the
+  splits through their log-sum-exps. Chunks are cut on the device from the row's tile
+  count, so nothing waits for the host and the launch can be captured in a CUDA graph.
+
+The result (out, lse) is exactly what ``attention_forward`` returns, so the usual backward
+runs from it when gradients are needed.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ..block_map import BlockMap
+from .common import finite_or_zero, row_desc, rows_bits, softmax_step
+from .config import decode_config, dot_precision, launch, next_pow2
+from .forward import map_strides
+from .tma import ensure_allocator, padded_dim, tma_operand
+
+MAX_Q = 64  # longest query block sent here (longer ones fill the training kernel's tiles)
+
+
+@triton.jit
+def _decode_split(
+    Q, K, V, ACC, M, L,
+    FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS,
+    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn,
+    Hq, Hkv, GROUP, PACK, Lq, Lk, D_TMA, map_sb, map_sh, n_splits, scale, softcap,
+    TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr,
+):
+    SUB_N: tl.constexpr = TILE_K // BLOCK_N
+    n_packs = GROUP // PACK
+    pid = tl.program_id(0)  # (batch, KV head, pack of query heads)
+    split = tl.program_id(1)
+    pack = pid % n_packs
+    b = pid // n_packs // Hkv
+    kvh = pid // n_packs % Hkv
+    h0 = kvh * GROUP + pack * PACK  # first query head of the pack
+    p = tl.program_id(2) * BLOCK_M + tl.arange(0, BLOCK_M)  # packed rows
+    r = p % Lq  # query row (= row inside the single query tile)
+    h = h0 + p // Lq
+    valid = p < PACK * Lq
+    offs_d = tl.arange(0, BLOCK_D)
+    q_off = b.to(tl.int64) * sqb + h.to(tl.int64) * sqh + r.to(tl.int64) * sqm
+    q = tl.load(Q + q_off[:, None] + offs_d[None, :], mask=valid[:, None] & (offs_d[None, :] < D_TMA), other=0.0)
+    k_desc = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D)
+    v_desc = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D)
+
+    row = b * map_sb + h0 * map_sh  # the map row (one query tile per (batch, head))
+    f0 = tl.load(FULL_PTR + row) * SUB_N
+    p0 = tl.load(PART_PTR + row) * SUB_N
+    n_full = tl.load(FULL_PTR + row + 1) * SUB_N - f0
+    n_all = n_full + tl.load(PART_PTR + row + 1) * SUB_N - p0
+    chunk = tl.cdiv(n_all, n_splits)  # this split: sub-blocks [s0, s1) of full-then-partial
+    s0 = split * chunk
+    s1 = tl.minimum(s0 + chunk, n_all)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for j in range(f0 + tl.minimum(s0, n_full), f0 + tl.minimum(s1, n_full)):
+        n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
+        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), v_desc.load([n0, 0]), None,
+                                     scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
+    for j in range(p0 + tl.maximum(s0 - n_full, 0), p0 + tl.maximum(s1 - n_full, 0)):
+        idx = j // SUB_N
+        c0 = (j % SUB_N) * BLOCK_N
+        n0 = tl.load(PART_IDX + idx) * TILE_K + c0
+        allowed = rows_bits(BITMAPS, idx, r, c0, BLOCK_N, TILE_Q, TILE_K)
+        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), finite_or_zero(v_desc.load([n0, 0])),
+                                     allowed, scale, softcap, True, HAS_SOFTCAP, PRECISION, NEG_SCALE)
+
+    # partials: (B, Hq, Lq, n_splits) for m and l, (..., D_TMA) for acc
+    part = ((b * Hq + h).to(tl.int64) * Lq + r) * n_splits + split
+    tl.store(M + part, m_i, mask=valid)
+    tl.store(L + part, l_i, mask=valid)
+    tl.store(ACC + part[:, None] * D_TMA + offs_d[None, :], acc, mask=valid[:, None] & (offs_d[None, :] < D_TMA))
+
+
+@triton.jit
+def _decode_combine(ACC, M, L, O, LSE, sob, soh, som, Hq, Lq, D, D_TMA, n_splits,
+                    SPLITS: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Merge the splits of one query row: out = sum_s 2^(m_s - m) acc_s / l, l = sum_s 2^(m_s - m) l_s."""
+    row = tl.program_id(0)  # (b * Hq + h) * Lq + r
+    s = tl.arange(0, SPLITS)
+    offs_d = tl.arange(0, BLOCK_D)
+    ok = s < n_splits
+    m_s = tl.load(M + row.to(tl.int64) * n_splits + s, mask=ok, other=float("-inf"))
+    l_s = tl.load(L + row.to(tl.int64) * n_splits + s, mask=ok, other=0.0)
+    m = tl.max(m_s, 0)
+    w = tl.where(m_s == float("-inf"), 0.0, tl.math.exp2(m_s - tl.where(m == float("-inf"), 0.0, m)))
+    l_sum = tl.sum(w * l_s, 0)
+    acc = tl.load(ACC + (row.to(tl.int64) * n_splits + s[:, None]) * D_TMA + offs_d[None, :],
+                  mask=ok[:, None] & (offs_d[None, :] < D_TMA), other=0.0)
+    l_safe = tl.where(l_sum == 0.0, 1.0, l_sum)  # fully masked row: out 0, lse -inf
+    out = tl.sum(acc * w[:, None], 0) / l_safe
+    bh = row // Lq
+    r = row % Lq
+    tl.store(O + (bh // Hq).to(tl.int64) * sob + (bh % Hq).to(tl.int64) * soh + r.to(tl.int64) * som + offs_d,
+             out.to(O.dtype.element_ty), mask=offs_d < D)
+    tl.store(LSE + row, tl.where(l_sum == 0.0, float("-inf"), (m + tl.math.log2(l_safe)) * 0.6931471805599453))
+
+
+def use_decode(bm: BlockMap, q_len: int) -> bool:
+    """Short query blocks in a single query tile take the split-KV path."""
+    return bm.n_q_tiles == 1 and q_len <= MAX_Q
+
+
+def num_splits(units: int, kv_tiles: int, device: torch.device) -> int:
+    """Splits per (batch, KV head, pack, row block) so that the grid fills the GPU a few times
+    over (memory-bound: many loads in flight), but never more than there are key tiles."""
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    return max(1, min(kv_tiles, -(-4 * sms // units)))
+
+
+def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockMap, scale: float,
+                   softcap: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """q: (B, Hq, Lq, D) with Lq <= block_q, k/v: (B, Hkv, Lk, D) -> out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32."""
+    b, hq, lq, d = q.shape
+    hkv, lk = k.shape[1], k.shape[2]
+    group = hq // hkv
+    pack = group if bm.heads == 1 else 1  # per-head masks: one head per tile
+    out = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
+    lse = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
+    ensure_allocator()
+    d_tma = padded_dim(d, q.dtype)
+    k, v = (tma_operand(t, d_tma) for t in (k, v))
+    if q.shape[-1] != d_tma:
+        q = tma_operand(q, d_tma)
+    cfg = decode_config(pack * lq, bm.block_k, d, q.dtype)
+    row_blocks = -(-pack * lq // cfg["BLOCK_M"])
+    units = b * hkv * (group // pack) * row_blocks
+    splits = num_splits(units, bm.n_k_tiles * (bm.block_k // cfg["BLOCK_N"]), q.device)
+    acc = torch.empty((b, hq, lq, splits, d_tma), dtype=torch.float32, device=q.device)
+    m = torch.empty((b, hq, lq, splits), dtype=torch.float32, device=q.device)
+    l_ = torch.empty_like(m)
+    sb, sh = map_strides(bm)
+    launch(_decode_split, lambda c: (b * hkv * (group // pack), splits, -(-pack * lq // c["BLOCK_M"])),
+           (q, k, v, acc, m, l_, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps,
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
+            hq, hkv, group, pack, lq, lk, d_tma, sb, sh, splits, scale, softcap if softcap else 1.0),
+           dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
+                HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0),
+           cfg, ("decode", bm.block_q, bm.block_k, d, q.dtype, q.device))
+    _decode_combine[(b * hq * lq,)](acc, m, l_, out, lse, *out.stride()[:3], hq, lq, d, d_tma, splits,
+                                    SPLITS=next_pow2(splits), BLOCK_D=next_pow2(max(d_tma, 16)))
+    return out, lse
