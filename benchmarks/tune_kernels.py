@@ -33,6 +33,33 @@ BWD = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s, TMA_REDUCE=True)
 
 
 
+DECODE = [dict(BLOCK_M=0, BLOCK_N=n, num_warps=w, num_stages=st)  # BLOCK_M 0: sized from the packed rows
+          for n, w, st in [(64, 4, 3), (64, 4, 2), (128, 4, 2), (128, 8, 2), (32, 4, 4), (64, 8, 3)]]
+
+
+def sweep_decode(f, bench):
+    """Split-KV decode configs on the standard inference shapes (benchmarks/bench_inference.py)."""
+    from benchmarks.bench_inference import HKV, HQ, cases
+    data = []
+    for label, B, lq, lk, mask in cases():
+        if lq > 64:
+            continue
+        q = torch.randn(B, HQ, lq, 128, device="cuda", dtype=torch.bfloat16)
+        k, v = (torch.randn(B, HKV, lk, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+        bm = ma.compile_mask(mask.to("cuda"), lq, lk, device="cuda")
+        data.append((label, q, k, v, bm, ma.attention(q, k, v, bm)))
+    for cfg in DECODE:
+        times = []
+        for label, q, k, v, bm, ref in data:
+            m = min(128, max(16, 1 << (HQ // HKV * q.shape[2] - 1).bit_length()))
+            config.OVERRIDES["decode"] = dict(cfg, BLOCK_M=m)
+            assert float((ma.attention(q, k, v, bm) - ref).abs().max()) < 2e-2
+            times.append(bench(lambda: ma.attention(q, k, v, bm)))
+        log(f, f"  decode {cfg}: " + " ".join(f"{lab} {t:.3f}" for (lab, *_), t in zip(data, times))
+            + f" | {config.RESOURCES.get('_decode_split')}")
+    config.OVERRIDES.clear()
+
+
 def log(f, msg):
     print(msg, flush=True)
     f.write(msg + "\n")
@@ -90,6 +117,7 @@ def main():
     p.add_argument("--out", default="/tmp/tune")
     p.add_argument("--kernels", nargs="*", default=["fwd", "bwd"])
     p.add_argument("--head-dim", type=int, default=128)
+    p.add_argument("--decode", action="store_true", help="only the split-KV decode sweep")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     import triton
@@ -98,6 +126,9 @@ def main():
     f = open(os.path.join(args.out, "tune_kernels.log"), "a")
     log(f, f"tune_kernels on {torch.cuda.get_device_name()} torch {torch.__version__} triton {triton.__version__} "
            f"D={args.head_dim} cases={CASES}")
+    if args.decode:
+        sweep_decode(f, bench)
+        return
     data = []
     for name, L in CASES:
         q, k, v, do, bm = inputs(name, L, args.head_dim)
