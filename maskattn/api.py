@@ -133,7 +133,10 @@ def _compiled(mask: Mask, lq: int, lk: int, q_offset: int, device: torch.device)
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
-    bm = compile_mask(mask, lq, lk, q_offset=q_offset, device=device)
+    # a short query block gets a query tile of its own size, so that its tiles are not ragged and
+    # can be FULL (a 64-token tree over a long prefix: the prefix tiles need no bitmaps)
+    block_q = 128 if lq > 64 else max(16, 1 << (lq - 1).bit_length())
+    bm = compile_mask(mask, lq, lk, q_offset=q_offset, device=device, block_q=block_q)
     cache[key] = bm
     if len(cache) > _CACHE_SIZE:
         cache.popitem(last=False)

@@ -43,7 +43,8 @@ _DQ = {"small": (64, 64, 4, 3), "big": (64, 32, 4, 2)}
 # one-pass backward with atomic dQ: BLOCK_N keys per program, BLOCK_M query rows per step
 _BWD = {"small": (64, 128, 8, 2), "big": (32, 64, 4, 2)}
 # split-KV decoding: (BLOCK_M packed query rows, BLOCK_N keys, warps, stages) by packed rows
-_DECODE = {16: (16, 64, 4, 3), 32: (32, 64, 4, 3), 64: (64, 64, 4, 3), 128: (128, 64, 8, 2)}
+# (H100 sweep, benchmarks/results/tune_decode.log: 64 keys, 4 warps, 2 stages best on decode q=1, q=4 and tree)
+_DECODE = {16: (16, 64, 4, 2), 32: (32, 64, 4, 2), 64: (64, 64, 4, 2), 128: (128, 64, 4, 2)}
 _INTERPRETER = (64, 64, 4, 1)  # any valid shape; the interpreter ignores warps and stages
 
 
