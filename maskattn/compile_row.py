@@ -23,18 +23,27 @@ from .masks.grid import TileGrid
 _FULL_COST, _PARTIAL_COST = 2, 3  # as in compiler.py: a partial tile costs about 1.5 full ones
 
 
-def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str) -> BlockMap:
-    """``m`` already on ``grid.device``; ``grid.n_q_tiles == 1``."""
+def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch.Tensor | None = None) -> BlockMap:
+    """``m`` already on ``grid.device``; ``grid.n_q_tiles == 1``. ``q_offsets``: optional (B,)
+    int64 tensor, one query offset per batch row (paged decoding with per-request cache
+    lengths); the map then has B batch rows and ``q_offset`` holds that tensor."""
     from .compiler import _pack_bits  # shared bit helper
 
     dev, bq, bk, lq, tk = grid.device, grid.block_q, grid.block_k, grid.q_len, grid.n_k_tiles
     nb, nh = m.batch_size, m.num_heads
+    offset = grid.q_offset
+    i = torch.arange(lq, device=dev).view(1, 1, -1, 1)
+    if q_offsets is None:
+        i = i + offset
+    else:
+        nb = max(nb, q_offsets.numel())
+        offset = q_offsets.view(-1, 1, 1, 1)
+        i = i + offset
     groups = nb * nh
     b = torch.arange(nb, device=dev).view(-1, 1, 1, 1)
     h = torch.arange(nh, device=dev).view(1, -1, 1, 1)
-    i = torch.arange(grid.q_offset, grid.q_offset + lq, device=dev).view(1, 1, -1, 1)
     j = torch.arange(tk * bk, device=dev).view(1, 1, 1, -1)
-    bits = m._allowed(b, h, i, j, grid.q_offset)
+    bits = m._allowed(b, h, i, j, offset)
     if grid.kv_len % bk:
         bits = bits & (j < grid.kv_len)
     # (groups, Lq, Tk, bk) -> tiles (groups * Tk, Lq, bk)
@@ -64,7 +73,7 @@ def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str) -> BlockMap:
         full_idx, part_idx, bitmaps = full_idx[:n_full], part_idx[:n_part], bitmaps[:n_part]
     zeros = torch.zeros(max(n_full, n_part), dtype=torch.int32, device=dev)  # query tile of column entries
     return BlockMap(
-        q_len=lq, kv_len=grid.kv_len, q_offset=grid.q_offset, block_q=bq, block_k=bk, batch=nb, heads=nh,
+        q_len=lq, kv_len=grid.kv_len, q_offset=grid.q_offset if q_offsets is None else q_offsets, block_q=bq, block_k=bk, batch=nb, heads=nh,
         full_ptr=ptr[0].contiguous(), full_idx=full_idx, part_ptr=ptr[1].contiguous(), part_idx=part_idx,
         bitmaps=bitmaps, t_full_ptr=t_ptr[0].contiguous(), t_full_idx=zeros[:n_full].clone(),
         t_part_ptr=t_ptr[1].contiguous(), t_part_idx=zeros[:n_part].clone(),

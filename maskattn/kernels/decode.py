@@ -16,6 +16,11 @@ Instead:
 
 The result (out, lse) is exactly what ``attention_forward`` returns, so the usual backward
 runs from it when gradients are needed.
+
+**Paged KV** (``PAGED``): K and V live in pages ``(num_pages, Hkv, page_size, D)`` and
+``PAGE_TABLE[b, n // page_size]`` names the page of logical key ``n`` of batch row ``b``. Key
+blocks are then gathered row by row through the table (any page size) instead of through a
+tensor descriptor.
 """
 from __future__ import annotations
 
@@ -33,13 +38,32 @@ MAX_Q = 64  # longest query block sent here (longer ones fill the training kerne
 
 
 @triton.jit
+def _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
+              page_size, Lk, D_TMA, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PAGED: tl.constexpr):
+    """K and V rows [n0, n0 + BLOCK_N) of (batch b, KV head kvh): through the descriptors, or
+    with PAGED gathered through the page table (then skb / svb are the page strides)."""
+    if PAGED:
+        n = n0 + tl.arange(0, BLOCK_N)
+        page = tl.load(PAGE_TABLE + b.to(tl.int64) * pages_per_row + n // page_size, mask=n < Lk, other=0)
+        d = tl.arange(0, BLOCK_D)[None, :]
+        ok = (n < Lk)[:, None] & (d < D_TMA)
+        off = n % page_size
+        k = tl.load(K + (page.to(tl.int64) * skb + kvh * skh + off * skn)[:, None] + d, mask=ok, other=0.0)
+        v = tl.load(V + (page.to(tl.int64) * svb + kvh * svh + off * svn)[:, None] + d, mask=ok, other=0.0)
+        return k, v
+    else:
+        return k_desc.load([n0, 0]), v_desc.load([n0, 0])
+
+
+@triton.jit
 def _decode_split(
-    Q, K, V, ACC, M, L,
+    Q, K, V, ACC, M, L, PAGE_TABLE,
     FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn,
-    Hq, Hkv, GROUP, PACK, Lq, Lk, D_TMA, map_sb, map_sh, n_splits, scale, softcap,
+    Hq, Hkv, GROUP, PACK, Lq, Lk, D_TMA, map_sb, map_sh, n_splits, pages_per_row, page_size, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr,
+    PAGED: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     n_packs = GROUP // PACK
@@ -56,8 +80,11 @@ def _decode_split(
     offs_d = tl.arange(0, BLOCK_D)
     q_off = b.to(tl.int64) * sqb + h.to(tl.int64) * sqh + r.to(tl.int64) * sqm
     q = tl.load(Q + q_off[:, None] + offs_d[None, :], mask=valid[:, None] & (offs_d[None, :] < D_TMA), other=0.0)
-    k_desc = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D)
-    v_desc = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D)
+    if PAGED:
+        k_desc, v_desc = K, V  # unused
+    else:
+        k_desc = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D)
+        v_desc = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D)
 
     row = b * map_sb + h0 * map_sh  # the map row (one query tile per (batch, head))
     f0 = tl.load(FULL_PTR + row) * SUB_N
@@ -73,14 +100,18 @@ def _decode_split(
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for j in range(f0 + tl.minimum(s0, n_full), f0 + tl.minimum(s1, n_full)):
         n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
-        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), v_desc.load([n0, 0]), None,
+        k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
+                         page_size, Lk, D_TMA, BLOCK_N, BLOCK_D, PAGED)
+        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v, None,
                                      scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
     for j in range(p0 + tl.maximum(s0 - n_full, 0), p0 + tl.maximum(s1 - n_full, 0)):
         idx = j // SUB_N
         c0 = (j % SUB_N) * BLOCK_N
         n0 = tl.load(PART_IDX + idx) * TILE_K + c0
         allowed = rows_bits(BITMAPS, idx, r, c0, BLOCK_N, TILE_Q, TILE_K)
-        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k_desc.load([n0, 0]), finite_or_zero(v_desc.load([n0, 0])),
+        k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
+                         page_size, Lk, D_TMA, BLOCK_N, BLOCK_D, PAGED)
+        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, finite_or_zero(v),
                                      allowed, scale, softcap, True, HAS_SOFTCAP, PRECISION, NEG_SCALE)
 
     # partials: (B, Hq, Lq, n_splits) for m and l, (..., D_TMA) for acc
@@ -127,17 +158,24 @@ def num_splits(units: int, kv_tiles: int, device: torch.device) -> int:
 
 
 def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockMap, scale: float,
-                   softcap: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """q: (B, Hq, Lq, D) with Lq <= block_q, k/v: (B, Hkv, Lk, D) -> out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32."""
+                   softcap: float | None, page_table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """q: (B, Hq, Lq, D) with Lq <= block_q, k/v: (B, Hkv, Lk, D) -> out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32.
+    With ``page_table`` (B, max_pages) int32, k/v are page pools (num_pages, Hkv, page_size, D) and
+    the logical length is ``bm.kv_len`` (max_pages * page_size)."""
     b, hq, lq, d = q.shape
-    hkv, lk = k.shape[1], k.shape[2]
+    paged = page_table is not None
+    hkv, lk = k.shape[1], (bm.kv_len if paged else k.shape[2])
     group = hq // hkv
     pack = group if bm.heads == 1 else 1  # per-head masks: one head per tile
     out = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
     ensure_allocator()
     d_tma = padded_dim(d, q.dtype)
-    k, v = (tma_operand(t, d_tma) for t in (k, v))
+    if not paged:
+        k, v = (tma_operand(t, d_tma) for t in (k, v))
+    else:
+        d_tma = d
+        k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (k, v))
     if q.shape[-1] != d_tma:
         q = tma_operand(q, d_tma)
     cfg = decode_config(pack * lq, bm.block_k, d, q.dtype)
@@ -149,12 +187,14 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     l_ = torch.empty_like(m)
     sb, sh = map_strides(bm)
     launch(_decode_split, lambda c: (b * hkv * (group // pack), splits, -(-pack * lq // c["BLOCK_M"])),
-           (q, k, v, acc, m, l_, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps,
+           (q, k, v, acc, m, l_, page_table if paged else bm.full_ptr,
+            bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
-            hq, hkv, group, pack, lq, lk, d_tma, sb, sh, splits, scale, softcap if softcap else 1.0),
+            hq, hkv, group, pack, lq, lk, d_tma, sb, sh, splits,
+            page_table.shape[1] if paged else 0, k.shape[2] if paged else 1, scale, softcap if softcap else 1.0),
            dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
-                HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0),
-           cfg, ("decode", bm.block_q, bm.block_k, d, q.dtype, q.device))
+                HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0, PAGED=paged),
+           cfg, ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device))
     _decode_combine[(b * hq * lq,)](acc, m, l_, out, lse, *out.stride()[:3], hq, lq, d, d_tma, splits,
                                     SPLITS=next_pow2(splits), BLOCK_D=next_pow2(max(d_tma, 16)))
     return out, lse
