@@ -10,6 +10,10 @@ head dim 128) on CUDA, all implementations in the same process and on the same w
   asks each implementation for a causal-within-document mask (sdpa: a dense 32k x 32k mask).
 * ``prefill``: one forward over 8k and 32k tokens of a single sequence into a fresh DynamicCache,
   ``logits_to_keep=1`` (plain causal attention).
+* ``generate`` (``--generate``): a ~1B-parameter model of the same shape with ``--gen-layers``
+  layers, greedy ``generate`` of 256 new tokens after an 8k-token prompt, batch 1 and 8, with a
+  dynamic and a static cache (eager; tokens/s counts new tokens only), and time-to-first-token
+  (``max_new_tokens=1``).
 
 Each (workload, implementation) is warmed up (compilation of flex_attention and of the Triton
 kernels happens there), then timed ``--repeats`` times with ``torch.cuda.synchronize``; the table
@@ -62,6 +66,12 @@ def parse_args(argv=None):
     p.add_argument("--prefill", default=None, help="comma-separated prefill lengths")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--generate", action="store_true", help="also the generate workloads (separate, deeper model)")
+    p.add_argument("--gen-layers", type=int, default=16, help="layers of the generate model (16: ~0.9B parameters)")
+    p.add_argument("--gen-prompt", type=int, default=8192)
+    p.add_argument("--gen-new", type=int, default=256)
+    p.add_argument("--gen-batches", default="1,8")
+    p.add_argument("--skip-train-prefill", action="store_true")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "transformers"),
                    help="output path without extension (.md and .json are written)")
     a = p.parse_args(argv)
@@ -159,7 +169,10 @@ def write_results(a, meta, rows):
              f"Median of {a.repeats} runs after {a.warmup} warm-up(s); peak = torch.cuda.max_memory_allocated.", "",
              f"- train: forward + backward on {a.train_tokens} packed tokens, batch 1, {meta.get('documents', '?')} "
              "documents (position_ids resets; lengths ~ Exp(1024), min 16, seed 0)",
-             "- prefill-L: forward of one L-token sequence into a DynamicCache, logits_to_keep=1 (causal)", "",
+             "- prefill-L: forward of one L-token sequence into a DynamicCache, logits_to_keep=1 (causal)",
+             f"- generate-B<b>-<cache>: greedy generate of {a.gen_new} new tokens after a {a.gen_prompt}-token prompt, "
+             f"{a.gen_layers}-layer model ({meta.get('generate_params_M', '?')}M parameters), eager; tokens/s = new tokens; "
+             "ttft-*: the same with one new token (time to first token)", "",
              "| workload | impl | time (ms) | tokens/s | peak mem (GiB) | speedup of maskattn |",
              "|---|---|---:|---:|---:|---:|"]
     for w in dict.fromkeys(r["workload"] for r in rows):
@@ -193,7 +206,46 @@ def main(argv=None):
     model = build_model(a)
     log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters")
     rows = []
+    if not a.skip_train_prefill:
+        train_and_prefill(a, meta, model, rows)
+    if a.generate:
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()
+        generate_workloads(a, meta, rows)
+    log("done")
 
+
+def generate_workloads(a, meta, rows):
+    """Greedy generation after a long prompt: tokens/s of the new tokens, and time to first token."""
+    import copy
+
+    from transformers import GenerationConfig
+
+    ga = copy.copy(a)
+    ga.layers = a.gen_layers
+    model = build_model(ga).eval()
+    meta["generate_params_M"] = round(sum(p.numel() for p in model.parameters()) / 1e6)
+    log(f"generate model: {meta['generate_params_M']}M parameters")
+    for batch in (int(x) for x in a.gen_batches.split(",")):
+        g = torch.Generator().manual_seed(2)
+        prompt = torch.randint(0, a.vocab, (batch, a.gen_prompt), generator=g).cuda()
+        for cache in ("dynamic", "static"):
+            for new, label in ((a.gen_new, f"generate-B{batch}-{cache}"), (1, f"ttft-B{batch}-{cache}")):
+                cfg = GenerationConfig(max_new_tokens=new, min_new_tokens=new, do_sample=False,
+                                       cache_implementation=cache if cache == "static" else None, pad_token_id=0)
+
+                @torch.no_grad()
+                def gen():
+                    model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=cfg)
+
+                for impl in a.impls:
+                    row = run_one(model, impl, label, batch * new, gen, a)
+                    rows.append(row)
+                    write_results(a, meta, rows)
+
+
+def train_and_prefill(a, meta, model, rows):
     ids, pos, n_docs = packed_inputs(a)
     meta["documents"] = n_docs
     model.train()
@@ -221,7 +273,6 @@ def main(argv=None):
         for impl in a.impls:
             rows.append(run_one(model, impl, f"prefill-{L}", L, prefill, a))
             write_results(a, meta, rows)
-    log("done")
 
 
 if __name__ == "__main__":
