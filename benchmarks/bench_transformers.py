@@ -203,15 +203,15 @@ def main(argv=None):
 
     meta = versions()
     log("versions:", meta)
-    model = build_model(a)
-    log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters")
     rows = []
     if not a.skip_train_prefill:
+        model = build_model(a)
+        log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters")
         train_and_prefill(a, meta, model, rows)
-    if a.generate:
         del model
         gc.collect()
         torch.cuda.empty_cache()
+    if a.generate:
         generate_workloads(a, meta, rows)
     log("done")
 
