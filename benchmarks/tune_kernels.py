@@ -33,8 +33,14 @@ BWD = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s, TMA_REDUCE=True)
 
 
 
-DECODE = [dict(BLOCK_M=0, BLOCK_N=n, num_warps=w, num_stages=st)  # BLOCK_M 0: sized from the packed rows
-          for n, w, st in [(64, 4, 3), (64, 4, 2), (128, 4, 2), (128, 8, 2), (32, 4, 4), (64, 8, 3)]]
+DECODE = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=st)  # BLOCK_M 0: sized from the packed rows (<= 128)
+          for m, n, w, st in [(0, 64, 4, 2), (256, 32, 8, 2), (256, 64, 8, 2), (256, 32, 8, 3)]]
+# the two-kernel backward (dK/dV then dQ) for large head dims: (dkdv config, dq config)
+TWO_KERNEL = [(dict(BLOCK_M=m1, BLOCK_N=n1, num_warps=w1, num_stages=s1), dict(BLOCK_M=m2, BLOCK_N=n2, num_warps=w2,
+                                                                               num_stages=s2))
+              for (m1, n1, w1, s1), (m2, n2, w2, s2) in [((32, 32, 4, 2), (64, 32, 4, 2)), ((64, 64, 8, 1), (64, 64, 8, 1)),
+                                                         ((32, 64, 4, 1), (64, 32, 4, 1)), ((64, 32, 4, 1), (32, 64, 4, 1)),
+                                                         ((32, 64, 8, 2), (64, 32, 8, 2))]]
 
 
 def sweep_decode(f, bench):
@@ -51,12 +57,34 @@ def sweep_decode(f, bench):
     for cfg in DECODE:
         times = []
         for label, q, k, v, bm, ref in data:
-            m = min(128, max(16, 1 << (HQ // HKV * q.shape[2] - 1).bit_length()))
-            config.OVERRIDES["decode"] = dict(cfg, BLOCK_M=m)
+            rows = min(256, max(16, 1 << (HQ // HKV * q.shape[2] - 1).bit_length()))
+            config.OVERRIDES["decode"] = dict(cfg, BLOCK_M=min(rows, cfg["BLOCK_M"] or 128))
             assert float((ma.attention(q, k, v, bm) - ref).abs().max()) < 2e-2
             times.append(bench(lambda: ma.attention(q, k, v, bm)))
         log(f, f"  decode {cfg}: " + " ".join(f"{lab} {t:.3f}" for (lab, *_), t in zip(data, times))
             + f" | {config.RESOURCES.get('_decode_split')}")
+    config.OVERRIDES.clear()
+
+
+def sweep_two_kernel(f, bench, data):
+    """dK/dV + dQ config pairs of the deterministic backward (fwd+bwd timed)."""
+    for dkdv, dq in TWO_KERNEL:
+        config.OVERRIDES.clear()
+        config.OVERRIDES.update(dkdv=dkdv, dq=dq)
+        times = []
+        try:
+            for (q, k, v, do, bm), ref in data:
+                qq, kk, vv = (t.detach().requires_grad_() for t in (q, k, v))
+                fn = lambda: torch.autograd.grad(ma.attention(qq, kk, vv, bm, deterministic=True), (qq, kk, vv), do)  # noqa: E731
+                got = fn()
+                diff = max(float((a.float() - b.float()).abs().max()) / max(1.0, float(b.abs().max()))
+                           for a, b in zip(got, ref[1]))
+                assert diff < 2e-2, f"wrong result {diff:.3e}"
+                times.append(bench(fn))
+            log(f, f"  two-kernel dkdv {dkdv} dq {dq}: " + " ".join(f"{t:.3f}" for t in times)
+                + f" | {config.RESOURCES}")
+        except Exception as e:  # noqa: BLE001
+            log(f, f"  two-kernel dkdv {dkdv} dq {dq}: FAILED {type(e).__name__}: {str(e).splitlines()[0][:120]}")
     config.OVERRIDES.clear()
 
 
@@ -118,6 +146,8 @@ def main():
     p.add_argument("--kernels", nargs="*", default=["fwd", "bwd"])
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--decode", action="store_true", help="only the split-KV decode sweep")
+    p.add_argument("--two-kernel", action="store_true", help="only the two-kernel backward sweep")
+    p.add_argument("--cases", nargs="*", default=None, help="family@L pairs, e.g. causal@8192")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     import triton
@@ -129,8 +159,9 @@ def main():
     if args.decode:
         sweep_decode(f, bench)
         return
+    cases = [(c.split("@")[0], int(c.split("@")[1])) for c in args.cases] if args.cases else CASES
     data = []
-    for name, L in CASES:
+    for name, L in cases:
         q, k, v, do, bm = inputs(name, L, args.head_dim)
         qq, kk, vv = (t.detach().requires_grad_() for t in (q, k, v))
         out = ma.attention(qq, kk, vv, bm, deterministic=True)
@@ -138,6 +169,9 @@ def main():
         data.append(((q, k, v, do, bm), (out.detach(), grads)))
         det = bench(lambda: torch.autograd.grad(ma.attention(qq, kk, vv, bm, deterministic=True), (qq, kk, vv), do))
         log(f, f"  deterministic fwd+bwd {name}@{L}: {det:.3f} ms")
+    if args.two_kernel:
+        sweep_two_kernel(f, bench, data)
+        return
     best = {}
     for kind in args.kernels:
         t0 = time.time()

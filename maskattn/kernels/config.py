@@ -85,7 +85,7 @@ def decode_config(packed_rows: int, tile_k: int, head_dim: int, dtype: torch.dty
     """Split-KV decoding: one tile holds up to 128 packed (head, query) rows; more rows take
     several row blocks. Rows are padded to 16 (the smallest matrix-product tile)."""
     if "decode" in OVERRIDES:
-        return _fit(OVERRIDES["decode"], 128, tile_k)
+        return _fit(OVERRIDES["decode"], 256, tile_k)
     m = min(128, next_pow2(max(16, packed_rows)))
     _, n, w, s = _DECODE[m]
     if interpreting():
