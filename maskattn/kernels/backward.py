@@ -222,9 +222,11 @@ def _attn_bwd_dq(
 
 def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                        lse: torch.Tensor, dlse: torch.Tensor | None, bm: BlockMap, scale: float,
-                       softcap: float | None):
+                       softcap: float | None, deterministic: bool = True):
     """Gradients of ``attention_forward``. do/q/out: (B, Hq, Lq, D) any strides; k/v: (B, Hkv, Lk, D);
-    lse/dlse: (B, Hq, Lq). Returns dq, dk, dv shaped and typed like q, k, v."""
+    lse/dlse: (B, Hq, Lq). Returns dq, dk, dv shaped and typed like q, k, v.
+    ``deterministic``: False allows a faster, non-bitwise-reproducible path (atomics); these
+    kernels use no atomics, so both values give the same, reproducible result."""
     b, hq, lq, d = q.shape
     hkv, lk = k.shape[1], k.shape[2]
     # d lse / d S = P, so a gradient on lse enters as dS = P * (dP - (delta - dlse))
