@@ -263,7 +263,8 @@ def markdown(rows, env, args, sweeps: bool = True) -> str:
     return "\n".join(lines)
 
 
-def plots(rows, out_dir):
+def plots(rows, out_dir, subtitle=""):
+    """PNG plots; ``subtitle`` (GPU, dtype, shape) goes into each figure's title."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -280,6 +281,7 @@ def plots(rows, out_dir):
             ax.set_ylabel("effective TFLOP/s")
             ax.set_title(f"{mode}, L={sweeps[0]['L']}")
             ax.legend()
+        fig.suptitle(f"maskattn vs FlexAttention vs SDPA: effective TFLOP/s by mask density\n{subtitle}", fontsize=10)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "attention_tflops_vs_density.png"), dpi=110)
         plt.close(fig)
@@ -294,6 +296,7 @@ def plots(rows, out_dir):
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(list(x), labels, fontsize=8)
         ax.set_ylabel("speedup over FlexAttention")
+        ax.set_title(f"maskattn speedup over FlexAttention (its time / ours)\n{subtitle}", fontsize=10)
         ax.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "attention_speedup_vs_flex.png"), dpi=110)
@@ -316,7 +319,7 @@ def write_outputs(rows, env, args) -> str:
         f.write(md)
     with open(os.path.join(args.out, f"attention{suffix}.json"), "w") as f:
         json.dump(dict(env=env, rows=rows), f, indent=1)
-    plots(rows, args.out)
+    plots(rows, args.out, f"{env['gpu']}, bf16, B=1, H={args.heads}, D={args.head_dim}")
     if args.update_readme:
         update_readme(markdown(rows, env, args, sweeps=False) + "\nSparsity sweeps (window sizes, document lengths, "
                       "random block masks) and plots: `benchmarks/results/attention.md`.\n")

@@ -6,7 +6,7 @@ head dim 128) on CUDA, all implementations in the same process and on the same w
 
 * ``train``: one training step (forward + backward, no optimizer) on 32k packed tokens, batch 1,
   documents marked by ``position_ids`` resets (lengths ~ Exp(mean 1024), min 16, seed 0: the
-  "documents" family of CONVENTIONS.md). transformers detects the packing from the positions and
+  "documents" family of docs/semantics.md). transformers detects the packing from the positions and
   asks each implementation for a causal-within-document mask (sdpa: a dense 32k x 32k mask).
 * ``prefill``: one forward over 8k and 32k tokens of a single sequence into a fresh DynamicCache,
   ``logits_to_keep=1`` (plain causal attention).

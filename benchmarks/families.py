@@ -1,4 +1,4 @@
-"""The five standard benchmark mask families (CONVENTIONS.md, "Standard benchmark families").
+"""The five standard benchmark mask families (docs/semantics.md, "Speed measurements").
 
 Each family is given for a sequence length ``L`` (``q_len == kv_len == L``) in two forms:
 

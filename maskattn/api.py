@@ -1,6 +1,7 @@
 """``maskattn.attention``: the public entry point. Checks inputs, compiles (and caches)
-the mask's BlockMap, and dispatches to the Triton kernels (CUDA, or CPU under
-``TRITON_INTERPRET=1``) or to the block-sparse PyTorch path (other CPU runs)."""
+the mask's BlockMap, and calls the attention custom op (``kernels/op.py``), which runs the
+Triton kernels (CUDA, or CPU under ``TRITON_INTERPRET=1``) or the block-sparse PyTorch path
+(other CPU runs)."""
 from __future__ import annotations
 
 import math
@@ -10,9 +11,7 @@ import torch
 
 from .block_map import BlockMap
 from .compiler import compile_mask
-from .kernels.autograd import triton_attention
-from .kernels.config import interpreting
-from .kernels.torch_blocksparse import blocksparse_attention
+from .kernels.op import masked_attention
 from .masks.base import Mask, resolve_q_offset
 from .masks.full import full
 
@@ -27,25 +26,36 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     """Masked attention.
 
     q: (B, Hq, Lq, D); k, v: (B, Hkv, Lk, D) with ``Hq % Hkv == 0`` (GQA/MQA: query head
-    ``h`` reads KV head ``h // (Hq // Hkv)``); fp16, bf16 or fp32; D in [16, 256].
+    ``h`` reads KV head ``h // (Hq // Hkv)``); fp16, bf16 or fp32; D in [16, 256]; any strides.
     ``mask``: a mask object (compiled on first use and cached on the object), a
     ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask).
-    ``scale``: softmax scale, default ``1/sqrt(D)``. ``q_offset``: absolute position of
-    query row 0, default ``Lk - Lq``. ``softcap``: scores become ``softcap * tanh(s / softcap)``.
+    ``scale``: softmax scale, any finite float (0 gives uniform weights over the allowed keys),
+    default ``1/sqrt(D)``. ``q_offset``: absolute position of query row 0, default ``Lk - Lq``
+    (an int, NumPy integer or one-element integer tensor; ``|q_offset| < 2**62``).
+    ``softcap``: a finite positive float; scores become ``softcap * tanh(s / softcap)``.
+    ``deterministic``: backward determinism. By default (None) it follows
+    ``torch.are_deterministic_algorithms_enabled()`` at call time: off -> the fastest path
+    (atomics allowed), on -> bitwise-reproducible gradients; True / False override it.
+
     Returns ``out: (B, Hq, Lq, D)`` in q's dtype, and with ``return_lse=True`` also
     ``lse: (B, Hq, Lq)`` fp32 natural log (-inf for fully masked rows, whose output is 0).
-    ``deterministic``: backward with bitwise-reproducible gradients (two kernels, no atomics)
-    or the faster one-pass backward with atomic dQ; None follows
-    ``torch.are_deterministic_algorithms_enabled()``.
+    Keys and values at positions the mask excludes never influence any output (NaN or Inf
+    stored there included).
+
+    Differentiable in q, k, v (once: differentiating the gradients again raises).
+    ``torch.autocast`` does not change it: it computes in the dtype of q, k, v (fp32
+    accumulation) and returns lse in fp32, on every path. Under ``torch.compile`` a call with
+    a ``BlockMap`` traces without graph break (``fullgraph=True`` works); with a mask object
+    the map compilation is one graph break per call (compile the map outside the compiled
+    region to avoid it). Meta tensors give shapes only (mask objects without tensors, or a
+    BlockMap moved to "meta").
     """
     q, k, v = _check_tensors(q, k, v)
     scale = _check_scale(scale, q.shape[-1])
     softcap = _check_softcap(softcap)
+    deterministic = _check_deterministic(deterministic)
     bm = _block_map(mask, q, k, q_offset)
-    if q.is_cuda or interpreting():
-        out, lse = triton_attention(q, k, v, bm, scale, softcap, deterministic)
-    else:
-        out, lse = blocksparse_attention(q, k, v, bm, scale, softcap)
+    out, lse = masked_attention(q, k, v, bm, scale, softcap, deterministic)
     return (out, lse) if return_lse else out
 
 
@@ -75,8 +85,7 @@ def _check_tensors(q, k, v):
         raise ValueError(f"k: query heads ({hq}) must be a multiple of key/value heads ({hkv})")
     if lq == 0 or k.shape[2] == 0 or b == 0:
         raise ValueError(f"q, k: expected non-empty batch and sequences, got q {tuple(q.shape)}, k {tuple(k.shape)}")
-    # the kernels take any strides, except a strided last dim (no vector loads): copy only then
-    return tuple(t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+    return q, k, v
 
 
 def _check_scale(scale, d):
@@ -84,6 +93,8 @@ def _check_scale(scale, d):
         return 1.0 / math.sqrt(d)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise TypeError(f"scale: expected a float, got {type(scale).__name__}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale: expected a finite float, got {scale}")
     return float(scale)
 
 
@@ -92,9 +103,17 @@ def _check_softcap(softcap):
         return None
     if isinstance(softcap, bool) or not isinstance(softcap, (int, float)):
         raise TypeError(f"softcap: expected a positive float or None, got {type(softcap).__name__}")
-    if not softcap > 0:
-        raise ValueError(f"softcap: expected a positive float or None, got {softcap}")
+    if not (softcap > 0 and math.isfinite(softcap)):
+        raise ValueError(f"softcap: expected a finite positive float or None (None: no capping), got {softcap}")
     return float(softcap)
+
+
+def _check_deterministic(deterministic):
+    if deterministic is None:
+        return torch.are_deterministic_algorithms_enabled()
+    if not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic: expected True, False or None, got {type(deterministic).__name__}")
+    return deterministic
 
 
 def _block_map(mask, q, k, q_offset) -> BlockMap:
@@ -112,10 +131,7 @@ def _block_map(mask, q, k, q_offset) -> BlockMap:
         if bm.device != q.device:
             raise ValueError(f"mask: BlockMap is on {bm.device}, but q is on {q.device}")
     elif isinstance(mask, Mask):
-        dev = mask.device
-        if dev is not None and dev != q.device:
-            raise ValueError(f"mask: its tensors are on {dev}, but q is on {q.device}")
-        bm = _compiled(mask, lq, lk, resolve_q_offset(lq, lk, q_offset), q.device)
+        bm = _mask_block_map(mask, lq, lk, q_offset, q.device)
     else:
         raise TypeError(f"mask: expected a maskattn Mask, a BlockMap or None, got {type(mask).__name__}")
     if bm.batch not in (1, b):
@@ -125,9 +141,17 @@ def _block_map(mask, q, k, q_offset) -> BlockMap:
     return bm
 
 
+@torch.compiler.disable  # host work (syncs, Python over the mask tree): the one graph break of a mask object
+def _mask_block_map(mask: Mask, lq: int, lk: int, q_offset, device: torch.device) -> BlockMap:
+    dev = mask.device
+    if dev is not None and dev != device:
+        raise ValueError(f"mask: its tensors are on {dev}, but q is on {device}")
+    return _compiled(mask, lq, lk, resolve_q_offset(lq, lk, q_offset), device)
+
+
 def _compiled(mask: Mask, lq: int, lk: int, q_offset: int, device: torch.device) -> BlockMap:
     """compile_mask with a small per-object cache, so a training loop passing the same mask
-    every step compiles it once."""
+    every step compiles it once. Meta inputs get a map built on CPU and moved to "meta"."""
     cache = mask.__dict__.setdefault("_maskattn_cache", OrderedDict())
     key = (lq, lk, q_offset, str(device))
     if key in cache:
@@ -136,7 +160,13 @@ def _compiled(mask: Mask, lq: int, lk: int, q_offset: int, device: torch.device)
     # a short query block gets a query tile of its own size, so that its tiles are not ragged and
     # can be FULL (a 64-token tree over a long prefix: the prefix tiles need no bitmaps)
     block_q = 128 if lq > 64 else max(16, 1 << (lq - 1).bit_length())
-    bm = compile_mask(mask, lq, lk, q_offset=q_offset, device=device, block_q=block_q)
+    if device.type == "meta":
+        if mask.device is not None:
+            raise ValueError("mask: holds meta tensors, which cannot be compiled; on meta inputs use a mask "
+                             "without tensors or a BlockMap compiled elsewhere and moved with .to('meta')")
+        bm = compile_mask(mask, lq, lk, q_offset=q_offset, device="cpu", block_q=block_q).to(device)
+    else:
+        bm = compile_mask(mask, lq, lk, q_offset=q_offset, device=device, block_q=block_q)
     cache[key] = bm
     if len(cache) > _CACHE_SIZE:
         cache.popitem(last=False)

@@ -136,16 +136,23 @@ class BlockMap:
         return head + "\n" + "\n".join("|" + ln + "|" for ln in lines)
 
     def plot(self, path, b: int = 0, h: int = 0) -> None:
-        """Save a PNG of one (batch row, head)'s tile classes (needs matplotlib)."""
+        """Save a PNG of one (batch row, head)'s tile classes, with a legend for full / partial /
+        empty tiles (needs matplotlib)."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.colors import ListedColormap
 
+        from matplotlib.patches import Patch
+
         tiles = self.to_dense()[b % self.batch, h % self.heads].cpu().numpy()
+        colors = ["white", "#f4a261", "#264653"]  # empty, partial, full
         fig, ax = plt.subplots(figsize=(6, 6 * tiles.shape[0] / max(tiles.shape[1], 1) + 0.5))
-        ax.imshow(tiles, cmap=ListedColormap(["white", "#f4a261", "#264653"]), vmin=0, vmax=2, interpolation="nearest")
+        ax.imshow(tiles, cmap=ListedColormap(colors), vmin=0, vmax=2, interpolation="nearest")
+        ax.legend(handles=[Patch(facecolor=c, edgecolor="gray", label=name)
+                           for c, name in zip(colors[::-1], ("full", "partial", "empty"))],
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         ax.set_title(f"{self.mask_repr}\nfull / partial / empty tiles = {self.n_full} / {self.n_partial} / "
                      f"{self.n_tiles - self.n_full - self.n_partial}", fontsize=9)
         ax.set_xlabel(f"key tile ({self.block_k})")

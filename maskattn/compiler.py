@@ -20,6 +20,7 @@ import torch
 from .block_map import BlockMap
 from .compile_row import compile_single_row
 from .masks.base import Mask, resolve_q_offset
+from .masks.checks import as_device
 from .masks.grid import EMPTY, FULL, PARTIAL, TileGrid
 
 # bound on the elements evaluated at once: 128 Mi = 8192 tiles of 128 x 128, a few bytes of
@@ -97,7 +98,10 @@ def compile_mask(mask: Mask, q_len: int, kv_len: int, *, q_offset: int | None = 
 
 
 def _resolve_device(device, mask: Mask) -> torch.device:
-    dev = torch.device(device) if device is not None else (mask.device or torch.device("cpu"))
+    dev = as_device("device", device) if device is not None else (mask.device or torch.device("cpu"))
+    if dev.type == "meta":  # the map's sizes depend on the mask's values
+        raise ValueError("device: compile_mask needs a device with data, got meta (compile on 'cpu' and move the "
+                         "BlockMap with .to('meta'); a mask holding meta tensors cannot be compiled)")
     if dev.type == "cuda" and dev.index is None:  # "cuda" -> "cuda:N", so that masks already there stay put
         dev = torch.device("cuda", torch.cuda.current_device())
     return dev

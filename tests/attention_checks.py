@@ -1,4 +1,4 @@
-"""Error-ratio checks of CONVENTIONS.md shared by the kernel tests (CPU and GPU).
+"""Error-ratio checks (docs/semantics.md, "Tolerances") shared by the kernel tests (CPU and GPU).
 
 Kernel error to the float64 reference must be <= 2x (forward, lse) or 3x (gradients) the
 error of a low-precision PyTorch run of the same dense attention, plus a rounding floor;
@@ -40,6 +40,9 @@ def _check(name, got, ref, low, dtype, ratio):
     assert err <= bound, f"{name}: max error {err:.3e} > bound {bound:.3e}"
 
 
+check_close = _check  # (name, got, ref, low, dtype, ratio): the error-ratio rule on any selection
+
+
 def check_forward(q, k, v, mask, *, out, lse, scale=None, q_offset=None, softcap=None):
     """out/lse of a kernel against the float64 reference with the error-ratio rule."""
     ref_o, ref_l = reference.attention(q, k, v, mask, scale=scale, q_offset=q_offset, softcap=softcap)
@@ -52,8 +55,8 @@ def check_forward(q, k, v, mask, *, out, lse, scale=None, q_offset=None, softcap
     assert bool((out[dead] == 0).all()) and bool((lse[dead] == float("-inf")).all())
 
 
-def check_backward(q, k, v, mask, *, grads, grad_out, scale=None, q_offset=None, softcap=None, grad_lse=None):
-    """(dq, dk, dv) of a kernel against autograd through the float64 reference (3x rule)."""
+def reference_grads(q, k, v, mask, *, grad_out, scale=None, q_offset=None, softcap=None, grad_lse=None):
+    """((dq, dk, dv) of the float64 reference, (dq, dk, dv) of the low-precision baseline)."""
     def run(fn, cast):
         qq, kk, vv = (cast(t).detach().requires_grad_(True) for t in (q, k, v))
         o, l = fn(qq, kk, vv, mask, scale=scale, q_offset=q_offset, softcap=softcap)
@@ -62,8 +65,13 @@ def check_backward(q, k, v, mask, *, grads, grad_out, scale=None, q_offset=None,
             loss = loss + (torch.where(torch.isfinite(l), l, 0) * grad_lse.to(l.dtype)).sum()
         return torch.autograd.grad(loss, (qq, kk, vv))
 
-    ref = run(reference.attention, lambda t: t.double())
-    low = run(reference.attention_low_precision, lambda t: t)
+    return run(reference.attention, lambda t: t.double()), run(reference.attention_low_precision, lambda t: t)
+
+
+def check_backward(q, k, v, mask, *, grads, grad_out, scale=None, q_offset=None, softcap=None, grad_lse=None):
+    """(dq, dk, dv) of a kernel against autograd through the float64 reference (3x rule)."""
+    ref, low = reference_grads(q, k, v, mask, grad_out=grad_out, scale=scale, q_offset=q_offset, softcap=softcap,
+                               grad_lse=grad_lse)
     for name, got, r, lo, t in zip(("dq", "dk", "dv"), grads, ref, low, (q, k, v)):
         assert got.shape == t.shape and got.dtype == t.dtype, name
         _check(name, got, r, lo, q.dtype, 3)

@@ -20,3 +20,28 @@ try:
         os.environ.setdefault("TRITON_INTERPRET", "1")
 except ImportError:  # pragma: no cover
     pass
+
+
+# ---- execution paths ----------------------------------------------------------------------------
+import pytest  # noqa: E402
+
+_PATHS = [
+    pytest.param("interpreter", marks=pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
+                                                         reason="the Triton interpreter runs only with TRITON_INTERPRET=1")),
+    "torch",
+    pytest.param("cuda", marks=[pytest.mark.gpu,
+                                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]),
+]
+
+
+@pytest.fixture(params=_PATHS)
+def path_device(request, monkeypatch):
+    """Run a test on one execution path of maskattn.attention: "interpreter" (Triton kernels on
+    CPU), "torch" (the block-sparse PyTorch path on CPU) or "cuda" (GPU-marked). Returns the
+    device for the test's tensors; ``request.param`` names the path."""
+    if request.param == "torch":
+        import maskattn.kernels.op as op
+
+        monkeypatch.setattr(op, "interpreting", lambda: False)
+        return "cpu"
+    return "cuda" if request.param == "cuda" else "cpu"

@@ -268,7 +268,7 @@ densities = st.sampled_from([0.0, 0.02, 0.3, 0.5, 0.7, 0.98, 1.0])
 
 
 def random_parents(n: int, seed: int, style: str) -> list[int]:
-    """Random trees: "rollout" (depth-first numbering, as CONVENTIONS.md's benchmark: continue the
+    """Random trees: "rollout" (depth-first numbering, as the benchmark family in docs/semantics.md: continue the
     current branch, sometimes branch off a random ancestor on the current path), "chain" (mostly
     continue the previous node), "bfs" (breadth-first numbering of a binary tree), "random"."""
     rng = np.random.default_rng(seed)

@@ -308,3 +308,14 @@ def test_to_device_roundtrip(window_map):
     moved = bm.to("cpu")
     assert moved is not bm and moved.device == torch.device("cpu")
     check_block_map(moved, window_map[0].materialize(200, 200))
+
+
+def test_plot_has_a_legend(tmp_path, window_map, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.figure
+    figs = []
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **kw: figs.append(fig) or real(fig, *a, **kw))
+    window_map[1].plot(tmp_path / "map.png")
+    legend = figs[0].axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["full", "partial", "empty"]

@@ -63,7 +63,7 @@ A 4-D mask tensor (bool, or float 0 / -inf), which transformers passes through u
 reaches the attention function and runs as ``maskattn.dense`` (O(Lq * Lk), as with sdpa).
 
 Costs. The mask is compiled into a BlockMap once per forward call and layer type (all layers of
-a type share it). Masks without tensors (causal, windows, and a user mask ANDed with one) are
+a type share it), inside the mask function. Masks without tensors (causal, windows, and a user mask ANDed with one) are
 the same objects from call to call, so their BlockMaps stay cached: a training loop with fixed
 lengths compiles once. Keep user masks on the model's device, or they are copied (and
 recompiled) every call. Patterns the translation does not know (custom
@@ -73,10 +73,13 @@ costs O(Lq * Lk) element evaluations where the other factors leave tiles open.
 Not covered: attention sinks (``s_aux``, GPT-OSS), ``position_bias`` (T5-style biases),
 additive float masks with values other than 0 / -inf, attention dropout in training, returning
 attention weights (``output_attentions``), keys and values of different head dims (MLA), paged
-attention / continuous batching, maskattn masks or BlockMaps passed to ``generate``, and tracing
-the mask building and the kernel call with ``torch.compile``: both are wrapped in
-``torch.compiler.disable``, so a compiled model (e.g. ``generate``'s automatic compilation with
-a static cache on CUDA) graph-breaks around them and still runs.
+attention / continuous batching, maskattn masks or BlockMaps passed to ``generate``.
+
+torch.compile. The mask function (host work: building and compiling the mask) is wrapped in
+``torch.compiler.disable``: a compiled model graph-breaks there, once per forward call and layer
+type. The attention function traces (the attention is a custom op) with the ``ModelMask``'s
+BlockMap, so the layers themselves add no graph breaks. Tested: ``torch.compile(model)`` in the
+default mode (inductor), logits equal to eager, on CPU and (GPU-marked test) on CUDA.
 """
 from __future__ import annotations
 
@@ -89,6 +92,7 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers import masking_utils as _mu
 
 import maskattn
+from maskattn.api import _mask_block_map
 from maskattn.block_map import BlockMap
 from maskattn.masks.band import Band
 from maskattn.masks.base import And, Mask, Not, Or
@@ -110,7 +114,9 @@ class ModelMask:
 
     ``mask``: a maskattn ``Mask`` in the frame of the layer's KV tensor (key column ``c`` is
     position ``c``); ``q_offset``: position of query row 0 in that frame; ``q_len`` / ``kv_len``:
-    the lengths transformers announced (checked against q and k). It quacks like the 4-D mask
+    the lengths transformers announced (checked against q and k); ``block_map``: the mask
+    compiled for them by the mask function (None on "meta"), so that the attention layers do
+    no host work and trace under ``torch.compile`` without graph breaks. It quacks like the 4-D mask
     tensor transformers expects (``ndim``, ``shape``, ``dtype``, ``device``, ``contiguous()``,
     ``to()``), so ``generate`` with a static cache can pass it back into the model, whose
     masking code then hands it to the mask function again, which returns it unchanged.
@@ -119,10 +125,12 @@ class ModelMask:
     ndim = 4
     dtype = torch.bool
 
-    def __init__(self, mask: Mask, q_offset: int, q_len: int, kv_len: int, batch_size: int, device):
+    def __init__(self, mask: Mask, q_offset: int, q_len: int, kv_len: int, batch_size: int, device,
+                 block_map: BlockMap | None = None):
         self.mask, self.q_offset, self.q_len, self.kv_len = mask, q_offset, q_len, kv_len
         self.batch_size = batch_size
         self.device = torch.device(device)
+        self.block_map = block_map
 
     @property
     def shape(self) -> torch.Size:
@@ -145,7 +153,8 @@ class ModelMask:
                 device = a
         if device is None or torch.device(device) == self.device:
             return self
-        return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device)
+        bm = None if self.block_map is None else self.block_map.to(device)
+        return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device, bm)
 
     def __repr__(self) -> str:
         return (f"ModelMask({self.mask!r}, q_offset={self.q_offset}, q_len={self.q_len}, kv_len={self.kv_len}, "
@@ -481,7 +490,11 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
         if kv_offset or total != kv_length:
             inner = _Reframed(inner, kv_offset, total)
         model = inner if isinstance(user, Override) else _combine(inner, model)
-    return ModelMask(model, q_off_hf - kv_offset, q_length, kv_length, batch_size, device)
+    q_off = q_off_hf - kv_offset
+    dev = torch.device(device)
+    # compiled here, once per call and layer type (cached on the mask object when it is reused)
+    bm = None if dev.type == "meta" else _mask_block_map(model, q_length, kv_length, q_off, dev)
+    return ModelMask(model, q_off, q_length, kv_length, batch_size, dev, bm)
 
 
 _warned_weights = False
@@ -503,7 +516,6 @@ def _dense_from_tensor(m: torch.Tensor, lk: int) -> Mask:
     return maskattn.dense(allowed)
 
 
-@torch.compiler.disable
 def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                        attention_mask, dropout: float = 0.0, scaling: float | None = None,
                        softcap: float | None = None, is_causal: bool | None = None, **kwargs):
@@ -542,7 +554,10 @@ def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.
         if (attention_mask.q_len, attention_mask.kv_len) != (lq, lk):
             raise ValueError(f"maskattn attention: the mask was built for q_len={attention_mask.q_len}, "
                              f"kv_len={attention_mask.kv_len}, but the layer has q_len={lq}, kv_len={lk}")
-        mask, q_offset = attention_mask.mask, attention_mask.q_offset
+        if attention_mask.block_map is not None:
+            mask = attention_mask.block_map
+        else:
+            mask, q_offset = attention_mask.mask, attention_mask.q_offset
     elif isinstance(attention_mask, Override):
         mask = attention_mask.mask
     elif isinstance(attention_mask, (Mask, BlockMap)):

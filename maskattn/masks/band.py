@@ -4,22 +4,26 @@ from __future__ import annotations
 import torch
 
 from .base import Mask
-from .checks import nonneg_int
+from .checks import MAX_WINDOW, nonneg_int
 from .grid import FULL, TileGrid, tile_class
 
 
 class Band(Mask):
-    """``i - left <= j <= i + right``; ``None`` leaves that side unbounded."""
+    """``i - left <= j <= i + right``; ``None`` leaves that side unbounded. Windows are capped
+    at ``MAX_WINDOW`` (wider than any two positions are apart), so arithmetic cannot overflow."""
 
     def __init__(self, left: int | None, right: int | None, name: str):
-        self.left, self.right, self.name = left, right, name
+        self.left, self.right, self.name = _cap(left), _cap(right), name
 
     def _allowed(self, b, h, i, j, q_offset):
+        # compare differences j - i (|j - i| < 2**62 + L), never i +- window, which can overflow
+        left, right = self.left, self.right
+        d = j - i if (left or right) else None  # windows of 0 (causal) compare positions directly
         ok = None
-        if self.left is not None:
-            ok = j >= _shift(i, -self.left)
-        if self.right is not None:
-            below = j <= _shift(i, self.right)
+        if left is not None:
+            ok = j >= i if left == 0 else d >= -left
+        if right is not None:
+            below = j <= i if right == 0 else d <= right
             ok = below if ok is None else ok & below
         if ok is None:
             return torch.ones(torch.broadcast_shapes(i.shape, j.shape), dtype=torch.bool, device=i.device)
@@ -46,8 +50,8 @@ class Band(Mask):
         return self.name
 
 
-def _shift(x: torch.Tensor, d: int) -> torch.Tensor:
-    return x + d if d else x  # no operation (a kernel launch on GPU) for d = 0
+def _cap(window: int | None) -> int | None:
+    return None if window is None else max(-MAX_WINDOW, min(window, MAX_WINDOW))
 
 
 def causal() -> Mask:
@@ -59,6 +63,7 @@ def sliding_window(left: int, right: int = 0) -> Mask:
     """``i - left <= j <= i + right`` (FlashAttention's ``window_size``).
 
     A Hugging Face ``sliding_window=W`` (W keys including the query) is ``sliding_window(W - 1)``.
+    Any window of at least ``3 * 2**61`` (e.g. ``sys.maxsize``) is unbounded on that side.
     """
     left = nonneg_int("sliding_window: left", left)
     right = nonneg_int("sliding_window: right", right)

@@ -15,9 +15,18 @@ default ``q_offset = Lk - Lq``). Every mask knows two things:
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
+from .checks import MAX_Q_OFFSET, as_device
 from .grid import TileGrid
+from .walk import fold, walk
+
+# per-object caches that pickling and copying leave behind: compiled BlockMaps (maskattn.api)
+# and the transformers plug-in's combined masks
+_CACHE_ATTRS = ("_maskattn_cache", "_transformers_combined")
+_REPR_LIMIT = 2000  # longer reprs (deep compositions) keep their two ends
 
 
 class Mask:
@@ -54,14 +63,14 @@ class Mask:
     @property
     def batch_size(self) -> int:
         """Batch rows the mask distinguishes (1 = the same for every row)."""
-        if not self._children():
+        if not self._children() or "_batch" in self.__dict__:  # leaves, and operators (set at construction)
             return self._batch
         return _broadcast_dim([c.batch_size for c in self._children()], "batch size", self)
 
     @property
     def num_heads(self) -> int:
         """Heads the mask distinguishes (1 = the same for every head)."""
-        if not self._children():
+        if not self._children() or "_heads" in self.__dict__:
             return self._heads
         return _broadcast_dim([c.num_heads for c in self._children()], "head count", self)
 
@@ -74,14 +83,16 @@ class Mask:
         return devices.pop() if devices else None
 
     def _all_tensors(self) -> list[torch.Tensor]:
-        out = list(self._tensors())
-        for c in self._children():
-            out += c._all_tensors()
-        return out
+        return [t for node in walk(self, lambda m: m._children()) for t in node._tensors()]
 
     def to(self, device) -> "Mask":
         """The same mask with its tensors on ``device``."""
-        return self._moved(torch.device(device))
+        return self._moved(as_device("device", device))
+
+    # ---- pickling ----------------------------------------------------------------------
+    def __getstate__(self):
+        """Pickle (and copy) without the per-object caches of compiled maps."""
+        return {k: v for k, v in self.__dict__.items() if k not in _CACHE_ATTRS}
 
     def materialize(self, q_len: int, kv_len: int, q_offset: int | None = None, device=None) -> torch.Tensor:
         """Dense boolean mask ``(B|1, H|1, Lq, Lk)``; True = attend. O(Lq*Lk): for tests only."""
@@ -126,112 +137,190 @@ def _broadcast_dim(sizes: list[int], what: str, mask: Mask) -> int:
 
 
 def resolve_q_offset(q_len: int, kv_len: int, q_offset) -> int:
-    """Default bottom-right alignment: query row r sits at position (kv_len - q_len) + r."""
+    """Default bottom-right alignment: query row r sits at position (kv_len - q_len) + r.
+    ``q_offset``: None, an int, a NumPy integer or a one-element integer tensor, with
+    ``|q_offset| < 2**62`` (so positions and windows stay inside int64 arithmetic)."""
     for name, v in (("q_len", q_len), ("kv_len", kv_len)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}: expected a positive int, got {v!r}")
     if q_offset is None:
         return kv_len - q_len
-    if isinstance(q_offset, torch.Tensor) and q_offset.numel() == 1:
+    if isinstance(q_offset, torch.Tensor):
+        if (q_offset.numel() != 1 or q_offset.dtype == torch.bool or q_offset.is_floating_point()
+                or q_offset.is_complex()):
+            raise TypeError(f"q_offset: expected an int or a one-element integer tensor, got a tensor of dtype "
+                            f"{q_offset.dtype} and shape {tuple(q_offset.shape)}")
         q_offset = int(q_offset.item())
-    if isinstance(q_offset, bool) or not isinstance(q_offset, int):
-        raise TypeError(f"q_offset: expected an int or None, got {type(q_offset).__name__}")
+    elif isinstance(q_offset, bool) or not isinstance(q_offset, numbers.Integral):
+        raise TypeError(f"q_offset: expected an int or None, got {type(q_offset).__name__} {q_offset!r}")
+    q_offset = int(q_offset)
+    if not -MAX_Q_OFFSET < q_offset < MAX_Q_OFFSET:
+        raise ValueError(f"q_offset: expected |q_offset| < 2**62, got {q_offset}")
     return q_offset
 
 
-def _wrap(child: Mask, prec: int) -> str:
-    s = repr(child)
-    return f"({s})" if child._precedence < prec else s
+def _wrap(child: Mask, text: str, prec: int) -> str:
+    return f"({text})" if child._precedence < prec else text
 
 
-class And(Mask):
+class Operator(Mask):
+    """Base of ``&``, ``|``, ``~`` and ``Named``: nodes whose element rule, tile classes,
+    checks, moves and repr combine their operands'. All of these run through ``walk.fold``,
+    iteratively, so compositions thousands of levels deep work."""
+
+    def _init_counts(self):
+        ops = self._children()
+        self._batch = _broadcast_dim([c.batch_size for c in ops], "batch size", self)
+        self._heads = _broadcast_dim([c.num_heads for c in ops], "head count", self)
+
+    # per-node rules, given the operands' values
+    def _combine_allowed(self, values):
+        raise NotImplementedError
+
+    def _combine_classes(self, values):
+        raise NotImplementedError
+
+    def _rebuild(self, operands):
+        raise NotImplementedError
+
+    def _own_check(self, q_len, kv_len, q_offset):
+        pass
+
+    # the fold over the whole operator tree
+    def _allowed(self, b, h, i, j, q_offset):
+        return fold(self, _heaviest_first, lambda m: m._allowed(b, h, i, j, q_offset),
+                    lambda m, xs: m._combine_allowed(xs))
+
+    def _tile_classes(self, grid):
+        return fold(self, _heaviest_first, lambda m: m._tile_classes(grid), lambda m, xs: m._combine_classes(xs))
+
+    def _check_lengths(self, q_len, kv_len, q_offset):
+        def combine(m, _):
+            m._own_check(q_len, kv_len, q_offset)
+        fold(self, _operands, lambda m: m._check_lengths(q_len, kv_len, q_offset), combine)
+
+    def _moved(self, device):
+        def combine(m, ops):
+            return m if all(a is b for a, b in zip(ops, m._children())) else m._rebuild(ops)
+        return fold(self, _operands, lambda m: m._moved(device), combine)
+
+    def __repr__(self):
+        s = fold(self, _infix_operands, repr, lambda m, texts: m._format(texts))
+        if len(s) > _REPR_LIMIT:
+            keep = _REPR_LIMIT // 2 - 20
+            s = f"{s[:keep]} ...<{len(s) - 2 * keep} characters>... {s[-keep:]}"
+        return s
+
+    def _format(self, texts):
+        raise NotImplementedError
+
+
+def _operands(m):
+    return m._children() if isinstance(m, Operator) else None
+
+
+def _heaviest_first(m):
+    # evaluate operator operands before leaves: along a chain, only two values are alive at once
+    if not isinstance(m, Operator):
+        return None
+    ops = m._children()
+    return tuple(sorted(ops, key=lambda c: not isinstance(c, Operator))) if len(ops) > 1 else ops
+
+
+def _infix_operands(m):
+    return m._children() if isinstance(m, (And, Or, Not)) else None  # Named shows its name
+
+
+class And(Operator):
     _precedence = 2
 
     def __init__(self, a: Mask, b: Mask):
         self.a, self.b = a, b
-        self.batch_size, self.num_heads  # fail early on incompatible batch/head counts
+        self._init_counts()  # fail early on incompatible batch/head counts
 
     def _children(self):
         return (self.a, self.b)
 
-    def _allowed(self, b, h, i, j, q_offset):
-        return self.a._allowed(b, h, i, j, q_offset) & self.b._allowed(b, h, i, j, q_offset)
+    def _combine_allowed(self, values):
+        return values[0] & values[1]
 
-    def _tile_classes(self, grid):
-        return torch.minimum(self.a._tile_classes(grid), self.b._tile_classes(grid))
+    def _combine_classes(self, values):
+        return torch.minimum(values[0], values[1])
 
-    def _moved(self, device):
-        return And(self.a._moved(device), self.b._moved(device))
+    def _rebuild(self, operands):
+        return And(*operands)
 
-    def __repr__(self):
-        return f"{_wrap(self.a, 2)} & {_wrap(self.b, 2)}"
+    def _format(self, texts):
+        return f"{_wrap(self.a, texts[0], 2)} & {_wrap(self.b, texts[1], 2)}"
 
 
-class Or(Mask):
+class Or(Operator):
     _precedence = 1
 
     def __init__(self, a: Mask, b: Mask):
         self.a, self.b = a, b
-        self.batch_size, self.num_heads
+        self._init_counts()
 
     def _children(self):
         return (self.a, self.b)
 
-    def _allowed(self, b, h, i, j, q_offset):
-        return self.a._allowed(b, h, i, j, q_offset) | self.b._allowed(b, h, i, j, q_offset)
+    def _combine_allowed(self, values):
+        return values[0] | values[1]
 
-    def _tile_classes(self, grid):
-        return torch.maximum(self.a._tile_classes(grid), self.b._tile_classes(grid))
+    def _combine_classes(self, values):
+        return torch.maximum(values[0], values[1])
 
-    def _moved(self, device):
-        return Or(self.a._moved(device), self.b._moved(device))
+    def _rebuild(self, operands):
+        return Or(*operands)
 
-    def __repr__(self):
-        return f"{_wrap(self.a, 1)} | {_wrap(self.b, 1)}"
+    def _format(self, texts):
+        return f"{_wrap(self.a, texts[0], 1)} | {_wrap(self.b, texts[1], 1)}"
 
 
-class Not(Mask):
+class Not(Operator):
     def __init__(self, a: Mask):
         self.a = a
+        self._init_counts()
 
     def _children(self):
         return (self.a,)
 
-    def _allowed(self, b, h, i, j, q_offset):
-        return ~self.a._allowed(b, h, i, j, q_offset)
+    def _combine_allowed(self, values):
+        return ~values[0]
 
-    def _tile_classes(self, grid):
-        return 2 - self.a._tile_classes(grid)
+    def _combine_classes(self, values):
+        return 2 - values[0]
 
-    def _moved(self, device):
-        return Not(self.a._moved(device))
+    def _rebuild(self, operands):
+        return Not(*operands)
 
-    def __repr__(self):
-        return f"~{_wrap(self.a, 3)}"
+    def _format(self, texts):
+        return f"~{_wrap(self.a, texts[0], 3)}"
 
 
-class Named(Mask):
-    """A mask defined as a composition of simpler ones but shown under its factory's name."""
+class Named(Operator):
+    """A mask defined as a composition of simpler ones but shown under its factory's name.
+    ``checks(q_len, kv_len, q_offset)``: optional extra length checks (must be picklable)."""
 
     def __init__(self, inner: Mask, name: str, checks=None):
         self.inner, self.name, self._checks = inner, name, checks
+        self._init_counts()
 
     def _children(self):
         return (self.inner,)
 
-    def _allowed(self, b, h, i, j, q_offset):
-        return self.inner._allowed(b, h, i, j, q_offset)
+    def _combine_allowed(self, values):
+        return values[0]
 
-    def _tile_classes(self, grid):
-        return self.inner._tile_classes(grid)
+    def _combine_classes(self, values):
+        return values[0]
 
-    def _check_lengths(self, q_len, kv_len, q_offset):
+    def _rebuild(self, operands):
+        return Named(operands[0], self.name, self._checks)
+
+    def _own_check(self, q_len, kv_len, q_offset):
         if self._checks is not None:
             self._checks(q_len, kv_len, q_offset)
-        super()._check_lengths(q_len, kv_len, q_offset)
-
-    def _moved(self, device):
-        return Named(self.inner._moved(device), self.name, self._checks)
 
     def __repr__(self):
         return self.name

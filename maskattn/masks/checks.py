@@ -3,6 +3,25 @@ from __future__ import annotations
 
 import torch
 
+# Positions stay inside int64 arithmetic: query offsets are bounded by 2**62 (positions are
+# then below 2**62 + length) and windows are capped at 3 * 2**61, more than any distance
+# between two such positions, so a larger window means the same as the cap.
+MAX_Q_OFFSET = 2**62
+MAX_WINDOW = 3 * 2**61
+
+
+def as_device(name: str, value) -> torch.device:
+    """A device that can hold tensors here: clear errors for unknown names and missing CUDA."""
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name}: expected a torch device such as 'cpu' or 'cuda', got {value!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}: got {value!r}, but CUDA is not available (torch {torch.__version__}, "
+                         f"compiled with CUDA: {torch.backends.cuda.is_built()})")
+    return dev
+
+
 
 def nonneg_int(name: str, value) -> int:
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():

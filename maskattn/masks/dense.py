@@ -47,8 +47,12 @@ class Dense(Mask):
 
 
 def dense(mask) -> Mask:
-    """``mask``: bool tensor ``(Lq, Lk)``, ``(B, Lq, Lk)`` or ``(B, H, Lq, Lk)``; True = attend."""
+    """``mask``: bool tensor ``(Lq, Lk)``, ``(B, Lq, Lk)`` or ``(B, H, Lq, Lk)``; True = attend.
+    The mask takes a snapshot (a copy) of the tensor: later in-place edits of ``mask`` do not
+    change it (nor the BlockMaps compiled from it)."""
     m = as_bool_tensor("dense: mask", mask, (2, 3, 4))
+    if m is mask:  # as_bool_tensor made no copy (integer masks are converted, i.e. copied)
+        m = m.clone()
     if m.dim() == 2:
         m = m[None, None]
     elif m.dim() == 3:

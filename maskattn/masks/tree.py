@@ -7,6 +7,8 @@ Ancestry is tested with Euler-tour intervals: ``a`` is an ancestor-or-self of ``
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -86,6 +88,11 @@ class TreeAncestry(Mask):
         return self.name
 
 
+def _check_kv_len(name: str, total: int, q_len: int, kv_len: int, q_offset: int) -> None:
+    if kv_len != total:
+        raise ValueError(f"{name}: prefix + number of nodes = {total}, but kv_len is {kv_len}")
+
+
 def tree(parents, prefix: int = 0) -> Mask:
     """``parents[t]``: parent of tree node ``t`` (``-1`` for a root), ``parents[t] < t``.
     ``prefix``: length of the shared prefix before the first tree node."""
@@ -103,10 +110,7 @@ def tree(parents, prefix: int = 0) -> Mask:
     n = len(p)
     name = f"tree(parents=<{n} nodes>{f', prefix={prefix}' if prefix else ''})"
 
-    def check(q_len, kv_len, q_offset):
-        if kv_len != prefix + n:
-            raise ValueError(f"{name}: prefix + number of nodes = {prefix + n}, but kv_len is {kv_len}")
-
+    check = functools.partial(_check_kv_len, name, prefix + n)  # a module-level function: picklable
     nodes = TreeAncestry(torch.from_numpy(tin).to(par.device), torch.from_numpy(tout).to(par.device), prefix, name)
     if prefix == 0:  # no shared prefix: the tree alone (a smaller expression to evaluate)
         return Named(nodes, name, checks=check)

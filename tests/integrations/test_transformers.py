@@ -473,6 +473,34 @@ class _Module(torch.nn.Module):
     is_causal = True
 
 
+def _compiled_matches_eager(device, dtype, rtol):
+    # torch.compile's default mode (inductor); the mask building and each layer's map compilation
+    # are graph breaks, the attention op itself is traced
+    torch._dynamo.reset()
+    ours = build("llama", "maskattn", device, dtype)
+    ids, am = tokens(2, 40).to(device), padding_mask(2, 40, "left").to(device)
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    with torch.no_grad():
+        eager = ours(ids, attention_mask=am).logits
+        compiled = torch.compile(ours)(ids, attention_mask=am).logits
+    valid = am.bool()
+    assert_close(compiled[valid], eager[valid], rtol=rtol, what="compiled vs eager logits")
+    # the only graph break is the mask function (host work); the attention layers trace
+    reasons = list(counters["graph_break"])
+    assert reasons and all("mask_function" in r for r in reasons), reasons
+
+
+def test_compiled_model_matches_eager():
+    _compiled_matches_eager("cpu", torch.float32, 1e-5)
+
+
+@gpu
+@pytest.mark.gpu
+def test_gpu_compiled_model_matches_eager():
+    _compiled_matches_eager("cuda", torch.bfloat16, 2e-2)
+
+
 def test_attention_function_layout_softcap_and_gqa():
     g = torch.Generator().manual_seed(0)
     q = torch.randn(2, 4, 9, 16, generator=g) * 3

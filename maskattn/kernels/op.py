@@ -1,0 +1,220 @@
+"""The attention as two PyTorch custom ops, the one autograd layer over the kernels.
+
+* ``maskattn::attention_forward(q, k, v, map_tensors, map_ints, map_spec, scale, softcap,
+  deterministic) -> (out, lse)``
+* ``maskattn::attention_backward(dout, q, k, v, out, lse, dlse, map_tensors, map_ints, map_spec,
+  scale, softcap, deterministic) -> (dq, dk, dv)``
+
+The BlockMap travels as plain op arguments (``flatten_block_map``): its tensor fields as a
+tensor list, its int fields as an int list and everything else (field kinds, strings) in one
+string, so torch.compile traces the call without a graph break, fake tensors get shapes from
+the fake implementations (also used for ``device="meta"``), and CUDA graphs can capture it.
+Each op runs the Triton kernels (CUDA, or CPU under ``TRITON_INTERPRET=1``) or the block-sparse
+PyTorch path (other CPU tensors). ``deterministic`` is read by the backward only.
+
+Autocast: the ops are opaque to it and run in their inputs' dtype (no autocast rule).
+Double backward is not supported: differentiating the gradients raises (the backward is
+once-differentiable). ``torch.func.vmap`` works through a batching rule (``_vmap_*``).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+from typing import Optional
+
+import torch
+
+from ..block_map import BlockMap
+from .backward import attention_backward
+from .config import interpreting
+from .forward import attention_forward
+from .torch_blocksparse import blocksparse_attention, blocksparse_attention_backward
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(BlockMap))
+_DOUBLE_BACKWARD = ("maskattn.attention: double backward is not supported (its gradients were computed with "
+                    "create_graph=True and are being differentiated again)")
+
+
+# ---- BlockMap <-> op arguments ---------------------------------------------------------------
+def flatten_block_map(bm: BlockMap) -> tuple[list[torch.Tensor], list[int], str]:
+    """BlockMap -> (tensor fields, int fields, spec). Generic over ``dataclasses.fields``: a
+    field holding a tensor (in this map) goes to the tensor list, an int to the int list,
+    anything else (str, float, None) into ``spec`` by value; ``spec`` also records which list
+    each field went to, so the same field may be an int in one map and a tensor in another."""
+    tensors, ints, spec = [], [], []
+    for name in _FIELDS:
+        value = getattr(bm, name)
+        if isinstance(value, torch.Tensor):
+            tensors.append(value)
+            spec.append(name + ":t")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            ints.append(value)
+            spec.append(name + ":i")
+        else:
+            spec.append(name + "=" + repr(value))
+    return tensors, ints, "\n".join(spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_spec(spec: str) -> tuple[tuple[str, str, object], ...]:
+    """spec -> ((field name, 't' | 'i' | 'v', value for 'v'), ...) in field order."""
+    out = []
+    for line in spec.split("\n"):
+        at = next(i for i, c in enumerate(line) if c in ":=")  # field names hold neither
+        name = line[:at]
+        if line[at] == ":":
+            out.append((name, line[at + 1:], None))
+        else:
+            out.append((name, "v", ast.literal_eval(line[at + 1:])))
+    return tuple(out)
+
+
+def unflatten_block_map(tensors: list[torch.Tensor], ints: list[int], spec: str) -> BlockMap:
+    """Inverse of ``flatten_block_map``."""
+    it_t, it_i, fields = iter(tensors), iter(ints), {}
+    for name, kind, value in _parse_spec(spec):
+        fields[name] = next(it_t) if kind == "t" else next(it_i) if kind == "i" else value
+    return BlockMap(**fields)
+
+
+# ---- implementations -------------------------------------------------------------------------
+def _use_triton(q: torch.Tensor) -> bool:
+    return q.is_cuda or interpreting()
+
+
+def _unit_stride(t: torch.Tensor) -> torch.Tensor:
+    # the kernels take any strides except a strided last dim (no vector loads): copy only then
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _interpreter_dtype(t: torch.Tensor) -> torch.Tensor:
+    # the interpreter's bf16 tl.dot is wrong: bf16 runs in fp32 there (results are cast back)
+    return t.float() if interpreting() and not t.is_cuda and t.dtype == torch.bfloat16 else t
+
+
+@torch.library.custom_op("maskattn::attention_forward", mutates_args=())
+def attention_forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, map_tensors: list[torch.Tensor],
+                         map_ints: list[int], map_spec: str, scale: float, softcap: Optional[float],
+                         deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D) -> out (B, Hq, Lq, D) in q's dtype, lse (B, Hq, Lq) fp32."""
+    bm = unflatten_block_map(map_tensors, map_ints, map_spec)
+    q, k, v = (_unit_stride(t) for t in (q, k, v))
+    with torch.autocast(q.device.type, enabled=False):
+        if _use_triton(q):
+            out, lse = attention_forward(*(_interpreter_dtype(t) for t in (q, k, v)), bm, scale, softcap)
+        else:
+            out, lse = blocksparse_attention(q, k, v, bm, scale, softcap)
+    return out.to(q.dtype).contiguous(), lse.contiguous()
+
+
+@attention_forward_op.register_fake
+def _(q, k, v, map_tensors, map_ints, map_spec, scale, softcap, deterministic):
+    b, hq, lq, d = q.shape
+    return q.new_empty((b, hq, lq, d)), q.new_empty((b, hq, lq), dtype=torch.float32)
+
+
+@torch.library.custom_op("maskattn::attention_backward", mutates_args=())
+def attention_backward_op(dout: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                          out: torch.Tensor, lse: torch.Tensor, dlse: Optional[torch.Tensor],
+                          map_tensors: list[torch.Tensor], map_ints: list[int], map_spec: str, scale: float,
+                          softcap: Optional[float], deterministic: bool
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (dq, dk, dv), shaped and typed like q, k, v (contiguous)."""
+    bm = unflatten_block_map(map_tensors, map_ints, map_spec)
+    dout, q, k, v, out = (_unit_stride(t) for t in (dout, q, k, v, out))
+    with torch.autocast(q.device.type, enabled=False):
+        if _use_triton(q):
+            args = [_interpreter_dtype(t) for t in (dout, q, k, v, out)]
+            grads = attention_backward(*args, lse, dlse, bm, scale, softcap, deterministic)
+        else:
+            grads = blocksparse_attention_backward(dout, q, k, v, out, lse, dlse, bm, scale, softcap)
+    return tuple(g.to(t.dtype).contiguous() for g, t in zip(grads, (q, k, v)))
+
+
+@attention_backward_op.register_fake
+def _(dout, q, k, v, out, lse, dlse, map_tensors, map_ints, map_spec, scale, softcap, deterministic):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+# ---- autograd ----------------------------------------------------------------------------------
+def _setup_context(ctx, inputs, output):
+    q, k, v, map_tensors, map_ints, map_spec, scale, softcap, deterministic = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse, *map_tensors)
+    ctx.map_ints, ctx.map_spec = map_ints, map_spec
+    ctx.scale, ctx.softcap, ctx.deterministic = scale, softcap, deterministic
+    ctx.set_materialize_grads(False)  # a None gradient (e.g. lse unused) skips its work
+
+
+def _backward(ctx, dout, dlse):
+    q, k, v, out, lse, *map_tensors = ctx.saved_tensors
+    if dout is None:
+        dout = torch.zeros_like(out)
+    args = (dout, q, k, v, out, lse, dlse, map_tensors, ctx.map_ints, ctx.map_spec, ctx.scale, ctx.softcap,
+            ctx.deterministic)
+    if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (dout, dlse, q, k, v))):
+        dq, dk, dv = attention_backward_op(*args)
+    else:  # create_graph=True: the gradients get a node that raises if they are differentiated
+        with torch.no_grad():
+            grads = attention_backward_op(*args)
+        delayed = torch._C._functions.DelayedError(_DOUBLE_BACKWARD.encode(), 3)
+        dq, dk, dv = delayed(*(g.detach().requires_grad_() for g in grads))
+    return dq, dk, dv, [None] * len(map_tensors), None, None, None, None, None
+
+
+attention_forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ---- vmap ---------------------------------------------------------------------------------------
+def _batched_first(x, dim, size):
+    """Move the vmapped dim to the front; an unbatched tensor is expanded to ``size``."""
+    if x is None:
+        return None
+    return x.movedim(dim, 0) if dim is not None else x.expand(size, *x.shape)
+
+
+def _vmap_call(op, info, in_dims, args, n_tensor_args: int, batch_at: int, map_batch: int):
+    """Run ``op`` for every vmapped sample: one call with the vmapped dim folded into the batch
+    dim when the map is shared by the batch rows, else one call per sample. The first
+    ``n_tensor_args`` args are the (B, ...) tensors; the map's tensor list follows them."""
+    map_dims = in_dims[n_tensor_args]
+    if map_dims is not None and any(d is not None for d in map_dims):
+        raise ValueError("maskattn.attention under vmap: the BlockMap's tensors cannot be vmapped; vmap over q, k, v")
+    n = info.batch_size
+    xs = [_batched_first(a, d, n) for a, d in zip(args[:n_tensor_args], in_dims[:n_tensor_args])]
+    rest = args[n_tensor_args:]
+    if map_batch == 1:  # (n, B, ...) -> (n * B, ...), one call
+        b = xs[batch_at].shape[1]
+        res = op(*(None if x is None else x.flatten(0, 1) for x in xs), *rest)
+        return tuple(r.unflatten(0, (n, b)) for r in res), (0,) * len(res)
+    res = [op(*(None if x is None else x[i] for x in xs), *rest) for i in range(n)]
+    return tuple(torch.stack(parts) for parts in zip(*res)), (0,) * len(res[0])
+
+
+def _map_batch(map_ints, map_spec) -> int:
+    names = [name for name, kind, _ in _parse_spec(map_spec) if kind == "i"]
+    return map_ints[names.index("batch")]
+
+
+def _vmap_forward(info, in_dims, q, k, v, map_tensors, map_ints, map_spec, scale, softcap, deterministic):
+    args = (q, k, v, map_tensors, map_ints, map_spec, scale, softcap, deterministic)
+    return _vmap_call(attention_forward_op, info, in_dims, args, 3, 0, _map_batch(map_ints, map_spec))
+
+
+def _vmap_backward(info, in_dims, dout, q, k, v, out, lse, dlse, map_tensors, map_ints, map_spec, scale, softcap,
+                   deterministic):
+    args = (dout, q, k, v, out, lse, dlse, map_tensors, map_ints, map_spec, scale, softcap, deterministic)
+    return _vmap_call(attention_backward_op, info, in_dims, args, 7, 1, _map_batch(map_ints, map_spec))
+
+
+attention_forward_op.register_vmap(_vmap_forward)
+attention_backward_op.register_vmap(_vmap_backward)
+
+
+# ---- entry point ----------------------------------------------------------------------------------
+def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockMap, scale: float,
+                     softcap: float | None, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32) through the custom op; differentiable in q, k, v."""
+    tensors, ints, spec = flatten_block_map(bm)
+    return attention_forward_op(q, k, v, tensors, ints, spec, scale, softcap, deterministic)
