@@ -29,6 +29,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     ``h`` reads KV head ``h // (Hq // Hkv)``); fp16, bf16 or fp32; D in [16, 256]; any strides.
     ``mask``: a mask object (compiled on first use and cached on the object), a
     ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask).
+    ``q_offset`` may also be a (B,) integer tensor: batch row ``b``'s queries start at
+    ``q_offset[b]`` (requests with different cache lengths in one batch).
     ``scale``: softmax scale, any finite float (0 gives uniform weights over the allowed keys),
     default ``1/sqrt(D)``. ``q_offset``: absolute position of query row 0, default ``Lk - Lq``
     (an int, NumPy integer or one-element integer tensor; ``|q_offset| < 2**62``).
@@ -126,11 +128,13 @@ def _block_map(mask, q, k, q_offset) -> BlockMap:
         if (bm.q_len, bm.kv_len) != (lq, lk):
             raise ValueError(f"mask: BlockMap compiled for q_len={bm.q_len}, kv_len={bm.kv_len}, "
                              f"but q, k have q_len={lq}, kv_len={lk}")
-        if q_offset is not None and resolve_q_offset(lq, lk, q_offset) != bm.q_offset:
+        if q_offset is not None and not _same_offsets(resolve_q_offset(lq, lk, q_offset), bm.q_offset):
             raise ValueError(f"q_offset: BlockMap compiled for q_offset={bm.q_offset}, got {q_offset}")
         if bm.device != q.device:
             raise ValueError(f"mask: BlockMap is on {bm.device}, but q is on {q.device}")
     elif isinstance(mask, Mask):
+        if isinstance(q_offset, torch.Tensor) and q_offset.numel() not in (1, b):
+            raise ValueError(f"q_offset: expected one offset per batch row ({b}), got {q_offset.numel()}")
         bm = _mask_block_map(mask, lq, lk, q_offset, q.device)
     else:
         raise TypeError(f"mask: expected a maskattn Mask, a BlockMap or None, got {type(mask).__name__}")
@@ -142,6 +146,13 @@ def _block_map(mask, q, k, q_offset) -> BlockMap:
 
 
 @torch.compiler.disable  # host work (syncs, Python over the mask tree): the one graph break of a mask object
+def _same_offsets(a, b) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        a, b = (torch.as_tensor(x).to("cpu", torch.int64).reshape(-1) for x in (a, b))
+        return a.shape == b.shape and bool(torch.equal(a, b))
+    return a == b
+
+
 def _mask_block_map(mask: Mask, lq: int, lk: int, q_offset, device: torch.device) -> BlockMap:
     dev = mask.device
     if dev is not None and dev != device:
@@ -153,7 +164,7 @@ def _compiled(mask: Mask, lq: int, lk: int, q_offset: int, device: torch.device)
     """compile_mask with a small per-object cache, so a training loop passing the same mask
     every step compiles it once. Meta inputs get a map built on CPU and moved to "meta"."""
     cache = mask.__dict__.setdefault("_maskattn_cache", OrderedDict())
-    key = (lq, lk, q_offset, str(device))
+    key = (lq, lk, tuple(q_offset.tolist()) if isinstance(q_offset, torch.Tensor) else q_offset, str(device))
     if key in cache:
         cache.move_to_end(key)
         return cache[key]

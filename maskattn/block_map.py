@@ -161,9 +161,16 @@ class BlockMap:
         fig.savefig(path, dpi=120)
         plt.close(fig)
 
+    def _offset_repr(self) -> str:
+        off = self.q_offset
+        if isinstance(off, torch.Tensor):
+            vals = off.tolist()
+            return str(vals) if len(vals) <= 4 else f"<{len(vals)} per-batch offsets>"
+        return str(off)
+
     def __repr__(self) -> str:
         empty = self.n_tiles - self.n_full - self.n_partial
         return (f"BlockMap({self.mask_repr or '?'}, shape=(B={self.batch}, H={self.heads}, Lq={self.q_len}, "
-                f"Lk={self.kv_len}), q_offset={self.q_offset}, tile={self.block_q}x{self.block_k}, "
+                f"Lk={self.kv_len}), q_offset={self._offset_repr()}, tile={self.block_q}x{self.block_k}, "
                 f"density={self.density:.2%}, tile_density={self.tile_density:.2%}, "
                 f"full={self.n_full}, partial={self.n_partial}, empty={empty})")

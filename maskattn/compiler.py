@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from .block_map import BlockMap
+from .batch_rows import stack_batch_rows
 from .compile_row import compile_single_row
 from .masks.base import Mask, resolve_q_offset
 from .masks.checks import as_device
@@ -46,7 +47,10 @@ def compile_mask(mask: Mask, q_len: int, kv_len: int, *, q_offset: int | None = 
                  block_q: int = 128, block_k: int = 128, device=None) -> BlockMap:
     """Compile ``mask`` for ``q_len`` queries and ``kv_len`` keys into a ``BlockMap``.
 
-    ``q_offset``: absolute position of query row 0 (default ``kv_len - q_len``).
+    ``q_offset``: absolute position of query row 0 (default ``kv_len - q_len``), or a (B,)
+    integer tensor with one offset per batch row (requests with different cache lengths): the
+    map then has B batch rows, row ``b`` compiled at ``q_offset[b]`` (one query tile: without
+    host syncs; otherwise once per distinct offset).
     ``block_q`` / ``block_k``: tile shape (powers of two; ``block_k >= 32``); kernels may
     sub-tile but never cross tiles. ``device``: where to build the map (default: the
     device of the mask's tensors, else CPU); the mask's tensors are moved there.
@@ -56,6 +60,8 @@ def compile_mask(mask: Mask, q_len: int, kv_len: int, *, q_offset: int | None = 
     q_offset = resolve_q_offset(q_len, kv_len, q_offset)
     block_q = _check_block("block_q", block_q, 16)
     block_k = _check_block("block_k", block_k, 32)
+    if isinstance(q_offset, torch.Tensor):
+        return _compile_per_batch_offsets(mask, q_len, kv_len, q_offset, block_q, block_k, device)
     mask._check_lengths(q_len, kv_len, q_offset)
     dev = _resolve_device(device, mask)
     m = mask.to(dev)
@@ -95,6 +101,24 @@ def compile_mask(mask: Mask, q_len: int, kv_len: int, *, q_offset: int | None = 
         q_order=_heaviest_first(ptr, n_rows, groups), k_order=_heaviest_first(t_ptr, n_cols, groups),
         num_allowed=num_allowed.view(nb, nh), mask_repr=repr(mask),
     )
+
+
+def _compile_per_batch_offsets(mask: Mask, q_len: int, kv_len: int, offsets: torch.Tensor, block_q: int,
+                               block_k: int, device) -> BlockMap:
+    """A map with one batch row per entry of ``offsets`` (B,), row ``b`` at ``offsets[b]``."""
+    n = offsets.numel()
+    if mask.batch_size not in (1, n):
+        raise ValueError(f"q_offset: {n} offsets, but the mask describes {mask.batch_size} batch rows")
+    distinct = sorted(set(offsets.tolist()))
+    for value in distinct:
+        mask._check_lengths(q_len, kv_len, value)
+    dev = _resolve_device(device, mask)
+    grid = TileGrid(q_len, kv_len, distinct[0], block_q, block_k, dev)
+    if grid.n_q_tiles == 1:  # the sync-free path evaluates every row at its own offset
+        return compile_single_row(mask.to(dev), grid, repr(mask), q_offsets=offsets.to(dev))
+    maps = {v: compile_mask(mask, q_len, kv_len, q_offset=v, block_q=block_q, block_k=block_k, device=dev)
+            for v in distinct}
+    return stack_batch_rows([maps[v] for v in offsets.tolist()], offsets.to(dev))
 
 
 def _resolve_device(device, mask: Mask) -> torch.device:

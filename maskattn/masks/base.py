@@ -136,20 +136,27 @@ def _broadcast_dim(sizes: list[int], what: str, mask: Mask) -> int:
     return big.pop() if big else 1
 
 
-def resolve_q_offset(q_len: int, kv_len: int, q_offset) -> int:
+def resolve_q_offset(q_len: int, kv_len: int, q_offset):
     """Default bottom-right alignment: query row r sits at position (kv_len - q_len) + r.
     ``q_offset``: None, an int, a NumPy integer or a one-element integer tensor, with
-    ``|q_offset| < 2**62`` (so positions and windows stay inside int64 arithmetic)."""
+    ``|q_offset| < 2**62`` (so positions and windows stay inside int64 arithmetic) -> an int;
+    or a (B,) integer tensor, one offset per batch row -> a (B,) int64 CPU tensor."""
     for name, v in (("q_len", q_len), ("kv_len", kv_len)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}: expected a positive int, got {v!r}")
     if q_offset is None:
         return kv_len - q_len
     if isinstance(q_offset, torch.Tensor):
-        if (q_offset.numel() != 1 or q_offset.dtype == torch.bool or q_offset.is_floating_point()
-                or q_offset.is_complex()):
-            raise TypeError(f"q_offset: expected an int or a one-element integer tensor, got a tensor of dtype "
-                            f"{q_offset.dtype} and shape {tuple(q_offset.shape)}")
+        if q_offset.dtype == torch.bool or q_offset.is_floating_point() or q_offset.is_complex():
+            raise TypeError(f"q_offset: expected an int or an integer tensor, got a tensor of dtype {q_offset.dtype}")
+        if q_offset.numel() != 1:
+            if q_offset.dim() != 1 or q_offset.numel() == 0:
+                raise ValueError(f"q_offset: expected an int, a one-element or a (B,) integer tensor, got shape "
+                                 f"{tuple(q_offset.shape)}")
+            offsets = q_offset.detach().to("cpu", torch.int64)
+            if bool((offsets.abs() >= MAX_Q_OFFSET).any()):
+                raise ValueError(f"q_offset: expected |q_offset| < 2**62, got {offsets.tolist()}")
+            return offsets
         q_offset = int(q_offset.item())
     elif isinstance(q_offset, bool) or not isinstance(q_offset, numbers.Integral):
         raise TypeError(f"q_offset: expected an int or None, got {type(q_offset).__name__} {q_offset!r}")
