@@ -134,6 +134,7 @@ def _block_map(mask, q, k, q_offset) -> BlockMap:
             raise ValueError(f"mask: BlockMap is on {bm.device}, but q is on {q.device}")
     elif isinstance(mask, Mask):
         if isinstance(q_offset, torch.Tensor) and q_offset.numel() not in (1, b):
+            resolve_q_offset(lq, lk, q_offset)  # a wrong dtype is a TypeError first
             raise ValueError(f"q_offset: expected one offset per batch row ({b}), got {q_offset.numel()}")
         bm = _mask_block_map(mask, lq, lk, q_offset, q.device)
     else:
@@ -145,7 +146,6 @@ def _block_map(mask, q, k, q_offset) -> BlockMap:
     return bm
 
 
-@torch.compiler.disable  # host work (syncs, Python over the mask tree): the one graph break of a mask object
 def _same_offsets(a, b) -> bool:
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         a, b = (torch.as_tensor(x).to("cpu", torch.int64).reshape(-1) for x in (a, b))
@@ -153,6 +153,7 @@ def _same_offsets(a, b) -> bool:
     return a == b
 
 
+@torch.compiler.disable  # host work (syncs, Python over the mask tree): the one graph break of a mask object
 def _mask_block_map(mask: Mask, lq: int, lk: int, q_offset, device: torch.device) -> BlockMap:
     dev = mask.device
     if dev is not None and dev != device:

@@ -69,7 +69,8 @@ def test_graph_breaks(path_device):
     for mask in (ma.causal(), MASK, None):
         # dynamo counts a break once per enclosing frame (f, attention): count the reasons instead
         reasons = torch._dynamo.explain(f)(q, k, v, mask).break_reasons
-        assert len(reasons) == 1 and "_mask_block_map" in str(reasons[0].reason)
+        # the break is in the map compilation (named in the reason or in its stack, by torch version)
+        assert len(reasons) == 1 and "_mask_block_map" in str(reasons[0].reason) + str(reasons[0].user_stack)
 
 
 def test_block_map_flattening_is_generic():
@@ -80,6 +81,9 @@ def test_block_map_flattening_is_generic():
     back = op.unflatten_block_map(tensors, ints, spec)
     for f in fields:
         a, b = getattr(bm, f.name), getattr(back, f.name)
+        if f.name == "mask_repr":  # display only: stays out of the op (inductor embeds string arguments)
+            assert b == "" and "," not in spec.replace(",", "") and all(c.isalnum() or c in "_:," for c in spec)
+            continue
         assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, f.name
     # a field may hold an int in one map and a tensor in another (q_offset per batch row)
     per_row = dataclasses.replace(bm, q_offset=torch.tensor([20, 20]))
@@ -166,10 +170,11 @@ def test_double_backward_raises(path_device):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_autocast_is_ignored(path_device, dtype):
     q, k, v = (t.detach() for t in _inputs(path_device, lq=40, lk=40, d=16, dtype=dtype))
-    out, lse = ma.attention(q, k, v, MASK, return_lse=True)
+    mask = MASK.to(q.device)
+    out, lse = ma.attention(q, k, v, mask, return_lse=True)
     for amp_dtype in (torch.bfloat16, torch.float16):
         with torch.autocast(q.device.type, dtype=amp_dtype):
-            a_out, a_lse = ma.attention(q, k, v, MASK, return_lse=True)
+            a_out, a_lse = ma.attention(q, k, v, mask, return_lse=True)
         assert a_out.dtype == dtype and a_lse.dtype == torch.float32
         assert torch.equal(a_out, out) and torch.equal(a_lse, lse)
 

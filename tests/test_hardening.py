@@ -43,7 +43,7 @@ def test_extreme_offsets_compile_and_run(path_device, q_offset):
         expected = {"causal()": j <= q_offset, "sliding_window(5, 5)": torch.zeros(40, dtype=torch.bool),
                     "prefix_lm(7)": (j < 7) | (j <= q_offset)}.get(repr(mask), torch.ones(40, dtype=torch.bool))
         assert torch.equal(allowed[0, 0], expected.expand(20, 40)), mask
-        out, lse = ma.attention(q, k, v, mask, q_offset=q_offset, return_lse=True)
+        out, lse = ma.attention(q, k, v, mask.to(path_device), q_offset=q_offset, return_lse=True)
         check_forward(q, k, v, mask, out=out, lse=lse, q_offset=q_offset)
 
 
@@ -59,13 +59,19 @@ def test_out_of_range_offsets_are_rejected(q_offset):
 
 # ---- q_offset types --------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [torch.tensor(2.7), torch.tensor([2.0]), 2.0, True, torch.tensor(True), "2",
-                                 np.float64(2.0), np.bool_(True), torch.tensor([1, 2])])
+                                 np.float64(2.0), np.bool_(True), torch.tensor([1.0, 2.0])])
 def test_non_integer_q_offsets_are_rejected(bad):
     q, k, v = rand_qkv(1, 2, 1, 4, 8, 16, torch.float32)
     with pytest.raises(TypeError, match="q_offset"):
         ma.compile_mask(ma.causal(), 4, 8, q_offset=bad)
     with pytest.raises(TypeError, match="q_offset"):
         ma.attention(q, k, v, ma.causal(), q_offset=bad)
+
+
+def test_q_offset_tensor_of_wrong_shape_is_rejected():
+    # (B,) integer tensors are per-batch offsets (tests/test_q_offset_tensor.py); other shapes are not
+    with pytest.raises(ValueError, match="q_offset"):
+        ma.compile_mask(ma.causal(), 4, 8, q_offset=torch.tensor([[1, 2]]))
 
 
 @pytest.mark.parametrize("good", [np.int64(3), np.int32(3), torch.tensor(3), torch.tensor([3], dtype=torch.int32)])
@@ -106,7 +112,7 @@ def test_dense_takes_a_snapshot(path_device):
     t.fill_(True)  # edit the user's tensor in place after the first call
     assert torch.equal(mask.materialize(20, 20), before)
     assert torch.equal(ma.attention(q, k, v, mask), first)
-    assert torch.equal(ma.attention(q, k, v, ma.dense(t)), ma.attention(q, k, v))  # a new mask sees the edit
+    assert torch.equal(ma.attention(q, k, v, ma.dense(t.to(path_device))), ma.attention(q, k, v))  # sees the edit
 
 
 # ---- pickling -------------------------------------------------------------------------------------------

@@ -58,13 +58,6 @@ def finite_or_zero(x):
 
 
 @triton.jit
-def drop_nonfinite(x):
-    """NaN entries of a partial product -> 0: where a hidden NaN / Inf key or value met a zero
-    weight (0 * inf), it must not reach a row that may not see it."""
-    return tl.where(x == x, x, 0.0)
-
-
-@triton.jit
 def softmax_step(acc, m_i, l_i, q, k, v, allowed, scale, softcap,
                  MASKED: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr):
     """One online-softmax step of flash attention over a key block: scores q @ k^T (masked by

@@ -36,10 +36,11 @@ def _fit(cfg: dict, tile_q: int, tile_k: int) -> dict:
 # (BLOCK_M, BLOCK_N, num_warps, num_stages). H100 sweeps, bf16, D=128 (benchmarks/tune_kernels.py,
 # benchmarks/results/NOTES.md): forward (128, 128, 8, 2) on tensor descriptors, 3 stages within
 # noise; (64, 64, 4, 3) for both kernels of the two-kernel backward; (64, 128, 8, 2) for the
-# one-pass backward (best of five shapes, though it spills).
+# one-pass backward (best of five shapes, though it spills). Head dim 256 (run 3): (64, 64, 8, 1)
+# for both two-kernel backward kernels, 2.3-2.7x faster than (32, 32, 4, 2) / (64, 32, 4, 2).
 _FWD = {"small": (128, 128, 8, 2), "big": (64, 64, 4, 2)}
-_DKDV = {"small": (64, 64, 4, 3), "big": (32, 32, 4, 2)}
-_DQ = {"small": (64, 64, 4, 3), "big": (64, 32, 4, 2)}
+_DKDV = {"small": (64, 64, 4, 3), "big": (64, 64, 8, 1)}
+_DQ = {"small": (64, 64, 4, 3), "big": (64, 64, 8, 1)}
 # one-pass backward with atomic dQ: BLOCK_N keys per program, BLOCK_M query rows per step
 _BWD = {"small": (64, 128, 8, 2), "big": (32, 64, 4, 2)}
 # split-KV decoding: (BLOCK_M packed query rows, BLOCK_N keys, warps, stages) by packed rows

@@ -18,7 +18,6 @@ once-differentiable). ``torch.func.vmap`` works through a batching rule (``_vmap
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 from typing import Optional
@@ -40,8 +39,9 @@ _DOUBLE_BACKWARD = ("maskattn.attention: double backward is not supported (its g
 def flatten_block_map(bm: BlockMap) -> tuple[list[torch.Tensor], list[int], str]:
     """BlockMap -> (tensor fields, int fields, spec). Generic over ``dataclasses.fields``: a
     field holding a tensor (in this map) goes to the tensor list, an int to the int list,
-    anything else (str, float, None) into ``spec`` by value; ``spec`` also records which list
-    each field went to, so the same field may be an int in one map and a tensor in another."""
+    anything else (display-only fields: the mask's repr) stays out of the op (the op's map gets
+    the field's default); ``spec`` records which list each field went to, so the same field may
+    be an int in one map and a tensor in another."""
     tensors, ints, spec = [], [], []
     for name in _FIELDS:
         value = getattr(bm, name)
@@ -52,29 +52,24 @@ def flatten_block_map(bm: BlockMap) -> tuple[list[torch.Tensor], list[int], str]
             ints.append(value)
             spec.append(name + ":i")
         else:
-            spec.append(name + "=" + repr(value))
-    return tensors, ints, "\n".join(spec)
+            spec.append(name + ":v")
+    # only [a-z_:,]: inductor embeds string arguments in generated code (torch 2.11's CUDA wrapper
+    # broke on the quotes, parentheses and newlines of a mask repr passed here)
+    return tensors, ints, ",".join(spec)
 
 
 @functools.lru_cache(maxsize=64)
-def _parse_spec(spec: str) -> tuple[tuple[str, str, object], ...]:
-    """spec -> ((field name, 't' | 'i' | 'v', value for 'v'), ...) in field order."""
-    out = []
-    for line in spec.split("\n"):
-        at = next(i for i, c in enumerate(line) if c in ":=")  # field names hold neither
-        name = line[:at]
-        if line[at] == ":":
-            out.append((name, line[at + 1:], None))
-        else:
-            out.append((name, "v", ast.literal_eval(line[at + 1:])))
-    return tuple(out)
+def _parse_spec(spec: str) -> tuple[tuple[str, str], ...]:
+    """spec -> ((field name, 't' | 'i' | 'v'), ...) in field order."""
+    return tuple(tuple(item.split(":")) for item in spec.split(","))
 
 
 def unflatten_block_map(tensors: list[torch.Tensor], ints: list[int], spec: str) -> BlockMap:
     """Inverse of ``flatten_block_map``."""
     it_t, it_i, fields = iter(tensors), iter(ints), {}
-    for name, kind, value in _parse_spec(spec):
-        fields[name] = next(it_t) if kind == "t" else next(it_i) if kind == "i" else value
+    for name, kind in _parse_spec(spec):
+        if kind != "v":  # display-only fields keep their defaults
+            fields[name] = next(it_t) if kind == "t" else next(it_i)
     return BlockMap(**fields)
 
 
@@ -193,7 +188,7 @@ def _vmap_call(op, info, in_dims, args, n_tensor_args: int, batch_at: int, map_b
 
 
 def _map_batch(map_ints, map_spec) -> int:
-    names = [name for name, kind, _ in _parse_spec(map_spec) if kind == "i"]
+    names = [name for name, kind in _parse_spec(map_spec) if kind == "i"]
     return map_ints[names.index("batch")]
 
 

@@ -95,17 +95,26 @@ class Mask:
         return {k: v for k, v in self.__dict__.items() if k not in _CACHE_ATTRS}
 
     def materialize(self, q_len: int, kv_len: int, q_offset: int | None = None, device=None) -> torch.Tensor:
-        """Dense boolean mask ``(B|1, H|1, Lq, Lk)``; True = attend. O(Lq*Lk): for tests only."""
+        """Dense boolean mask ``(B|1, H|1, Lq, Lk)``; True = attend. O(Lq*Lk): for tests only.
+        ``q_offset`` may be a (B,) integer tensor: batch row ``b`` at ``q_offset[b]``."""
         q_offset = resolve_q_offset(q_len, kv_len, q_offset)
-        self._check_lengths(q_len, kv_len, q_offset)
+        per_row = isinstance(q_offset, torch.Tensor)
+        for value in (sorted(set(q_offset.tolist())) if per_row else (q_offset,)):
+            self._check_lengths(q_len, kv_len, value)
         dev = torch.device(device) if device is not None else (self.device or torch.device("cpu"))
         m = self._moved(dev)
-        b = torch.arange(m.batch_size, device=dev).view(-1, 1, 1, 1)
+        nb = m.batch_size
+        if per_row:
+            if nb not in (1, q_offset.numel()):
+                raise ValueError(f"q_offset: {q_offset.numel()} offsets, but the mask describes {nb} batch rows")
+            nb = q_offset.numel()
+            q_offset = q_offset.to(dev).view(-1, 1, 1, 1)
+        b = torch.arange(nb, device=dev).view(-1, 1, 1, 1)
         h = torch.arange(m.num_heads, device=dev).view(1, -1, 1, 1)
-        i = (torch.arange(q_len, device=dev) + q_offset).view(1, 1, -1, 1)
+        i = torch.arange(q_len, device=dev).view(1, 1, -1, 1) + q_offset
         j = torch.arange(kv_len, device=dev).view(1, 1, 1, -1)
         out = m._allowed(b, h, i, j, q_offset)
-        return out.expand(m.batch_size, m.num_heads, q_len, kv_len).clone()
+        return out.expand(nb, m.num_heads, q_len, kv_len).clone()
 
     # ---- algebra ------------------------------------------------------------------------
     def __and__(self, other: "Mask") -> "Mask":
