@@ -498,7 +498,21 @@ def test_compiled_model_matches_eager():
 @gpu
 @pytest.mark.gpu
 def test_gpu_compiled_model_matches_eager():
-    _compiled_matches_eager("cuda", torch.bfloat16, 2e-2)
+    # bf16: inductor fuses the layers around attention in other precisions than eager does, so
+    # compiled and eager logits differ for any attention. Error-ratio rule: ours may differ by at
+    # most twice what sdpa's compiled model differs from its eager one, plus a rounding floor.
+    torch._dynamo.reset()
+    ids, am = tokens(2, 40).to("cuda"), padding_mask(2, 40, "left").to("cuda")
+    valid = am.bool()
+    errs = {}
+    for impl in ("sdpa", "maskattn"):
+        model = build("llama", impl, "cuda", torch.bfloat16)
+        with torch.no_grad():
+            eager = model(ids, attention_mask=am).logits
+            compiled = torch.compile(model)(ids, attention_mask=am).logits
+        errs[impl] = float((compiled[valid].float() - eager[valid].float()).abs().max())
+        scale = float(eager[valid].abs().max())
+    assert errs["maskattn"] <= 2 * errs["sdpa"] + 4 * torch.finfo(torch.bfloat16).eps * scale, errs
 
 
 def test_attention_function_layout_softcap_and_gqa():
