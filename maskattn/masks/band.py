@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import Mask
+from .base import Mask, Named
 from .checks import MAX_WINDOW, nonneg_int
-from .grid import FULL, TileGrid, tile_class
+from .grid import FULL, PARTIAL, TileGrid, tile_class
 
 
 class Band(Mask):
@@ -59,13 +59,38 @@ def causal() -> Mask:
     return Band(None, 0, "causal()")
 
 
-def sliding_window(left: int, right: int = 0) -> Mask:
-    """``i - left <= j <= i + right`` (FlashAttention's ``window_size``).
+class Dilated(Mask):
+    """``(i - j) % dilation == 0``: every ``dilation``-th key. Never FULL (a tile holds at
+    least two consecutive keys or queries), never EMPTY; ANDed with a band it thins the band."""
+
+    def __init__(self, dilation: int):
+        self.dilation = dilation
+
+    def _allowed(self, b, h, i, j, q_offset):
+        return torch.remainder(i - j, self.dilation) == 0
+
+    def _tile_classes(self, grid: TileGrid):
+        one_pair = grid.block_q == 1 and grid.block_k == 1  # never: block_q >= 16
+        return torch.full((1, 1, 1, 1), FULL if one_pair else PARTIAL, dtype=torch.int8, device=grid.device)
+
+    def __repr__(self):
+        return f"dilation({self.dilation})"
+
+
+def sliding_window(left: int, right: int = 0, dilation: int = 1) -> Mask:
+    """``i - left <= j <= i + right`` (FlashAttention's ``window_size``), and with ``dilation > 1``
+    also ``(i - j) % dilation == 0`` (a dilated window: every ``dilation``-th key).
 
     A Hugging Face ``sliding_window=W`` (W keys including the query) is ``sliding_window(W - 1)``.
     Any window of at least ``3 * 2**61`` (e.g. ``sys.maxsize``) is unbounded on that side.
     """
     left = nonneg_int("sliding_window: left", left)
     right = nonneg_int("sliding_window: right", right)
+    dilation = nonneg_int("sliding_window: dilation", dilation)
+    if dilation < 1:
+        raise ValueError(f"sliding_window: dilation: expected an int >= 1, got {dilation}")
     name = f"sliding_window({left})" if right == 0 else f"sliding_window({left}, {right})"
-    return Band(left, right, name)
+    if dilation == 1:
+        return Band(left, right, name)
+    name = name[:-1] + f", dilation={dilation})"
+    return Named(Band(left, right, name) & Dilated(dilation), name)

@@ -88,3 +88,16 @@ class KeyPrefix(Mask):
         return self.name
 
 
+
+
+def query_mask(valid) -> Mask:
+    """``valid``: bool or 0/1 tensor ``(L,)`` or ``(B, L)`` over absolute query positions
+    ``0 .. L-1`` (L = kv_len, like ``padding``): a query whose position is not valid (or lies
+    outside the tensor) attends to nothing. The query-side counterpart of ``padding``; with
+    ``&`` / ``|`` it selects the queries a rule applies to, e.g.
+    ``query_mask(is_text) & causal() | ~query_mask(is_text) & image_rule``."""
+    from .checks import as_bool_tensor, describe
+
+    flags = as_bool_tensor("query_mask: valid", valid, (1, 2))
+    flags = flags[None] if flags.dim() == 1 else flags
+    return PositionSet("q", f"query_mask({describe(flags)})", flags=flags, arg="valid")
