@@ -30,7 +30,8 @@ def cases(dev):
                 lambda b, h, q, k: (k <= q) & (q - k <= 2048) & ((q - k) % 2 == 0)))
     span = (torch.arange(L, device=dev) // 1024) % 2 == 0  # queries in alternating 1k spans
     out.append(("query_mask(spans) & causal", L, ma.query_mask(span) & ma.causal(), lambda b, h, q, k: span[q] & (k <= q)))
-    streaming = ma.sliding_window(1023) | (ma.causal() & ma.prefix_lm(4))
+    sinks = ma.padding(torch.arange(L)[None] < 4)  # the first 4 keys (attention sinks)
+    streaming = ma.causal() & (ma.sliding_window(1023) | sinks)
     heads = [ma.causal() if h % 2 else streaming for h in range(H)]
     odd = torch.arange(H, device=dev) % 2 == 1
     out.append(("per_head (DuoAttention, 2 distinct)", L, ma.per_head(heads),
