@@ -14,9 +14,10 @@ Both recompute P = exp(S - lse); ``delta = rowsum(dO * O) - dlse`` comes from a 
 preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token); the
 atomic path adds the fp32 dQ accumulator, 4 * D bytes per (query head, token).
 Masked pairs are dropped with ``where`` (never ``0 * x``), and the K of a dQ product is
-cleaned of non-finite entries (per program in the one-pass kernel; in the dQ kernel only for
-tiles whose scores show one), so a NaN in a masked-out slot reaches no gradient of a row that
-may not see it.
+cleaned of non-finite entries (per program in the one-pass kernel; the dQ kernel reads a
+cleaned copy of K made by one elementwise pass, which measured far cheaper than checking
+tiles in the kernel), so a NaN in a masked-out slot reaches no gradient of a row that may
+not see it.
 
 Which path: ``deterministic=True`` takes the two kernels. Otherwise the one-pass kernel is
 used where it is faster, on maps dominated by partial tiles (tree-like masks); on maps of
@@ -222,13 +223,9 @@ def _attn_bwd_dq(
         c0 = (j % SUB_N) * BLOCK_N
         n0 = tl.load(PART_IDX + idx) * TILE_K + c0
         allowed = tile_bits(BITMAPS, idx, r0, c0, BLOCK_M, BLOCK_N, TILE_Q, TILE_K)
-        k = k_desc.load([n0, 0])
-        _, ds, qk = _bwd_scores(q, k, v_desc.load([n0, 0]), do, lse2, delta, allowed, scale, softcap,
-                                False, True, HAS_SOFTCAP, PRECISION)
-        # a non-finite key shows as a non-finite score column; only then (rarely) clean K, so that
-        # a hidden one does not reach dQ through 0 * inf (cleaning every tile costs 2.5x on trees)
-        if tl.max(tl.where(tl.abs(qk) < float("inf"), 0, 1)) > 0:
-            k = finite_or_zero(k)
+        k = k_desc.load([n0, 0])  # K here is the cleaned copy (see attention_backward)
+        _, ds, _ = _bwd_scores(q, k, v_desc.load([n0, 0]), do, lse2, delta, allowed, scale, softcap,
+                               False, True, HAS_SOFTCAP, PRECISION)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
     offs_m = m0 + tl.arange(0, BLOCK_M)
@@ -279,10 +276,12 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     if one_pass:
         dq.copy_(dq_acc[..., :d])
         return dq, dk, dv
+    # hidden non-finite keys must not reach dQ through 0 * inf: the dQ kernel reads K cleaned
+    k_clean = torch.where(torch.isfinite(k), k, torch.zeros((), dtype=k.dtype, device=k.device))
     launch(_attn_bwd_dq, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])),
-           (q, k, v, do, lse, delta, dq,
+           (q, k_clean, v, do, lse, delta, dq,
             bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
-            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dq.stride()[:3],
+            *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dq.stride()[:3],
             hq, hq // hkv, lq, lk, d, d_tma, sb, sh, bm.n_q_tiles, scale, cap),
            constexprs, dq_config(bm.block_q, bm.block_k, d, q.dtype), ("dq",) + key)
     return dq, dk, dv

@@ -17,7 +17,7 @@ def _window_start(c: torch.Tensor, n: int, k: int) -> torch.Tensor:
 
 class Neighborhood(Mask):
     def __init__(self, shape: tuple[int, ...], kernel: tuple[int, ...], causal: bool, name: str):
-        self.shape, self.kernel, self.causal, self.name = shape, kernel, causal, name
+        self.grid_shape, self.kernel, self.causal, self.name = shape, kernel, causal, name
         self.size = math.prod(shape)
         self.strides = tuple(math.prod(shape[a + 1:]) for a in range(len(shape)))
 
@@ -27,7 +27,7 @@ class Neighborhood(Mask):
 
     def _allowed(self, b, h, i, j, q_offset):
         ok = (i >= 0) & (i < self.size) & (j >= 0) & (j < self.size)
-        for a, (n, k, st) in enumerate(zip(self.shape, self.kernel, self.strides)):
+        for a, (n, k, st) in enumerate(zip(self.grid_shape, self.kernel, self.strides)):
             ci, cj = torch.div(i, st, rounding_mode="floor") % n, torch.div(j, st, rounding_mode="floor") % n
             start = _window_start(ci, n, k)
             ok = ok & (cj >= start) & (cj < start + k)
@@ -38,7 +38,7 @@ class Neighborhood(Mask):
     def _coord_range(self, p0: torch.Tensor, p1: torch.Tensor, axis: int):
         """Min and max coordinate along ``axis`` over positions [p0, p1] (contiguous, row-major):
         the exact pair when the range stays in one period of that axis, [0, n-1] when it wraps."""
-        n, st = self.shape[axis], self.strides[axis]
+        n, st = self.grid_shape[axis], self.strides[axis]
         lo, hi = torch.div(p0, st, rounding_mode="floor"), torch.div(p1, st, rounding_mode="floor")
         wraps = torch.div(lo, n, rounding_mode="floor") != torch.div(hi, n, rounding_mode="floor")
         return torch.where(wraps, 0, lo % n), torch.where(wraps, n - 1, hi % n)
@@ -53,7 +53,7 @@ class Neighborhood(Mask):
         some = ((q1 >= 0) & (q0 < self.size))[:, None] & ((k1 >= 0) & (k0 < self.size))[None, :]
         every = inside
         cq0, cq1, ck0, ck1 = q0.clamp(0, self.size - 1), q1.clamp(0, self.size - 1), k0, k1.clamp(0, self.size - 1)
-        for a, (n, k) in enumerate(zip(self.shape, self.kernel)):
+        for a, (n, k) in enumerate(zip(self.grid_shape, self.kernel)):
             qmin, qmax = (x[:, None] for x in self._coord_range(cq0, cq1, a))
             kmin, kmax = (x[None, :] for x in self._coord_range(ck0, ck1, a))
             s_lo, s_hi = _window_start(qmin, n, k), _window_start(qmax, n, k)  # start is monotone in c
