@@ -1,7 +1,7 @@
 """Attention speed: maskattn vs FlexAttention vs SDPA, in one process, on one GPU.
 
 Measures forward, backward alone and forward+backward for the five standard families
-(CONVENTIONS.md) at L = 8k and 32k (B=1, H=16, D=128, bf16), plus sparsity sweeps
+(docs/semantics.md) at L = 8k and 32k (B=1, H=16, D=128, bf16), plus sparsity sweeps
 (sliding-window sizes, document lengths, random block masks from 1% to 100% tile density).
 Times are medians of ``triton.testing.do_bench`` after warm-up, inputs from ``torch.randn``.
 Effective TFLOP/s counts allowed pairs only: fwd 4*D*H*pairs/t, bwd 2.5x, fwd+bwd 3.5x.

@@ -55,18 +55,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = p.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("bench_inference.py needs a CUDA GPU")
     import triton
-    import triton.testing
-    import torch._dynamo as dynamo
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-    dynamo.config.cache_size_limit = 256
-    if hasattr(dynamo.config, "recompile_limit"):
-        dynamo.config.recompile_limit = 256
-    flex = torch.compile(flex_attention)
+
+    from benchmarks.gpu_setup import flex_and_timer
+    flex, create_block_mask, bench = flex_and_timer("bench_inference.py")
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    bench = lambda fn: float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))  # noqa: E731
     dev = "cuda"
     rows = []
     for label, B, lq, lk, mask in cases():

@@ -1,0 +1,21 @@
+"""Shared GPU benchmark setup: FlexAttention compiled with raised recompile limits, and a timer."""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+
+def flex_and_timer(script: str, recompiles: int = 1000):
+    """(compiled flex_attention, create_block_mask, bench(fn) -> median ms). Exits with a message
+    without CUDA. Dynamo's limits are raised: flex falls back to eager after 8 recompiles."""
+    if not torch.cuda.is_available():
+        sys.exit(f"{script} needs a CUDA GPU")
+    import torch._dynamo as dynamo
+    import triton.testing
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    dynamo.config.cache_size_limit = recompiles
+    if hasattr(dynamo.config, "recompile_limit"):
+        dynamo.config.recompile_limit = recompiles
+    bench = lambda fn: float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))  # noqa: E731
+    return torch.compile(flex_attention), create_block_mask, bench
