@@ -1,28 +1,23 @@
-"""Backward kernels over a BlockMap (FlashAttention-2 style).
+"""Backward kernels over a BlockMap (FlashAttention-2 style, no atomics: deterministic).
 
 * ``_attn_bwd_dkdv``: one program = one (batch, KV head) x one ``BLOCK_N`` slice of a key
   tile. It walks the key tile's non-empty query tiles (the map's column view) for every
   query head that shares this KV head (GQA summed in registers), accumulating dK and dV.
-  With ``ATOMIC_DQ`` it also adds each dQ contribution ``dS @ K`` into an fp32 accumulator
-  with atomics: the whole backward in one pass, 5 matrix products per tile pair. This is
-  the default (fast) path; the order of the atomic additions varies, so dQ may differ in
-  the last bits from run to run.
-* ``_attn_bwd_dq``: the deterministic path's second kernel: one program = one (batch,
-  query head) x one ``BLOCK_M`` slice of a query tile, walking the row view like the
-  forward pass and recomputing S and dP (7 products per tile pair, no atomics).
+* ``_attn_bwd_dq``: one program = one (batch, query head) x one ``BLOCK_M`` slice of a query
+  tile, walking the row view like the forward pass, accumulating dQ.
 Both recompute P = exp(S - lse); ``delta = rowsum(dO * O) - dlse`` comes from a small
-preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token); the
-atomic path adds the fp32 dQ accumulator, 4 * D bytes per (query head, token).
-Masked pairs are dropped with ``where`` (never ``0 * x``), and the K of a dQ product is
-cleaned of non-finite entries (per program in the one-pass kernel; the dQ kernel reads a
-cleaned copy of K made by one elementwise pass, which measured far cheaper than checking
-tiles in the kernel), so a NaN in a masked-out slot reaches no gradient of a row that may
-not see it.
+preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token), and a
+cleaned copy of K for the dQ kernel.
 
-Which path: ``deterministic=True`` takes the two kernels. Otherwise the one-pass kernel is
-used where it is faster, on maps dominated by partial tiles (tree-like masks); on maps of
-mostly full tiles the two-kernel path is faster on the H100 (the one-pass kernel holds dK,
-dV, K and V at once and spills; benchmarks/results/NOTES.md), so it serves both.
+A one-pass kernel adding dQ with fp32 atomics (TMA reductions; 5 products per tile pair
+instead of 7) was built and measured on the H100: it holds dK, dV, K and V at once, spills
+(255 registers, 60 spills) and was 10-20% slower than these two kernels on every standard
+family, partial-dominated ones included (benchmarks/results/NOTES.md); it was removed. So the
+fastest path is also bitwise reproducible, and ``deterministic`` selects the same kernels.
+
+Masked pairs are dropped with ``where`` (never ``0 * x``) and the dQ kernel reads K cleaned
+of non-finite entries (one elementwise pass per call), so a NaN in a masked-out slot reaches
+no gradient of a row that may not see it.
 """
 from __future__ import annotations
 
@@ -31,8 +26,8 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from .common import finite_or_zero, row_desc, scores_log2, tile_bits
-from .config import backward_config, dkdv_config, dot_precision, dq_config, launch, next_pow2
+from .common import row_desc, scores_log2, tile_bits
+from .config import dkdv_config, dot_precision, dq_config, launch, next_pow2
 from .forward import map_strides
 from .tma import ensure_allocator, padded_dim, tma_operand
 
@@ -97,14 +92,13 @@ def _bwd_delta(O, DO, DLSE, DELTA, sob, soh, som, sod, sdb, sdh, sdm, sdd, H, Lq
 
 @triton.jit
 def _attn_bwd_dkdv(
-    Q, K, V, DO, LSE, DELTA, DK, DV, DQ_ACC,
+    Q, K, V, DO, LSE, DELTA, DK, DV,
     T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, T_PART_SLOT, BITMAPS, K_ORDER,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm,
     sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
     Hq, Hkv, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_kt, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
-    ATOMIC_DQ: tl.constexpr, TMA_REDUCE: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     SUB_M: tl.constexpr = TILE_Q // BLOCK_M
@@ -117,9 +111,6 @@ def _attn_bwd_dkdv(
     n0 = kt * TILE_K + c0
     k = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D).load([n0, 0])
     v = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D).load([n0, 0])
-    # the K that multiplies dS into dQ on partial tiles: a NaN key hidden from a row must not
-    # reach that row's dQ through 0 * NaN (scores drop it with where)
-    k_dq = finite_or_zero(k)
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
 
@@ -128,8 +119,6 @@ def _attn_bwd_dkdv(
         col = (b * map_sb + h * map_sh) * n_kt + kt
         q_desc = row_desc(Q, b, h, sqb, sqh, sqm, Lq, D_TMA, BLOCK_M, BLOCK_D)
         do_desc = row_desc(DO, b, h, sdb, sdh, sdm, Lq, D_TMA, BLOCK_M, BLOCK_D)
-        if ATOMIC_DQ:
-            dq_desc = row_desc(DQ_ACC, b, h, Hq * Lq * D_TMA, Lq * D_TMA, D_TMA, Lq, D_TMA, BLOCK_M, BLOCK_D)
         stat_off = (b * Hq + h).to(tl.int64) * Lq
         # (tile, sub-block) pairs flattened into one loop per class, as in the forward kernel
         f0, f1 = tl.load(T_FULL_PTR + col) * SUB_M, tl.load(T_FULL_PTR + col + 1) * SUB_M
@@ -141,9 +130,6 @@ def _attn_bwd_dkdv(
                                    PRECISION)
             dv += tl.dot(p.to(do.dtype), do, input_precision=PRECISION)
             dk += tl.dot(ds.to(q.dtype), q, input_precision=PRECISION)
-            if ATOMIC_DQ:
-                _add_dq(dq_desc, DQ_ACC, b, h, Hq, Lq, D_TMA, m0, tl.trans(ds.to(k.dtype)), k, scale,
-                        BLOCK_M, BLOCK_D, PRECISION, TMA_REDUCE)
         for j in range(p0, p1):
             qt = tl.load(T_PART_IDX + j // SUB_M)
             r0 = (j % SUB_M) * BLOCK_M
@@ -155,9 +141,6 @@ def _attn_bwd_dkdv(
                                    True, True, HAS_SOFTCAP, PRECISION)
             dv += tl.dot(p.to(do.dtype), do, input_precision=PRECISION)
             dk += tl.dot(ds.to(q.dtype), q, input_precision=PRECISION)
-            if ATOMIC_DQ:
-                _add_dq(dq_desc, DQ_ACC, b, h, Hq, Lq, D_TMA, m0, tl.trans(ds.to(k.dtype)), k_dq, scale,
-                        BLOCK_M, BLOCK_D, PRECISION, TMA_REDUCE)
 
     offs_n = n0 + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
@@ -167,21 +150,6 @@ def _attn_bwd_dkdv(
              (dk * scale).to(DK.dtype.element_ty), mask=kv_mask)
     tl.store(DV + b.to(tl.int64) * sdvb + kvh.to(tl.int64) * sdvh + cols * sdvn + offs_d[None, :],
              dv.to(DV.dtype.element_ty), mask=kv_mask)
-
-
-@triton.jit
-def _add_dq(dq_desc, DQ_ACC, b, h, Hq, Lq, D_TMA, m0, ds, k, scale,
-            BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, TMA_REDUCE: tl.constexpr):
-    """DQ_ACC[b, h, m0:m0+BLOCK_M] += scale * dS @ K, fp32 atomics (a TMA reduction on the GPU;
-    element atomics under the interpreter, which has no descriptor reductions)."""
-    dq = tl.dot(ds, k, input_precision=PRECISION) * scale
-    if TMA_REDUCE:
-        dq_desc.atomic_add([m0, 0], dq)
-    else:
-        offs_m = m0 + tl.arange(0, BLOCK_M)
-        offs_d = tl.arange(0, BLOCK_D)
-        ptrs = DQ_ACC + ((b * Hq + h).to(tl.int64) * Lq + offs_m[:, None]) * D_TMA + offs_d[None, :]
-        tl.atomic_add(ptrs, dq, mask=(offs_m[:, None] < Lq) & (offs_d[None, :] < D_TMA), sem="relaxed")
 
 
 @triton.jit
@@ -239,12 +207,10 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
                        lse: torch.Tensor, dlse: torch.Tensor | None, bm: BlockMap, scale: float,
                        softcap: float | None, deterministic: bool = False):
     """Gradients of ``attention_forward``. do/q/out: (B, Hq, Lq, D) any strides; k/v: (B, Hkv, Lk, D);
-    lse/dlse: (B, Hq, Lq). ``deterministic``: two kernels, no atomics (bitwise reproducible);
-    else the faster of that and one pass with atomic fp32 dQ (see the module docstring).
+    lse/dlse: (B, Hq, Lq). ``deterministic`` is accepted for the API's sake: the kernels use no
+    atomics, so every call is bitwise reproducible (see the module docstring).
     Returns dq, dk, dv shaped and typed like q, k, v."""
     b, hq, lq, d = q.shape
-    # list lengths, not pointer values: known on the host without a device sync
-    one_pass = not deterministic and bm.part_idx.numel() > bm.full_idx.numel()
     hkv, lk = k.shape[1], k.shape[2]
     # d lse / d S = P, so a gradient on lse enters as dS = P * (dP - (delta - dlse))
     delta = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
@@ -259,23 +225,17 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     dq = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     dk = torch.empty((b, hkv, lk, d), dtype=k.dtype, device=k.device)
     dv = torch.empty((b, hkv, lk, d), dtype=v.dtype, device=v.device)
-    dq_acc = torch.zeros((b, hq, lq, d_tma), dtype=torch.float32, device=q.device) if one_pass else None
     sb, sh = map_strides(bm)
     constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
                       HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype))
     cap = softcap if softcap else 1.0
     key = (bm.block_q, bm.block_k, d, q.dtype, q.device)
-    cfg = (backward_config if one_pass else dkdv_config)(bm.block_q, bm.block_k, d, q.dtype)
-    tma_reduce = cfg.pop("TMA_REDUCE")
     launch(_attn_bwd_dkdv, lambda c: (b * hkv, bm.n_k_tiles * (bm.block_k // c["BLOCK_N"])),
-           (q, k, v, do, lse, delta, dk, dv, dq_acc if dq_acc is not None else dk,
+           (q, k, v, do, lse, delta, dk, dv,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3], *dv.stride()[:3],
             hq, hkv, hq // hkv, lq, lk, d, d_tma, sb, sh, bm.n_k_tiles, scale, cap),
-           dict(constexprs, ATOMIC_DQ=one_pass, TMA_REDUCE=tma_reduce), cfg, ("dkdv", one_pass) + key)
-    if one_pass:
-        dq.copy_(dq_acc[..., :d])
-        return dq, dk, dv
+           constexprs, dkdv_config(bm.block_q, bm.block_k, d, q.dtype), ("dkdv",) + key)
     # hidden non-finite keys must not reach dQ through 0 * inf: the dQ kernel reads K cleaned
     k_clean = torch.where(torch.isfinite(k), k, torch.zeros((), dtype=k.dtype, device=k.device))
     launch(_attn_bwd_dq, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])),

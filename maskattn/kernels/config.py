@@ -35,14 +35,11 @@ def _fit(cfg: dict, tile_q: int, tile_k: int) -> dict:
 
 # (BLOCK_M, BLOCK_N, num_warps, num_stages). H100 sweeps, bf16, D=128 (benchmarks/tune_kernels.py,
 # benchmarks/results/NOTES.md): forward (128, 128, 8, 2) on tensor descriptors, 3 stages within
-# noise; (64, 64, 4, 3) for both kernels of the two-kernel backward; (64, 128, 8, 2) for the
-# one-pass backward (best of five shapes, though it spills). Head dim 256 (run 3): (64, 64, 8, 1)
+# noise; (64, 64, 4, 3) for both backward kernels. Head dim 256 (run 3): (64, 64, 8, 1)
 # for both two-kernel backward kernels, 2.3-2.7x faster than (32, 32, 4, 2) / (64, 32, 4, 2).
 _FWD = {"small": (128, 128, 8, 2), "big": (64, 64, 4, 2)}
 _DKDV = {"small": (64, 64, 4, 3), "big": (64, 64, 8, 1)}
 _DQ = {"small": (64, 64, 4, 3), "big": (64, 64, 8, 1)}
-# one-pass backward with atomic dQ: BLOCK_N keys per program, BLOCK_M query rows per step
-_BWD = {"small": (64, 128, 8, 2), "big": (32, 64, 4, 2)}
 # split-KV decoding: (BLOCK_M packed query rows, BLOCK_N keys, warps, stages) by packed rows
 # (H100 sweep, benchmarks/results/tune_decode.log: 64 keys, 4 warps, 2 stages best on decode q=1, q=4 and tree)
 _DECODE = {16: (16, 64, 4, 2), 32: (32, 64, 4, 2), 64: (64, 64, 4, 2), 128: (128, 64, 4, 2)}
@@ -65,16 +62,8 @@ def forward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) 
 
 
 def dkdv_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    """dK/dV (deterministic path): BLOCK_N keys stay in registers, BLOCK_M query rows stream past."""
-    return dict(_pick("dkdv", _DKDV, tile_q, tile_k, head_dim, dtype), TMA_REDUCE=False)
-
-
-def backward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    """One-pass backward (dK, dV and atomic dQ). TMA_REDUCE: dQ added by the copy engine's
-    reduction (not available under the interpreter: element atomics there)."""
-    cfg = _pick("bwd", _BWD, tile_q, tile_k, head_dim, dtype)
-    tma_reduce = cfg.pop("TMA_REDUCE", True)
-    return dict(cfg, TMA_REDUCE=tma_reduce and not interpreting())
+    """dK/dV: BLOCK_N keys stay in registers, BLOCK_M query rows stream past them."""
+    return _pick("dkdv", _DKDV, tile_q, tile_k, head_dim, dtype)
 
 
 def dq_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
