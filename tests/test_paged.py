@@ -21,7 +21,6 @@ def _pages(b, hkv, d, page_size, max_pages, kv_lens, dtype, seed=0):
 
 def _gathered(cache, table, b, length):
     """(1, Hkv, length, D) keys of request b in logical order."""
-    page_size = cache.shape[2]
     rows = cache[table[b].long()].permute(1, 0, 2, 3).reshape(cache.shape[1], -1, cache.shape[3])
     return rows[None, :, :length]
 
