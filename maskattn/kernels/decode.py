@@ -176,7 +176,7 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     else:
         d_tma = d
         k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (k, v))
-    if q.shape[-1] != d_tma:
+    if q.shape[-1] != d_tma or q.stride(-1) != 1:  # rows of q are read with a unit last stride
         q = tma_operand(q, d_tma)
     cfg = decode_config(pack * lq, bm.block_k, d, q.dtype)
     row_blocks = -(-pack * lq // cfg["BLOCK_M"])
