@@ -6,7 +6,7 @@ reported, never chosen). Times are ``do_bench`` medians; the score of a variant 
 geometric mean of its time over the cases, relative to the current default. Writes a log
 and ``tune_kernels.json`` (best config per kernel) into ``--out``.
 
-    PYTHONPATH=. python benchmarks/tune_kernels.py --out /tmp/tune [--decode | --two-kernel --head-dim 256]
+    PYTHONPATH=. python benchmarks/tune_kernels.py --out /tmp/tune [--decode | --decode-splits | --two-kernel --head-dim 256]
 """
 from __future__ import annotations
 
@@ -62,6 +62,32 @@ def sweep_decode(f, bench):
         log(f, f"  decode {cfg}: " + " ".join(f"{lab} {t:.3f}" for (lab, *_), t in zip(data, times))
             + f" | {config.RESOURCES.get('_decode_split')}")
     config.OVERRIDES.clear()
+
+
+def sweep_decode_splits(f, bench):
+    """Split counts of the split-KV decode on the standard inference shapes, default config:
+    how the number of programs (units x splits, against SMs x programs per SM) moves the time."""
+    from benchmarks.bench_inference import HKV, HQ, cases
+    from maskattn.kernels import decode
+    chosen = decode.num_splits
+    for label, B, lq, lk, mask in cases():
+        if lq > 64:
+            continue
+        q = torch.randn(B, HQ, lq, 128, device="cuda", dtype=torch.bfloat16)
+        k, v = (torch.randn(B, HKV, lk, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+        bm = ma.compile_mask(mask.to("cuda"), lq, lk, device="cuda")
+        ref = ma.attention(q, k, v, bm)
+        default = []
+        decode.num_splits = lambda *a: default.append(chosen(*a)) or default[-1]
+        ma.attention(q, k, v, bm)
+        row = []
+        for s in (1, 2, 3, 4, 5, 6, 8, 9, 12, 16, 24, 32):
+            decode.num_splits = lambda *a, s=s: s
+            assert float((ma.attention(q, k, v, bm) - ref).abs().max()) < 2e-2
+            row.append(f"{s}:{bench(lambda: ma.attention(q, k, v, bm)):.3f}")
+        log(f, f"  splits {label} (default {default[0]}): " + " ".join(row)
+            + f" | {config.RESOURCES.get('_decode_split')}")
+    decode.num_splits = chosen
 
 
 def sweep_two_kernel(f, bench, data):
@@ -144,6 +170,7 @@ def main():
     p.add_argument("--kernels", nargs="*", default=["fwd"], help="fwd (backward configs: --two-kernel)")
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--decode", action="store_true", help="only the split-KV decode sweep")
+    p.add_argument("--decode-splits", action="store_true", help="only the split-count sweep of the decode")
     p.add_argument("--two-kernel", action="store_true", help="only the two-kernel backward sweep")
     p.add_argument("--cases", nargs="*", default=None, help="family@L pairs, e.g. causal@8192")
     args = p.parse_args()
@@ -156,6 +183,9 @@ def main():
            f"D={args.head_dim} cases={CASES}")
     if args.decode:
         sweep_decode(f, bench)
+        return
+    if args.decode_splits:
+        sweep_decode_splits(f, bench)
         return
     cases = [(c.split("@")[0], int(c.split("@")[1])) for c in args.cases] if args.cases else CASES
     data = []

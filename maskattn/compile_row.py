@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from .block_map import BlockMap
+from .kernels.config import interpreting
+from .kernels.row_map import build_row_lists
 from .masks.base import Mask
 from .masks.grid import TileGrid
 
@@ -27,9 +29,7 @@ def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch
     """``m`` already on ``grid.device``; ``grid.n_q_tiles == 1``. ``q_offsets``: optional (B,)
     int64 tensor, one query offset per batch row (paged decoding with per-request cache
     lengths); the map then has B batch rows and ``q_offset`` holds that tensor."""
-    from .compiler import _pack_bits  # shared bit helper
-
-    dev, bq, bk, lq, tk = grid.device, grid.block_q, grid.block_k, grid.q_len, grid.n_k_tiles
+    dev, lq = grid.device, grid.q_len
     nb, nh = m.batch_size, m.num_heads
     offset = grid.q_offset
     i = torch.arange(lq, device=dev).view(1, 1, -1, 1)
@@ -39,15 +39,34 @@ def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch
         nb = max(nb, q_offsets.numel())
         offset = q_offsets.view(-1, 1, 1, 1)
         i = i + offset
-    groups = nb * nh
     b = torch.arange(nb, device=dev).view(-1, 1, 1, 1)
     h = torch.arange(nh, device=dev).view(1, -1, 1, 1)
-    j = torch.arange(tk * bk, device=dev).view(1, 1, 1, -1)
-    bits = m._allowed(b, h, i, j, offset)
-    if grid.kv_len % bk:
-        bits = bits & (j < grid.kv_len)
+    j = torch.arange(grid.kv_len, device=dev).view(1, 1, 1, -1)
+    bits = m._allowed(b, h, i, j, offset).expand(nb, nh, lq, grid.kv_len)
+    if dev.type == "cuda" or interpreting():  # three launches (kernels/row_map.py)
+        lists = build_row_lists(bits, lq, grid.kv_len, grid.block_q, grid.block_k)
+    else:
+        lists = _row_lists_torch(bits, grid)
+    if dev.type == "cpu":  # reading sizes costs nothing here: exact lists, as the general compiler gives
+        n_full, n_part = int(lists["full_ptr"][-1]), int(lists["part_ptr"][-1])
+        for name, size in (("full_idx", n_full), ("t_full_idx", n_full), ("part_idx", n_part),
+                           ("t_part_idx", n_part), ("t_part_slot", n_part), ("bitmaps", n_part)):
+            lists[name] = lists[name][:size].clone()
+    return BlockMap(q_len=lq, kv_len=grid.kv_len, q_offset=grid.q_offset if q_offsets is None else q_offsets,
+                    block_q=grid.block_q, block_k=grid.block_k, batch=nb, heads=nh, mask_repr=mask_repr, **lists)
+
+
+def _row_lists_torch(bits: torch.Tensor, grid: TileGrid) -> dict:
+    """The fields ``build_row_lists`` gives, in torch operations (CPU without the Triton
+    interpreter). bits: (B, H, Lq, Lk) bool."""
+    from .compiler import _pack_bits  # shared bit helper
+
+    dev, bq, bk, lq, tk = grid.device, grid.block_q, grid.block_k, grid.q_len, grid.n_k_tiles
+    nb, nh = bits.shape[:2]
+    groups = nb * nh
+    bits = F.pad(bits, (0, tk * bk - grid.kv_len))  # keys past Lk: not allowed
     # (groups, Lq, Tk, bk) -> tiles (groups * Tk, Lq, bk)
-    bits = bits.expand(nb, nh, lq, tk * bk).reshape(groups, lq, tk, bk).transpose(1, 2).contiguous()
+    bits = bits.reshape(groups, lq, tk, bk).transpose(1, 2).contiguous()
     tiles = bits.view(groups * tk, lq, bk)
     n_true = tiles.view(groups * tk, -1).sum(1, dtype=torch.int32)  # (groups * Tk,)
     words = _pack_bits(tiles)  # (groups * Tk, Lq, bk // 32)
@@ -63,23 +82,15 @@ def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch
     t_ptr = torch.cat((zero, flat.cumsum(1, dtype=torch.int32)), 1)  # (2, n + 1): columns are tiles
     full_pos = torch.nonzero_static(full, size=n, fill_value=0).view(-1)
     part_pos = torch.nonzero_static(part, size=n, fill_value=0).view(-1)
-    full_idx = (full_pos % tk).to(torch.int32)
-    part_idx = (part_pos % tk).to(torch.int32)
     cost = (flat[0] * _FULL_COST + flat[1] * _PARTIAL_COST).view(groups, tk)
-    bitmaps = words.index_select(0, part_pos)
-    n_full = n_part = n
-    if dev.type == "cpu":  # reading sizes costs nothing here: exact lists, as the general compiler gives
-        n_full, n_part = int(ptr[0, -1]), int(ptr[1, -1])
-        full_idx, part_idx, bitmaps = full_idx[:n_full], part_idx[:n_part], bitmaps[:n_part]
-    zeros = torch.zeros(max(n_full, n_part), dtype=torch.int32, device=dev)  # query tile of column entries
-    return BlockMap(
-        q_len=lq, kv_len=grid.kv_len, q_offset=grid.q_offset if q_offsets is None else q_offsets, block_q=bq, block_k=bk, batch=nb, heads=nh,
-        full_ptr=ptr[0].contiguous(), full_idx=full_idx, part_ptr=ptr[1].contiguous(), part_idx=part_idx,
-        bitmaps=bitmaps, t_full_ptr=t_ptr[0].contiguous(), t_full_idx=zeros[:n_full].clone(),
-        t_part_ptr=t_ptr[1].contiguous(), t_part_idx=zeros[:n_part].clone(),
+    zeros = torch.zeros(n, dtype=torch.int32, device=dev)  # query tile of column entries
+    return dict(
+        full_ptr=ptr[0].contiguous(), full_idx=(full_pos % tk).to(torch.int32), part_ptr=ptr[1].contiguous(),
+        part_idx=(part_pos % tk).to(torch.int32), bitmaps=words.index_select(0, part_pos),
+        t_full_ptr=t_ptr[0].contiguous(), t_full_idx=zeros, t_part_ptr=t_ptr[1].contiguous(), t_part_idx=zeros.clone(),
         # one query tile: the columns in order are the partial tiles in order
-        t_part_slot=torch.arange(n_part, dtype=torch.int32, device=dev),
+        t_part_slot=torch.arange(n, dtype=torch.int32, device=dev),
         q_order=torch.zeros(groups, 1, dtype=torch.int32, device=dev),
         k_order=torch.argsort(cost, dim=1, descending=True, stable=True).to(torch.int32),
-        num_allowed=n_true.view(groups, tk).sum(1).view(nb, nh), mask_repr=mask_repr,
+        num_allowed=n_true.view(groups, tk).sum(1).view(nb, nh),
     )

@@ -150,11 +150,17 @@ def use_decode(bm: BlockMap, q_len: int) -> bool:
     return bm.n_q_tiles == 1 and q_len <= MAX_Q
 
 
-def num_splits(units: int, kv_tiles: int, device: torch.device) -> int:
-    """Splits per (batch, KV head, pack, row block) so that the grid fills the GPU a few times
-    over (memory-bound: many loads in flight), but never more than there are key tiles."""
+def num_splits(units: int, kv_blocks: int, num_warps: int, device: torch.device) -> int:
+    """Splits per (batch, KV head, pack, row block): the fewest that leave no partly filled last
+    wave. A program of ``num_warps`` warps at up to 255 registers leaves room for
+    ``8 // num_warps`` of them per SM (the slots); among the split counts up to one wave's
+    worth of programs, the one with the least work per slot ``ceil(units * s / slots) / s``
+    wins (H100 sweep, benchmarks/results/tune_decode_splits.log: 64 units of a 64-node tree on
+    264 slots, 4 splits 0.482 ms against 0.618 for 9 = 2.2 waves). Never more splits than key blocks."""
     sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
-    return max(1, min(kv_tiles, -(-4 * sms // units)))
+    slots = sms * max(1, 8 // num_warps)
+    top = max(1, min(kv_blocks, -(-slots // units)))
+    return min(range(1, top + 1), key=lambda s: (-(-units * s // slots) / s, s))
 
 
 def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockMap, scale: float,
@@ -181,7 +187,7 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     cfg = decode_config(pack * lq, bm.block_k, d, q.dtype)
     row_blocks = -(-pack * lq // cfg["BLOCK_M"])
     units = b * hkv * (group // pack) * row_blocks
-    splits = num_splits(units, bm.n_k_tiles * (bm.block_k // cfg["BLOCK_N"]), q.device)
+    splits = num_splits(units, bm.n_k_tiles * (bm.block_k // cfg["BLOCK_N"]), cfg["num_warps"], q.device)
     acc = torch.empty((b, hq, lq, splits, d_tma), dtype=torch.float32, device=q.device)
     m = torch.empty((b, hq, lq, splits), dtype=torch.float32, device=q.device)
     l_ = torch.empty_like(m)

@@ -41,11 +41,14 @@ def flatten_block_map(bm: BlockMap) -> tuple[list[torch.Tensor], list[int], str]
     field holding a tensor (in this map) goes to the tensor list, an int to the int list,
     anything else (display-only fields: the mask's repr) stays out of the op (the op's map gets
     the field's default); ``spec`` records which list each field went to, so the same field may
-    be an int in one map and a tensor in another."""
+    be an int in one map and a tensor in another. Fields in ``_KEPT_OUT`` (``q_offset``) stay
+    out too."""
     tensors, ints, spec = [], [], []
     for name in _FIELDS:
         value = getattr(bm, name)
-        if isinstance(value, torch.Tensor):
+        if name in _KEPT_OUT:
+            spec.append(name + ":v")
+        elif isinstance(value, torch.Tensor):
             tensors.append(value)
             spec.append(name + ":t")
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -56,6 +59,12 @@ def flatten_block_map(bm: BlockMap) -> tuple[list[torch.Tensor], list[int], str]
     # only [a-z_:,]: inductor embeds string arguments in generated code (torch 2.11's CUDA wrapper
     # broke on the quotes, parentheses and newlines of a mask repr passed here)
     return tensors, ints, ",".join(spec)
+
+
+# fields the kernels never read, kept out of the op with the value its map gets: ``q_offset``
+# changes at every decode step, and as an op argument it would make a compiled model specialise
+# (or, with CUDA graphs, re-record) on each position
+_KEPT_OUT = {"q_offset": 0}
 
 
 @functools.lru_cache(maxsize=64)
@@ -70,6 +79,8 @@ def unflatten_block_map(tensors: list[torch.Tensor], ints: list[int], spec: str)
     for name, kind in _parse_spec(spec):
         if kind != "v":  # display-only fields keep their defaults
             fields[name] = next(it_t) if kind == "t" else next(it_i)
+        elif name in _KEPT_OUT:
+            fields[name] = _KEPT_OUT[name]
     return BlockMap(**fields)
 
 
