@@ -10,9 +10,14 @@ Instead:
   K/V tile is read once per KV head, not once per query head.
 * **Split-KV.** The key tiles of the map row are cut into ``n_splits`` equal chunks, one
   program each (grid axis 1), sized so that the grid fills the GPU. Each program writes an
-  unnormalised partial result (acc, running max m, sum l); ``_decode_combine`` merges the
-  splits through their log-sum-exps. Chunks are cut on the device from the row's tile
-  count, so nothing waits for the host and the launch can be captured in a CUDA graph.
+  unnormalised partial result (acc, running max m, sum l); ``_merge_splits`` merges the
+  splits through their log-sum-exps. For up to 16 packed rows (decoding a few tokens) the
+  last split to finish does it, counted on a per-row-block counter, so one launch does
+  everything (a decode step is host-bound; a second launch cost ~40 us of host time); larger
+  blocks (tree verification) merge in a second, wide launch (``_decode_combine``), which
+  beats one program merging 128 rows serially. Chunks are cut on the device from
+  the row's tile count, so nothing waits for the host and the launch can be captured in a
+  CUDA graph.
 
 The result (out, lse) is exactly what ``attention_forward`` returns, so the usual backward
 runs from it when gradients are needed.
@@ -23,6 +28,8 @@ blocks are then gathered row by row through the table (any page size) instead of
 tensor descriptor.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import triton
@@ -35,6 +42,7 @@ from .forward import map_strides
 from .tma import ensure_allocator, padded_dim, tma_operand
 
 MAX_Q = 64  # longest query block sent here (longer ones fill the training kernel's tiles)
+_FUSED_ROWS = 16  # packed rows per merge: up to this many per (batch, KV head), the last split merges
 
 
 @triton.jit
@@ -57,13 +65,13 @@ def _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, 
 
 @triton.jit
 def _decode_split(
-    Q, K, V, ACC, M, L, PAGE_TABLE,
+    Q, K, V, O, LSE, ACC, M, L, COUNTERS, PAGE_TABLE,
     FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS,
-    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn,
-    Hq, Hkv, GROUP, PACK, Lq, Lk, D_TMA, map_sb, map_sh, n_splits, pages_per_row, page_size, scale, softcap,
+    sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
+    Hq, Hkv, GROUP, PACK, Lq, Lk, D, D_TMA, map_sb, map_sh, n_splits, pages_per_row, page_size, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr,
-    PAGED: tl.constexpr,
+    PAGED: tl.constexpr, FUSED_MERGE: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     n_packs = GROUP // PACK
@@ -116,33 +124,69 @@ def _decode_split(
 
     # partials: (B, Hq, Lq, n_splits) for m and l, (..., D_TMA) for acc
     part = ((b * Hq + h).to(tl.int64) * Lq + r) * n_splits + split
+    d_ok = offs_d[None, :] < D_TMA
     tl.store(M + part, m_i, mask=valid)
     tl.store(L + part, l_i, mask=valid)
-    tl.store(ACC + part[:, None] * D_TMA + offs_d[None, :], acc, mask=valid[:, None] & (offs_d[None, :] < D_TMA))
+    tl.store(ACC + part[:, None] * D_TMA + offs_d[None, :], acc, mask=valid[:, None] & d_ok)
+    if FUSED_MERGE:
+        # the last split of these rows to finish merges them all (no second launch): every
+        # thread's stores come before the barrier, the counter's acq_rel atomic publishes them
+        tl.debug_barrier()
+        if tl.atomic_add(COUNTERS + pid * tl.num_programs(2) + tl.program_id(2), 1) == n_splits - 1:
+            tl.debug_barrier()
+            _merge_splits(ACC, M, L, O, LSE, tl.program_id(2) * BLOCK_M, b, h0, sob, soh, som, Hq, Lq, PACK,
+                          D, D_TMA, n_splits, BLOCK_M, BLOCK_D)
 
 
 @triton.jit
-def _decode_combine(ACC, M, L, O, LSE, sob, soh, som, Hq, Lq, D, D_TMA, n_splits,
-                    SPLITS: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Merge the splits of one query row: out = sum_s 2^(m_s - m) acc_s / l, l = sum_s 2^(m_s - m) l_s."""
-    row = tl.program_id(0)  # (b * Hq + h) * Lq + r
-    s = tl.arange(0, SPLITS)
+def _decode_combine(ACC, M, L, O, LSE, sob, soh, som, Hq, Hkv, GROUP, PACK, Lq, D, D_TMA, n_splits,
+                    MERGE_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """The merge as its own launch, for row blocks too large for one program to merge
+    quickly (a 64-node tree: 256 packed rows per KV head), ``MERGE_M`` packed rows per program."""
+    n_packs = GROUP // PACK
+    pid = tl.program_id(0)  # (batch, KV head, pack) as in _decode_split
+    b = pid // n_packs // Hkv
+    h0 = (pid // n_packs % Hkv) * GROUP + (pid % n_packs) * PACK
+    _merge_splits(ACC, M, L, O, LSE, tl.program_id(1) * MERGE_M, b, h0, sob, soh, som, Hq, Lq, PACK,
+                  D, D_TMA, n_splits, MERGE_M, BLOCK_D)
+
+
+@triton.jit
+def _merge_splits(ACC, M, L, O, LSE, p0, b, h0, sob, soh, som, Hq, Lq, PACK, D, D_TMA, n_splits,
+                  MERGE_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Merge the partials of packed rows [p0, p0 + MERGE_M) through their log-sum-exps:
+    out = sum_s 2^(m_s - m) acc_s / l, l = sum_s 2^(m_s - m) l_s. Partials are read past L1
+    (``.cg``: other programs wrote them), four splits per step so their loads overlap."""
+    p = p0 + tl.arange(0, MERGE_M)
+    r = p % Lq
+    h = h0 + p // Lq
+    valid = p < PACK * Lq
+    first = ((b * Hq + h).to(tl.int64) * Lq + r) * n_splits  # split 0 of each row
     offs_d = tl.arange(0, BLOCK_D)
-    ok = s < n_splits
-    m_s = tl.load(M + row.to(tl.int64) * n_splits + s, mask=ok, other=float("-inf"))
-    l_s = tl.load(L + row.to(tl.int64) * n_splits + s, mask=ok, other=0.0)
-    m = tl.max(m_s, 0)
-    w = tl.where(m_s == float("-inf"), 0.0, tl.math.exp2(m_s - tl.where(m == float("-inf"), 0.0, m)))
-    l_sum = tl.sum(w * l_s, 0)
-    acc = tl.load(ACC + (row.to(tl.int64) * n_splits + s[:, None]) * D_TMA + offs_d[None, :],
-                  mask=ok[:, None] & (offs_d[None, :] < D_TMA), other=0.0)
+    m = tl.full([MERGE_M], float("-inf"), tl.float32)
+    l_sum = tl.zeros([MERGE_M], tl.float32)
+    acc = tl.zeros([MERGE_M, BLOCK_D], tl.float32)
+    for s0 in range(0, n_splits, 4):
+        for i in tl.static_range(4):
+            ok = valid & (p * 0 + (s0 + i) < n_splits)  # (a tensor compare: the interpreter needs one)
+            at = first + s0 + i
+            m_s = tl.load(M + at, mask=ok, other=float("-inf"), cache_modifier=".cg")
+            l_s = tl.load(L + at, mask=ok, other=0.0, cache_modifier=".cg")
+            a_s = tl.load(ACC + at[:, None] * D_TMA + offs_d[None, :], mask=ok[:, None] & (offs_d[None, :] < D_TMA),
+                          other=0.0, cache_modifier=".cg")
+            m_new = tl.maximum(m, m_s)
+            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # nothing allowed yet: weights 0, not NaN
+            alpha = tl.math.exp2(m - m_use)
+            beta = tl.math.exp2(m_s - m_use)
+            l_sum = l_sum * alpha + l_s * beta
+            acc = acc * alpha[:, None] + a_s * beta[:, None]
+            m = m_new
     l_safe = tl.where(l_sum == 0.0, 1.0, l_sum)  # fully masked row: out 0, lse -inf
-    out = tl.sum(acc * w[:, None], 0) / l_safe
-    bh = row // Lq
-    r = row % Lq
-    tl.store(O + (bh // Hq).to(tl.int64) * sob + (bh % Hq).to(tl.int64) * soh + r.to(tl.int64) * som + offs_d,
-             out.to(O.dtype.element_ty), mask=offs_d < D)
-    tl.store(LSE + row, tl.where(l_sum == 0.0, float("-inf"), (m + tl.math.log2(l_safe)) * 0.6931471805599453))
+    out = acc / l_safe[:, None]
+    o_off = b.to(tl.int64) * sob + h.to(tl.int64) * soh + r.to(tl.int64) * som
+    tl.store(O + o_off[:, None] + offs_d[None, :], out.to(O.dtype.element_ty), mask=valid[:, None] & (offs_d[None, :] < D))
+    lse = tl.where(l_sum == 0.0, float("-inf"), (m + tl.math.log2(l_safe)) * 0.6931471805599453)
+    tl.store(LSE + first // n_splits, lse, mask=valid)
 
 
 def use_decode(bm: BlockMap, q_len: int) -> bool:
@@ -150,6 +194,12 @@ def use_decode(bm: BlockMap, q_len: int) -> bool:
     return bm.n_q_tiles == 1 and q_len <= MAX_Q
 
 
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+
+
+@functools.lru_cache(maxsize=1024)  # called on every decode step with the same few shapes
 def num_splits(units: int, kv_blocks: int, num_warps: int, device: torch.device) -> int:
     """Splits per (batch, KV head, pack, row block): the fewest that leave no partly filled last
     wave. A program of ``num_warps`` warps at up to 255 registers leaves room for
@@ -157,8 +207,7 @@ def num_splits(units: int, kv_blocks: int, num_warps: int, device: torch.device)
     worth of programs, the one with the least work per slot ``ceil(units * s / slots) / s``
     wins (H100 sweep, benchmarks/results/tune_decode_splits.log: 64 units of a 64-node tree on
     264 slots, 4 splits 0.482 ms against 0.618 for 9 = 2.2 waves). Never more splits than key blocks."""
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
-    slots = sms * max(1, 8 // num_warps)
+    slots = _sm_count(device) * max(1, 8 // num_warps)
     top = max(1, min(kv_blocks, -(-slots // units)))
     return min(range(1, top + 1), key=lambda s: (-(-units * s // slots) / s, s))
 
@@ -188,19 +237,29 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     row_blocks = -(-pack * lq // cfg["BLOCK_M"])
     units = b * hkv * (group // pack) * row_blocks
     splits = num_splits(units, bm.n_k_tiles * (bm.block_k // cfg["BLOCK_N"]), cfg["num_warps"], q.device)
-    acc = torch.empty((b, hq, lq, splits, d_tma), dtype=torch.float32, device=q.device)
-    m = torch.empty((b, hq, lq, splits), dtype=torch.float32, device=q.device)
-    l_ = torch.empty_like(m)
+    # partials of every split (acc, then m and l) in one buffer
+    rows = b * hq * lq * splits
+    parts = torch.empty(rows * (d_tma + 2), dtype=torch.float32, device=q.device)
+    acc, m, l_ = parts[:rows * d_tma], parts[rows * d_tma:rows * (d_tma + 1)], parts[rows * (d_tma + 1):]
+    grid0 = b * hkv * (group // pack)
+    # decoding a few tokens: the last split merges (one launch; the step is host-bound). Longer
+    # blocks (trees): one program merging 128 rows is a serial tail, a second launch is cheaper
+    fused = pack * lq <= _FUSED_ROWS
+    # a zeroed counter per row block (sized for the smallest block, should launch() step down)
+    counters = torch.zeros(grid0 * -(-pack * lq // 16) if fused else 1, dtype=torch.int32, device=q.device)
     sb, sh = map_strides(bm)
-    launch(_decode_split, lambda c: (b * hkv * (group // pack), splits, -(-pack * lq // c["BLOCK_M"])),
-           (q, k, v, acc, m, l_, page_table if paged else bm.full_ptr,
+    launch(_decode_split, lambda c: (grid0, splits, -(-pack * lq // c["BLOCK_M"])),
+           (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else bm.full_ptr,
             bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps,
-            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
-            hq, hkv, group, pack, lq, lk, d_tma, sb, sh, splits,
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
+            hq, hkv, group, pack, lq, lk, d, d_tma, sb, sh, splits,
             page_table.shape[1] if paged else 0, k.shape[2] if paged else 1, scale, softcap if softcap else 1.0),
            dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
-                HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0, PAGED=paged),
+                HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0, PAGED=paged,
+                FUSED_MERGE=fused),
            cfg, ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device))
-    _decode_combine[(b * hq * lq,)](acc, m, l_, out, lse, *out.stride()[:3], hq, lq, d, d_tma, splits,
-                                    SPLITS=next_pow2(splits), BLOCK_D=next_pow2(max(d_tma, 16)))
+    if not fused:
+        _decode_combine[(grid0, -(-pack * lq // _FUSED_ROWS))](
+            acc, m, l_, out, lse, *out.stride()[:3], hq, hkv, group, pack, lq, d, d_tma, splits,
+            MERGE_M=_FUSED_ROWS, BLOCK_D=next_pow2(max(d_tma, 16)))
     return out, lse

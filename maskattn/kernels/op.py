@@ -18,6 +18,7 @@ once-differentiable). ``torch.func.vmap`` works through a batching rule (``_vmap
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from typing import Optional
@@ -99,10 +100,18 @@ def _interpreter_dtype(t: torch.Tensor) -> torch.Tensor:
     return t.float() if interpreting() and not t.is_cuda and t.dtype == torch.bfloat16 else t
 
 
+def _no_autocast(device_type: str):
+    # entering autocast(enabled=False) costs a few microseconds of host time: only when it is on
+    return torch.autocast(device_type, enabled=False) if torch.is_autocast_enabled(device_type) else _NULL_CONTEXT
+
+
+_NULL_CONTEXT = contextlib.nullcontext()
+
+
 def _forward(q, k, v, bm: BlockMap, scale: float, softcap):
     """The forward computation behind both entry points (custom op and eager Function)."""
     q, k, v = (_unit_stride(t) for t in (q, k, v))
-    with torch.autocast(q.device.type, enabled=False):
+    with _no_autocast(q.device.type):
         if _use_triton(q):
             out, lse = attention_forward(*(_interpreter_dtype(t) for t in (q, k, v)), bm, scale, softcap)
         else:
@@ -113,7 +122,7 @@ def _forward(q, k, v, bm: BlockMap, scale: float, softcap):
 def _gradients(dout, q, k, v, out, lse, dlse, bm: BlockMap, scale: float, softcap, deterministic: bool):
     """The backward computation behind both entry points: (dq, dk, dv) like q, k, v."""
     dout, q, k, v, out = (_unit_stride(t) for t in (dout, q, k, v, out))
-    with torch.autocast(q.device.type, enabled=False):
+    with _no_autocast(q.device.type):
         if _use_triton(q):
             args = [_interpreter_dtype(t) for t in (dout, q, k, v, out)]
             grads = attention_backward(*args, lse, dlse, bm, scale, softcap, deterministic)
@@ -268,8 +277,11 @@ def _traced(*tensors) -> bool:
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockMap, scale: float,
                      softcap: float | None, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32); differentiable in q, k, v. Eager calls take
-    ``_EagerAttention``; traced ones the custom op (same computation)."""
+    ``_EagerAttention`` (or, when no gradient can flow, the forward itself); traced ones the
+    custom op (same computation)."""
     if not _traced(q, k, v):
-        return _EagerAttention.apply(q, k, v, bm, scale, softcap, deterministic)
+        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+            return _EagerAttention.apply(q, k, v, bm, scale, softcap, deterministic)
+        return _forward(q, k, v, bm, scale, softcap)  # inference: no autograd node to build
     tensors, ints, spec = flatten_block_map(bm)
     return attention_forward_op(q, k, v, tensors, ints, spec, scale, softcap, deterministic)

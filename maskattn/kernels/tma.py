@@ -32,7 +32,7 @@ def ensure_allocator() -> None:
 
 def padded_dim(d: int, dtype: torch.dtype) -> int:
     """The head dim rounded up so that one row is a multiple of 16 bytes."""
-    per = _ALIGN // torch.empty((), dtype=dtype).element_size()
+    per = _ALIGN // dtype.itemsize
     return -(-d // per) * per
 
 
