@@ -28,6 +28,18 @@ CASES = [("causal", 8192), ("causal", 32768), ("sliding", 32768), ("documents", 
 
 FWD = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s)
        for (m, n, w, s) in [(128, 128, 8, 2), (128, 128, 8, 3), (128, 64, 8, 2), (128, 64, 4, 3)]]
+# head dim <= 128: the current pair first, then larger key blocks (8 warps) and larger dQ row blocks
+TWO_KERNEL_D128 = [(dict(BLOCK_M=m1, BLOCK_N=n1, num_warps=w1, num_stages=s1),
+                    dict(BLOCK_M=m2, BLOCK_N=n2, num_warps=w2, num_stages=s2))
+                   for (m1, n1, w1, s1), (m2, n2, w2, s2) in [
+                       ((64, 64, 4, 3), (64, 64, 4, 3)), ((64, 128, 8, 2), (64, 64, 4, 3)),
+                       ((32, 128, 8, 2), (64, 64, 4, 3)), ((64, 64, 4, 3), (128, 64, 8, 2)),
+                       ((64, 64, 4, 3), (128, 64, 4, 2)), ((64, 128, 8, 2), (128, 64, 8, 2)),
+                       ((64, 64, 4, 2), (64, 64, 4, 2)), ((32, 64, 4, 3), (64, 32, 4, 3))]]
+# one warpgroup per program, two or three programs per SM (their phases interleave on the SM)
+FWD_WIDE = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s)
+            for (m, n, w, s) in [(128, 64, 4, 3), (128, 64, 4, 2), (128, 64, 4, 4), (64, 128, 4, 2), (64, 128, 4, 3),
+                                 (64, 64, 4, 3), (128, 32, 4, 3), (128, 128, 8, 2)]]
 
 
 
@@ -90,9 +102,9 @@ def sweep_decode_splits(f, bench):
     decode.num_splits = chosen
 
 
-def sweep_two_kernel(f, bench, data):
+def sweep_two_kernel(f, bench, data, pairs):
     """dK/dV + dQ config pairs of the deterministic backward (fwd+bwd timed)."""
-    for dkdv, dq in TWO_KERNEL:
+    for dkdv, dq in pairs:
         config.OVERRIDES.clear()
         config.OVERRIDES.update(dkdv=dkdv, dq=dq)
         times = []
@@ -173,6 +185,7 @@ def main():
     p.add_argument("--decode-splits", action="store_true", help="only the split-count sweep of the decode")
     p.add_argument("--two-kernel", action="store_true", help="only the two-kernel backward sweep")
     p.add_argument("--cases", nargs="*", default=None, help="family@L pairs, e.g. causal@8192")
+    p.add_argument("--fwd-wide", action="store_true", help="forward sweep over the wider 4-warp config list")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     import triton
@@ -198,9 +211,12 @@ def main():
         det = bench(lambda: torch.autograd.grad(ma.attention(qq, kk, vv, bm, deterministic=True), (qq, kk, vv), do))
         log(f, f"  deterministic fwd+bwd {name}@{L}: {det:.3f} ms")
     if args.two_kernel:
-        sweep_two_kernel(f, bench, data)
+        sweep_two_kernel(f, bench, data, TWO_KERNEL if args.head_dim > 128 else TWO_KERNEL_D128)
         return
     best = {}
+    if args.fwd_wide:
+        sweep("fwd", FWD_WIDE, data, f, bench)
+        return
     for kind in args.kernels:
         t0 = time.time()
         res = sweep(kind, FWD, data, f, bench)

@@ -33,17 +33,27 @@ def _fit(cfg: dict, tile_q: int, tile_k: int) -> dict:
     return dict(cfg, BLOCK_M=min(cfg["BLOCK_M"], tile_q), BLOCK_N=min(cfg["BLOCK_N"], tile_k))
 
 
-# (BLOCK_M, BLOCK_N, num_warps, num_stages). H100 sweeps, bf16, D=128 (benchmarks/tune_kernels.py,
-# benchmarks/results/NOTES.md): forward (128, 128, 8, 2) on tensor descriptors, 3 stages within
-# noise; (64, 64, 4, 3) for both backward kernels. Head dim 256 (run 3): (64, 64, 8, 1)
-# for both two-kernel backward kernels, 2.3-2.7x faster than (32, 32, 4, 2) / (64, 32, 4, 2).
-_FWD = {"small": (128, 128, 8, 2), "big": (64, 64, 4, 2)}
-_DKDV = {"small": (64, 64, 4, 3), "big": (64, 64, 8, 1)}
-_DQ = {"small": (64, 64, 4, 3), "big": (64, 64, 8, 1)}
+# (BLOCK_M, BLOCK_N, num_warps, num_stages) per size class (``_size_class``). H100 sweeps, bf16
+# (benchmarks/tune_kernels.py, benchmarks/results/NOTES.md). Forward (session 4,
+# tune_fwd_wide.log): one warpgroup per program and two programs per SM beat two warpgroups in
+# one program by 11-44%, because the two programs' softmax and matrix products interleave on
+# the SM: D <= 64 (64, 128, 4, 2), D <= 128 (128, 64, 4, 3); D = 256 (128, 128, 8, 2), 1.3x
+# faster than (64, 64, 4, 3). Backward: (64, 64, 4, 3) for both kernels; head dim 256 (run 3):
+# (64, 64, 8, 1), 2.3-2.7x faster than (32, 32, 4, 2) / (64, 32, 4, 2). fp32 operands need
+# twice the registers and shared memory: the small tiles.
+_FWD = {"d64": (64, 128, 4, 2), "d128": (128, 64, 4, 3), "d256": (128, 128, 8, 2), "fp32": (64, 64, 4, 2)}
+_DKDV = {"d64": (64, 64, 4, 3), "d128": (64, 64, 4, 3), "d256": (64, 64, 8, 1), "fp32": (64, 64, 8, 1)}
+_DQ = {"d64": (64, 64, 4, 3), "d128": (64, 64, 4, 3), "d256": (64, 64, 8, 1), "fp32": (64, 64, 8, 1)}
 # split-KV decoding: (BLOCK_M packed query rows, BLOCK_N keys, warps, stages) by packed rows
 # (H100 sweep, benchmarks/results/tune_decode.log: 64 keys, 4 warps, 2 stages best on decode q=1, q=4 and tree)
 _DECODE = {16: (16, 64, 4, 2), 32: (32, 64, 4, 2), 64: (64, 64, 4, 2), 128: (128, 64, 4, 2)}
 _INTERPRETER = (64, 64, 4, 1)  # any valid shape; the interpreter ignores warps and stages
+
+
+def _size_class(head_dim: int, dtype: torch.dtype) -> str:
+    if dtype == torch.float32:
+        return "fp32"
+    return "d64" if head_dim <= 64 else "d128" if head_dim <= 128 else "d256"
 
 
 def _pick(kind: str, table: dict, tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
@@ -52,8 +62,7 @@ def _pick(kind: str, table: dict, tile_q: int, tile_k: int, head_dim: int, dtype
     if interpreting():
         m, n, w, s = _INTERPRETER
     else:
-        # fp32 operands and head dims above 128 need twice the registers / shared memory
-        m, n, w, s = table["big" if dtype == torch.float32 or head_dim > 128 else "small"]
+        m, n, w, s = table[_size_class(head_dim, dtype)]
     return _fit(dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s), tile_q, tile_k)
 
 
