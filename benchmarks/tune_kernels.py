@@ -43,8 +43,10 @@ FWD_WIDE = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s)
 
 
 
-DECODE = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=st)  # BLOCK_M 0: sized from the packed rows (<= 128)
-          for m, n, w, st in [(0, 64, 4, 2), (256, 32, 8, 2), (256, 64, 8, 2), (256, 32, 8, 3)]]
+DECODE = [dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=st, **({"maxnreg": r} if r else {}))
+          # BLOCK_M 0: sized from the packed rows (<= 128); maxnreg: a register cap (None: the compiler's)
+          for m, n, w, st, r in [(0, 64, 4, 3, None), (0, 64, 4, 3, 128), (0, 64, 4, 2, 128), (0, 64, 4, 4, 128),
+                                 (0, 128, 4, 2, 128)]]
 # the two-kernel backward (dK/dV then dQ) for large head dims: (dkdv config, dq config)
 TWO_KERNEL = [(dict(BLOCK_M=m1, BLOCK_N=n1, num_warps=w1, num_stages=s1), dict(BLOCK_M=m2, BLOCK_N=n2, num_warps=w2,
                                                                                num_stages=s2))

@@ -25,6 +25,24 @@ from .masks.grid import TileGrid
 _FULL_COST, _PARTIAL_COST = 2, 3  # as in compiler.py: a partial tile costs about 1.5 full ones
 
 
+_POSITIONS: dict = {}  # device -> cached arange
+_MAX_CACHED = 1 << 22  # positions (32 MiB of int64): longer ranges are made fresh
+
+
+def positions(start: int, n: int, device: torch.device) -> torch.Tensor:
+    """``torch.arange(start, start + n)`` (int64), as a view of a cached arange where it fits:
+    a decode step compiles its map every step, and each arange is a kernel launch on the GPU.
+    Made fresh while a CUDA graph is being captured (the graph owns what it allocates)."""
+    end = start + n
+    capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    if start < 0 or end > _MAX_CACHED or capturing:
+        return torch.arange(start, end, device=device)
+    cached = _POSITIONS.get(device)
+    if cached is None or cached.numel() < end:
+        cached = _POSITIONS[device] = torch.arange(min(_MAX_CACHED, max(2 * end, 1 << 16)), device=device)
+    return cached[start:end]
+
+
 def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch.Tensor | None = None) -> BlockMap:
     """``m`` already on ``grid.device``; ``grid.n_q_tiles == 1``. ``q_offsets``: optional (B,)
     int64 tensor, one query offset per batch row (paged decoding with per-request cache
@@ -32,16 +50,15 @@ def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch
     dev, lq = grid.device, grid.q_len
     nb, nh = m.batch_size, m.num_heads
     offset = grid.q_offset
-    i = torch.arange(lq, device=dev).view(1, 1, -1, 1)
     if q_offsets is None:
-        i = i + offset
+        i = positions(offset, lq, dev).view(1, 1, -1, 1)
     else:
         nb = max(nb, q_offsets.numel())
         offset = q_offsets.view(-1, 1, 1, 1)
-        i = i + offset
-    b = torch.arange(nb, device=dev).view(-1, 1, 1, 1)
-    h = torch.arange(nh, device=dev).view(1, -1, 1, 1)
-    j = torch.arange(grid.kv_len, device=dev).view(1, 1, 1, -1)
+        i = positions(0, lq, dev).view(1, 1, -1, 1) + offset
+    b = positions(0, nb, dev).view(-1, 1, 1, 1)
+    h = positions(0, nh, dev).view(1, -1, 1, 1)
+    j = positions(0, grid.kv_len, dev).view(1, 1, 1, -1)
     bits = m._allowed(b, h, i, j, offset).expand(nb, nh, lq, grid.kv_len)
     if dev.type == "cuda" or interpreting():  # three launches (kernels/row_map.py)
         lists = build_row_lists(bits, lq, grid.kv_len, grid.block_q, grid.block_k)

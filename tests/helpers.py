@@ -181,6 +181,10 @@ def check_block_map(bm, mat: torch.Tensor) -> None:
     for ptr, n in ((bm.full_ptr, n_rows), (bm.part_ptr, n_rows), (bm.t_full_ptr, n_cols), (bm.t_part_ptr, n_cols)):
         assert ptr.shape == (n + 1,) and int(ptr[0]) == 0 and bool((ptr.diff() >= 0).all())
     assert int(bm.full_ptr[-1]) == bm.full_idx.numel() and int(bm.part_ptr[-1]) == bm.part_idx.numel()
+    # host statistics: exact; 0 (unknown) for one-query-tile maps (built without host syncs)
+    row_tiles = bm.full_ptr.diff() + bm.part_ptr.diff()
+    exact = (int(row_tiles.max()), int(row_tiles.sum())) if tq > 1 else (0, 0)
+    assert (bm.max_row_tiles, bm.nonempty_tiles) == exact
 
     elem, cls = reconstruct(bm)
     # elements: exactly the materialized mask, nothing outside [0, Lq) x [0, Lk)

@@ -6,6 +6,7 @@ on sub-blocks that divide it. Starting points come from H100 sweeps (benchmarks/
 more shared memory than the GPU has, and remembers what worked."""
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -42,11 +43,17 @@ def _fit(cfg: dict, tile_q: int, tile_k: int) -> dict:
 # (64, 64, 8, 1), 2.3-2.7x faster than (32, 32, 4, 2) / (64, 32, 4, 2). fp32 operands need
 # twice the registers and shared memory: the small tiles.
 _FWD = {"d64": (64, 128, 4, 2), "d128": (128, 64, 4, 3), "d256": (128, 128, 8, 2), "fp32": (64, 64, 4, 2)}
+# Maps whose busiest row outlasts the average program slot (Longformer's global rows: one
+# query tile against every key tile) finish with that row's program running alone, and a
+# lone one-warpgroup program uses half the SM: there, two warpgroups in one program
+# (session 5: longformer 32k 1.58 ms with the 4-warp config, 0.88 with this one).
+_FWD_LONG_ROWS = (128, 128, 8, 2)
 _DKDV = {"d64": (64, 64, 4, 3), "d128": (64, 64, 4, 3), "d256": (64, 64, 8, 1), "fp32": (64, 64, 8, 1)}
 _DQ = {"d64": (64, 64, 4, 3), "d128": (64, 64, 4, 3), "d256": (64, 64, 8, 1), "fp32": (64, 64, 8, 1)}
 # split-KV decoding: (BLOCK_M packed query rows, BLOCK_N keys, warps, stages) by packed rows
-# (H100 sweep, benchmarks/results/tune_decode.log: 64 keys, 4 warps, 2 stages best on decode q=1, q=4 and tree)
-_DECODE = {16: (16, 64, 4, 2), 32: (32, 64, 4, 2), 64: (64, 64, 4, 2), 128: (128, 64, 4, 2)}
+# (H100 sweeps, benchmarks/results/tune_decode*.log: 64 keys and 4 warps best on decode q=1, q=4 and
+# tree; 3 stages for <= 16 rows, decode 0.374 -> 0.371 ms, but 2 for 128 rows, tree 0.465 vs 0.539)
+_DECODE = {16: (16, 64, 4, 3), 32: (32, 64, 4, 2), 64: (64, 64, 4, 2), 128: (128, 64, 4, 2)}
 _INTERPRETER = (64, 64, 4, 1)  # any valid shape; the interpreter ignores warps and stages
 
 
@@ -66,8 +73,28 @@ def _pick(kind: str, table: dict, tile_q: int, tile_k: int, head_dim: int, dtype
     return _fit(dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s), tile_q, tile_k)
 
 
-def forward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
-    return _pick("fwd", _FWD, tile_q, tile_k, head_dim, dtype)
+@functools.lru_cache(maxsize=None)
+def sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA device (4 elsewhere: the interpreter's stand-in)."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+
+
+def is_row_bound(max_row_tiles: int, nonempty_tiles: int, programs_per_group: int, device: torch.device) -> bool:
+    """Is the forward bound by its busiest row? True when that row's tiles exceed the mean
+    tiles per program slot (two one-warpgroup programs per SM), over all ``programs_per_group``
+    (batch, head) pairs that share each map group. Unknown counts (0): False. Measured
+    separation (benchmark families, 16 heads): Longformer 2.4x the mean, every other family
+    at most 0.75x."""
+    slots = 2 * sm_count(device)
+    return max_row_tiles * slots > nonempty_tiles * programs_per_group > 0
+
+
+def forward_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype, row_bound: bool = False) -> dict:
+    """``row_bound``: the map is bound by its busiest row (``is_row_bound()``)."""
+    table = _FWD
+    if row_bound and dtype != torch.float32:
+        table = dict.fromkeys(_FWD, _FWD_LONG_ROWS)
+    return _pick("fwd", table, tile_q, tile_k, head_dim, dtype)
 
 
 def dkdv_config(tile_q: int, tile_k: int, head_dim: int, dtype: torch.dtype) -> dict:
@@ -92,6 +119,12 @@ def decode_config(packed_rows: int, tile_k: int, head_dim: int, dtype: torch.dty
     elif dtype == torch.float32 or head_dim > 128:
         n, s = 32, 2
     return _fit(dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s), 128, tile_k)
+
+
+def programs_per_sm(cfg: dict) -> int:
+    """Programs of launch config ``cfg`` resident per SM as its registers allow (64K per SM;
+    up to 256 a thread unless the config caps them with ``maxnreg``)."""
+    return max(1, 65536 // (cfg.get("maxnreg", 256) * 32 * cfg["num_warps"]))
 
 
 _WORKING: dict = {}

@@ -88,5 +88,10 @@ def lookup(table: torch.Tensor, pos: torch.Tensor, b: torch.Tensor | None = None
     """Entries of a ``with_fill`` table (B|1, N + 1) at positions ``pos``, batch rows ``b``
     (unused for a one-row table). Positions outside [0, N) read the fill: they clamp to -1
     or N, and index -1 wraps around to entry N."""
-    idx = pos.clamp(-1, table.shape[-1] - 1)
+    idx = lookup_index(table, pos)
     return table[0][idx] if table.shape[0] == 1 or b is None else table[b, idx]
+
+
+def lookup_index(table: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """The index ``lookup`` reads ``table`` at: positions clamped to [-1, N]."""
+    return pos.clamp(-1, table.shape[-1] - 1)

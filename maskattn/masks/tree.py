@@ -17,7 +17,7 @@ from scipy.sparse.linalg import spsolve_triangular
 from .band import causal
 from .base import Mask, Named
 from .checks import as_index_tensor, nonneg_int
-from .grid import TileGrid, lookup, tile_class, with_fill
+from .grid import TileGrid, lookup, lookup_index, tile_class, with_fill
 from .positions import KeyPrefix
 
 
@@ -69,7 +69,8 @@ class TreeAncestry(Mask):
     def _allowed(self, b, h, i, j, q_offset):
         q_tin, k_tin, k_tout = self._tables
         di, dj = (i - self.prefix, j - self.prefix) if self.prefix else (i, j)  # node numbers
-        ti, tj, oj = lookup(q_tin, di), lookup(k_tin, dj), lookup(k_tout, dj)
+        dj = lookup_index(k_tin, dj)  # both key tables have n + 1 entries: clamp once
+        ti, tj, oj = lookup(q_tin, di), k_tin[0][dj], k_tout[0][dj]
         return (tj <= ti) & (ti < oj)
 
     def _tile_classes(self, grid: TileGrid):
