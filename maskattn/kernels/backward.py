@@ -237,7 +237,9 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
             hq, hkv, hq // hkv, lq, lk, d, d_tma, sb, sh, bm.n_k_tiles, scale, cap),
            constexprs, dkdv_config(bm.block_q, bm.block_k, d, q.dtype), ("dkdv",) + key)
     # hidden non-finite keys must not reach dQ through 0 * inf: the dQ kernel reads K cleaned
-    k_clean = torch.where(torch.isfinite(k), k, torch.zeros((), dtype=k.dtype, device=k.device))
+    # (one elementwise kernel; torch.where(torch.isfinite(k), ...) took four, ~0.16 ms of GPU
+    # and 0.2 ms of host time per call at 8k x 16 heads on the H100)
+    k_clean = torch.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0)
     launch(_attn_bwd_dq, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])),
            (q, k_clean, v, do, lse, delta, dq,
             bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
