@@ -27,7 +27,8 @@ def stack_batch_rows(maps: list[BlockMap], q_offset: torch.Tensor) -> BlockMap:
     nh, tq, tk = first.heads, first.n_q_tiles, first.n_k_tiles
     parts = {k: [] for k in ("full_ptr", "full_idx", "part_ptr", "part_idx", "bitmaps", "t_full_ptr", "t_full_idx",
                              "t_part_ptr", "t_part_idx", "t_part_slot", "q_order", "k_order", "num_allowed")}
-    n_full = n_part = busiest = 0
+    n_full = n_part = 0
+    row_tiles = []  # non-empty tiles per map row, read back once at the end
     for b, m in enumerate(maps):
         bs = b if m.batch > 1 else 0
         rows = (bs * nh * tq, (bs + 1) * nh * tq)
@@ -52,8 +53,8 @@ def stack_batch_rows(maps: list[BlockMap], q_offset: torch.Tensor) -> BlockMap:
         parts["num_allowed"].append(m.num_allowed[bs:bs + 1])
         n_full += fi.numel()
         n_part += pi.numel()
-        busiest = max(busiest, int((fp.diff() + pp.diff()).max()))
+        row_tiles.append(fp.diff() + pp.diff())
     cat = {k: torch.cat(v) for k, v in parts.items()}
     return BlockMap(q_len=first.q_len, kv_len=first.kv_len, q_offset=q_offset, block_q=first.block_q,
                     block_k=first.block_k, batch=len(maps), heads=nh, mask_repr=first.mask_repr,
-                    max_row_tiles=busiest, nonempty_tiles=n_full + n_part, **cat)
+                    max_row_tiles=int(torch.cat(row_tiles).max()), nonempty_tiles=n_full + n_part, **cat)
