@@ -4,7 +4,9 @@ For each case: maskattn with a precompiled map (the kernels alone) and per step 
 + attention, what a decode loop that rebuilds its mask pays), FlexAttention
 (``torch.compile(flex_attention)`` with a ``create_block_mask`` map, GQA), SDPA (``enable_gqa``;
 a boolean mask where the alignment needs one), and the memory-bandwidth floor: bytes of K and V
-read once / 3.0 TB/s (the H100's measured copy rate). Also: the GPU time and kernel launches of
+read once / 3.0 TB/s (the H100's measured copy rate, the convention's floor) and the same bytes at
+this GPU's copy rate measured in the same process (a 4 GB device-to-device copy, bytes read plus
+written / time; it differs on other GPUs, e.g. an H200). Also: the GPU time and kernel launches of
 compile_mask for a decode step, whether it syncs with the host, and a CUDA-graph replay of a
 whole decode step (compile_mask + attention) against eager. Medians of do_bench after warm-up.
 
@@ -62,13 +64,19 @@ def main():
     sdpa = torch.nn.functional.scaled_dot_product_attention
     dev = "cuda"
     rows = []
+    src = torch.empty(2**31, dtype=torch.int16, device=dev)  # 4 GB: far past the L2
+    dst = torch.empty_like(src)
+    copy_tbps = 2 * src.numel() * 2 / (bench(lambda: dst.copy_(src)) * 1e-3) / 1e12
+    del src, dst
     for label, B, lq, lk, mask in cases():
         g = torch.Generator(device=dev).manual_seed(0)
         q = torch.randn(B, HQ, lq, D, device=dev, dtype=torch.bfloat16, generator=g)
         k, v = (torch.randn(B, HKV, lk, D, device=dev, dtype=torch.bfloat16, generator=g) for _ in range(2))
         mask = mask.to(dev)
         bm = ma.compile_mask(mask, lq, lk, device=dev)
-        row = dict(case=label, B=B, q_len=lq, kv_len=lk, floor_ms=2 * B * HKV * lk * D * 2 / (COPY_TBPS * 1e12) * 1e3)
+        kv_bytes = 2 * B * HKV * lk * D * 2
+        row = dict(case=label, B=B, q_len=lq, kv_len=lk, floor_ms=kv_bytes / (COPY_TBPS * 1e12) * 1e3,
+                   floor_measured_ms=kv_bytes / (copy_tbps * 1e12) * 1e3)
         row["maskattn"] = bench(lambda: ma.attention(q, k, v, bm))
         bq = 128 if lq > 64 else max(16, 1 << (lq - 1).bit_length())  # the tile attention() compiles short blocks with
         row["maskattn_step"] = bench(lambda: ma.attention(q, k, v, ma.compile_mask(mask, lq, lk, device=dev, block_q=bq)))
@@ -132,18 +140,22 @@ def main():
     torch.cuda.synchronize()
     prep["graph"] = dict(replay_equals_eager=bool(torch.equal(captured, step())), replay_ms=bench(graph.replay))
     del eager
-    env = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, maskattn=ma.__version__)
+    env = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, maskattn=ma.__version__,
+               copy_tbps=copy_tbps)
     os.makedirs(args.out, exist_ok=True)
     json.dump(dict(env=env, rows=rows, mask_prep=prep), open(os.path.join(args.out, "inference.json"), "w"), indent=1)
     lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}. "
              f"bf16, D={D}, Hq={HQ}, Hkv={HKV}. Times in ms (do_bench medians). floor = bytes of K and V read once "
-             f"/ {COPY_TBPS} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask.", "",
-             "| case | B | q | kv | maskattn | per step | flex | sdpa | floor | maskattn / floor | flex / maskattn | sdpa / maskattn |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"/ {COPY_TBPS} TB/s; 'measured floor': the same bytes at this GPU's measured copy rate, "
+             f"{copy_tbps:.2f} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask.", "",
+             "| case | B | q | kv | maskattn | per step | flex | sdpa | floor | maskattn / floor | measured floor | "
+             "maskattn / measured floor | flex / maskattn | sdpa / maskattn |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['B']} | {r['q_len']} | {r['kv_len']} | {r['maskattn']:.3f} | "
                      f"{r['maskattn_step']:.3f} | {r['flex']:.3f} | {r['sdpa']:.3f} | {r['floor_ms']:.3f} | "
-                     f"{r['maskattn'] / r['floor_ms']:.2f} | {r['flex'] / r['maskattn']:.2f} | {r['sdpa'] / r['maskattn']:.2f} |")
+                     f"{r['maskattn'] / r['floor_ms']:.2f} | {r['floor_measured_ms']:.3f} | "
+                     f"{r['maskattn'] / r['floor_measured_ms']:.2f} | {r['flex'] / r['maskattn']:.2f} | {r['sdpa'] / r['maskattn']:.2f} |")
     lines += ["", "Mask preparation for a decode step (causal, or the 64-node tree; 32k keys): " + "; ".join(
         f"{k_}: {v_['gpu_us']:.0f} us GPU, {v_['launches']} launches, host sync {v_['host_sync']}, "
         f"{v_['wall_ms'] * 1e3:.0f} us wall" for k_, v_ in prep.items() if k_ != "graph"),

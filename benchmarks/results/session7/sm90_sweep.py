@@ -1,3 +1,4 @@
+# Runs at commit 2fb1eb7, which still has maskattn/kernels/flash_fwd_sm90.py (removed after it).
 """Dev sweep: Gluon sm90 forward (block shapes) vs the portable kernel and SDPA, same process."""
 import sys, time, json
 import torch, triton
