@@ -1,7 +1,7 @@
 """One case per call, run a few times, for Nsight Compute (``ncu``) to profile one kernel launch.
 
     ncu -k regex:_attn_fwd --launch-skip 2 --launch-count 1 --section SpeedOfLight \\
-        python benchmarks/ncu_targets.py fwd-causal-32k
+        python benchmarks/ncu_targets.py fwd:causal:32768
 
 Cases use the standard shapes (bf16, D=128): the training families at B=1, H=16 and the
 inference shapes of bench_inference.py (Hq=32, Hkv=8)."""
