@@ -70,7 +70,7 @@ def test_head_dims(d, deterministic):
 def test_gqa_dk_dv_sum_over_query_heads(group):
     q, k, v = rand_qkv(1, 2 * group, 2, 60, 75, 32, torch.float16, DEVICE)
     grad_out = torch.randn_like(q)
-    mask = ma.tree([-1, 0, 1, 1, 0, 4], prefix=69)
+    mask = ma.tree([-1, 0, 1, 1, 0, 4], prefix=69).to(DEVICE)
     _, _, grads = kernel_grads(q, k, v, mask, grad_out)
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
@@ -79,7 +79,7 @@ def test_gqa_dk_dv_sum_over_query_heads(group):
 def test_deterministic():
     q, k, v = rand_qkv(2, 4, 2, 130, 130, 32, torch.float16, DEVICE)
     grad_out = torch.randn_like(q)
-    mask = ma.longformer(9, [0, 64])
+    mask = ma.longformer(9, [0, 64]).to(DEVICE)
     first = kernel_grads(q, k, v, mask, grad_out, deterministic=True)[2]
     for _ in range(2):
         again = kernel_grads(q, k, v, mask, grad_out, deterministic=True)[2]

@@ -82,7 +82,7 @@ def test_head_dims(d):
 @pytest.mark.parametrize("group", [1, 2, 3, 4, 8])
 def test_gqa_ratios(group):
     q, k, v = rand_qkv(2, 2 * group, 2, 50, 80, 32, torch.float16, DEVICE)
-    mask = ma.documents([30, 50])
+    mask = ma.documents([30, 50]).to(DEVICE)
     out, lse = ma.attention(q, k, v, mask, return_lse=True)
     check_forward(q, k, v, mask, out=out, lse=lse)
 
@@ -91,8 +91,9 @@ def test_gqa_ratios(group):
 def test_bfloat16_and_fp32():
     for dtype in (torch.bfloat16, torch.float32):
         q, k, v = rand_qkv(1, 2, 1, 90, 90, 64, dtype, DEVICE)
-        out, lse = ma.attention(q, k, v, ma.longformer(4, [0, 50]), return_lse=True)
-        check_forward(q, k, v, ma.longformer(4, [0, 50]), out=out, lse=lse)
+        mask = ma.longformer(4, [0, 50]).to(DEVICE)
+        out, lse = ma.attention(q, k, v, mask, return_lse=True)
+        check_forward(q, k, v, mask, out=out, lse=lse)
 
 
 @needs_triton
@@ -129,6 +130,21 @@ def test_softcap_and_scale():
     q = q * 4
     out, lse = ma.attention(q, k, v, ma.causal(), scale=0.3, softcap=20.0, return_lse=True)
     check_forward(q, k, v, ma.causal(), out=out, lse=lse, scale=0.3, softcap=20.0)
+
+
+@needs_triton
+@pytest.mark.parametrize("lq", [3, 150])  # decode path and the training kernel
+@pytest.mark.parametrize("mask", [ma.causal(), ma.sliding_window(40, 0) | ma.causal()], ids=["causal", "window"])
+def test_row_max_growing_across_key_blocks(lq, mask):
+    # Later keys score ever higher (by ~10 log2 units per 32-key block), so the running row
+    # max grows at every block: the O accumulator must be rescaled each time, on full and on
+    # partial tiles.
+    q, k, v = rand_qkv(1, 2, 1, lq, 150, 32, torch.float16, DEVICE)
+    q = torch.ones_like(q)
+    k = (k * 0.1 + (torch.arange(150, device=DEVICE) / 32).floor()[:, None] * 1.3).half()
+    bm = ma.compile_mask(mask, lq, 150, q_offset=150 - lq, block_q=32, block_k=32, device=DEVICE)
+    out, lse = ma.attention(q, k, v, bm, return_lse=True)
+    check_forward(q, k, v, mask, out=out, lse=lse, q_offset=150 - lq)
 
 
 @needs_triton
