@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
+from . import flash_fwd_sm90
 from .common import finite_or_zero, row_desc, softmax_step, tile_bits
 from .config import dot_precision, forward_config, is_row_bound, launch, next_pow2
 from .tma import ensure_allocator, padded_dim, tma_operand
@@ -102,6 +103,9 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: Blo
     d_tma = padded_dim(d, q.dtype)
     q, k, v = (tma_operand(t, d_tma) for t in (q, k, v))
     sb, sh = map_strides(bm)
+    if flash_fwd_sm90.supported(q, bm, d_tma, softcap):
+        flash_fwd_sm90.sm90_forward(q, k, v, out, lse, bm, scale, d, d_tma, sb, sh)
+        return out, lse
     args = (q, k, v, out, lse, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, sb, sh, bm.n_q_tiles, b * hq,

@@ -1,0 +1,85 @@
+"""The Hopper (Gluon) forward kernel against the float64 reference, beside the portable kernel
+on the same inputs (GPU only; both kernels serve ``attention()`` on an H100/H200)."""
+import pytest
+import torch
+from hypothesis import given, settings
+
+import maskattn as ma
+from attention_checks import check_forward, rand_qkv
+from maskattn.kernels import flash_fwd_sm90
+from test_forward import attention_cases
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
+    not (torch.cuda.is_available() and flash_fwd_sm90.HAVE_GLUON
+         and torch.cuda.get_device_capability() == (9, 0)), reason="needs an sm_90 GPU and Gluon")]
+DEV = "cuda"
+
+
+@pytest.fixture(params=["sm90", "portable"])
+def kernel(request, monkeypatch):
+    monkeypatch.setattr(flash_fwd_sm90, "ENABLED", request.param == "sm90")
+    return request.param
+
+
+def _used_sm90(q, bm, softcap=None):
+    from maskattn.kernels.tma import padded_dim
+    return flash_fwd_sm90.supported(q, bm, padded_dim(q.shape[-1], q.dtype), softcap)
+
+
+@settings(max_examples=40)
+@given(attention_cases(max_len=700))
+def test_random_masks(case):
+    # both kernels on the same case (hypothesis examples share one fixture scope, so no monkeypatch)
+    saved = flash_fwd_sm90.ENABLED
+    for enabled in (True, False):
+        flash_fwd_sm90.ENABLED = enabled
+        try:
+            dtype = torch.bfloat16 if case["seed"] % 2 else torch.float16
+            d = {16: 64, 32: 32, 80: 128}[case["d"]]  # 32: zero-padded to 64 in shared memory
+            q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], d, dtype, DEV,
+                               seed=case["seed"])
+            mask = case["mask"].to(DEV)
+            bq, bk = (128, 128) if case["seed"] % 3 else (64, 64)
+            bm = ma.compile_mask(mask, case["lq"], case["lk"], q_offset=case["q_offset"], block_q=bq, block_k=bk,
+                                 device=DEV)
+            assert _used_sm90(q, bm) == (enabled and bq == 128)  # 64-row tiles: portable kernel
+            out, lse = ma.attention(q, k, v, bm, return_lse=True)
+            check_forward(q, k, v, mask, out=out, lse=lse, q_offset=case["q_offset"])
+        finally:
+            flash_fwd_sm90.ENABLED = saved
+
+
+@pytest.mark.parametrize("lq,lk,d,hq,hkv", [(1000, 1000, 128, 4, 1), (129, 2049, 64, 2, 2), (2049, 777, 96, 3, 1),
+                                          (4096, 4096, 80, 2, 2)])
+@pytest.mark.parametrize("mask_name", ["causal", "sliding", "documents", "longformer", "full"])
+def test_families_odd_shapes(kernel, lq, lk, d, hq, hkv, mask_name):
+    masks = dict(causal=ma.causal(), sliding=ma.sliding_window(300), documents=ma.documents([lk // 3, lk // 2, lk - lk // 3 - lk // 2]),
+                 longformer=ma.longformer(64, [0, 5, lk // 2]), full=ma.full())
+    mask = masks[mask_name].to(DEV)
+    q, k, v = rand_qkv(2, hq, hkv, lq, lk, d, torch.bfloat16, DEV)
+    out, lse = ma.attention(q, k, v, mask, return_lse=True)
+    check_forward(q, k, v, mask, out=out, lse=lse)
+
+
+def test_strided_inputs_and_fully_masked_rows(kernel):
+    # (B, L, H, D) storage viewed as (B, H, L, D); queries 0..99 see nothing (query_mask)
+    base = torch.randn(2, 1500, 4, 128, device=DEV, dtype=torch.bfloat16)
+    q = base.transpose(1, 2)
+    k, v = base[:, :, :2].transpose(1, 2), base[:, :, 2:].transpose(1, 2)
+    valid = torch.arange(1500) >= 100
+    mask = (ma.causal() & ma.query_mask(valid)).to(DEV)
+    out, lse = ma.attention(q, k, v, mask, return_lse=True)
+    check_forward(q, k, v, mask, out=out, lse=lse)
+    assert bool((out[:, :, :100] == 0).all()) and bool((lse[:, :, :100] == float("-inf")).all())
+
+
+def test_nan_keys_and_values_no_query_may_see(kernel):
+    # unwritten cache slots (NaN K and V) inside partial tiles must not reach rows that cannot see them
+    q, k, v = rand_qkv(1, 2, 2, 300, 300, 128, torch.bfloat16, DEV)
+    k[:, :, 250:260] = float("nan")
+    v[:, :, 250:260] = float("nan")
+    mask = (ma.sliding_window(200) & ma.causal()).to(DEV)
+    sees_nan = mask.materialize(300, 300, device=DEV)[0, 0, :, 250:260].any(-1)
+    out = ma.attention(q, k, v, mask)
+    assert torch.isfinite(out[0, :, ~sees_nan]).all()
+    assert torch.isnan(out[0, :, sees_nan]).all()
