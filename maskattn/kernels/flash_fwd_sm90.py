@@ -17,10 +17,14 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
   issuing their products (a pair of mbarriers: inter-warpgroup ping-pong), so one's softmax
   runs under the other's matrix products.
 
-A work item walks its query tile's full key tiles (no mask arithmetic), then its partial
-ones (bitmap bits; masked scores are -inf through ``where``, so a NaN key is harmless).
-Items are numbered heaviest first as in the portable kernel. Used on sm_90 for fp16/bf16,
-padded head dims up to 128, no softcap, maps with query tiles of a multiple of 128 rows and
+A work item (one 128-row slice of a query tile of one (batch, head)) walks its full key
+tiles (no mask arithmetic), then its partial ones (bitmap bits; masked scores are -inf
+through ``where``, so a NaN key is harmless). Items are numbered heaviest first as in the
+portable kernel. Maps with short rows run a persistent grid (one program per SM striding
+over the items, ``persistent``), so the producer loads the next item while the consumers
+finish the current one; other maps run one program per item. The operands are read through
+one 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program. Used on sm_90 for fp16/bf16,
+padded head dims 65-128, no softcap, maps with query tiles of a multiple of 128 rows and
 key tiles of at least 64 (``supported``); everything else, and the CPU interpreter, runs the
 portable kernel.
 """
@@ -31,6 +35,7 @@ import functools
 import torch
 
 from ..block_map import BlockMap
+from .config import is_row_bound, sm_count
 
 try:  # Gluon is Triton's lower-level frontend (warp specialization on Hopper: Triton >= 3.5)
     from triton.experimental import gluon
@@ -42,7 +47,7 @@ except ImportError:  # pragma: no cover - older Triton
     HAVE_GLUON = False
 
 ENABLED = True
-STAGES = 2  # K/V buffers in the ring
+STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
 _CONSUMER_REGS, _PRODUCER_REGS = 232, 40  # per thread; 3 warpgroups share the 64K registers of the SM
 
 if HAVE_GLUON:
@@ -70,35 +75,67 @@ if HAVE_GLUON:
         fence_async_shared()
 
     @gluon.jit
-    def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_bar, k_ready, k_empty, v_ready, v_empty, v_land,
-                  m0, n, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+    def _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q: gl.constexpr,
+              SUB_N: gl.constexpr):
+        """Work item t (rank-major: every head's heaviest 128-row slices first) -> (bh, b, h, KV head,
+        first query row, that row inside its query tile, first full / partial tile slot, blocks of
+        full tiles, blocks in all)."""
+        SUB_M: gl.constexpr = TILE_Q // (2 * HALF_M)
+        bh = t % n_bh
+        rank = t // n_bh
+        b = bh // H
+        h = bh % H
+        g = b * map_sb + h * map_sh  # which (batch, head) map this item reads
+        qt = gl.load(Q_ORDER + g * n_qt + rank // SUB_M)
+        row0 = (rank % SUB_M) * (2 * HALF_M)
+        row = g * n_qt + qt
+        f0 = gl.load(FULL_PTR + row)
+        nf = (gl.load(FULL_PTR + row + 1) - f0) * SUB_N
+        p0 = gl.load(PART_PTR + row)
+        n = nf + (gl.load(PART_PTR + row + 1) - p0) * SUB_N
+        return bh, b, h, h // GROUP, qt * TILE_Q + row0, row0, f0, nf, p0, n
+
+    @gluon.jit
+    def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
+                  v_land, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX,
+                  PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
                   BLOCK_D: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         nbytes: gl.constexpr = k_desc.block_type.nbytes
-        if n > 0:
-            mbarrier.expect(q_bar, 2 * q_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(q_desc, [m0, 0], q_bar, q_buf.index(0))
-            tma.async_copy_global_to_shared(q_desc, [m0 + HALF_M, 0], q_bar, q_buf.index(1))
-        for j in range(n):
-            s = j % NUM
-            ph = (j // NUM) & 1
-            n0 = _key_block(j, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, SUB_N, BLOCK_N)
-            # a fresh mbarrier counts as having completed the phase before 0: the first
-            # round passes at once
-            mbarrier.wait(k_empty.index(s), ph ^ 1)
-            mbarrier.expect(k_ready.index(s), nbytes)
-            tma.async_copy_global_to_shared(k_desc, [n0, 0], k_ready.index(s), k_buf.index(s))
-            mbarrier.wait(v_empty.index(s), ph ^ 1)
-            if j < nf:
-                mbarrier.expect(v_ready.index(s), nbytes)
-                tma.async_copy_global_to_shared(v_desc, [n0, 0], v_ready.index(s), v_buf.index(s))
-            else:  # partial tile: land, clean, then hand over
-                mbarrier.expect(v_land, nbytes)
-                tma.async_copy_global_to_shared(v_desc, [n0, 0], v_land, v_buf.index(s))
-                mbarrier.wait(v_land, (j - nf) & 1)
-                _clean_block(v_buf.index(s), BLOCK_N, BLOCK_D)
-                mbarrier.arrive(v_ready.index(s), count=1)
+        it = 0  # key blocks loaded so far (ring slot and phase)
+        qi = 0  # query slices loaded so far
+        pl = 0  # partial V blocks cleaned so far
+        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
+                                                         FULL_PTR, PART_PTR, TILE_Q, SUB_N)
+            if n > 0:
+                # both consumers are past their last Q K^T of the previous slice (a fresh
+                # mbarrier counts as having completed the phase before 0: the first wait passes)
+                mbarrier.wait(q_empty, (qi & 1) ^ 1)
+                mbarrier.expect(q_ready, 2 * q_desc.block_type.nbytes)
+                tma.async_copy_global_to_shared(q_desc, [b, h, m0, 0], q_ready, q_buf.index(0))
+                tma.async_copy_global_to_shared(q_desc, [b, h, m0 + HALF_M, 0], q_ready, q_buf.index(1))
+                qi += 1
+            for j in range(n):
+                s = it % NUM
+                ph = (it // NUM) & 1
+                n0 = _key_block(j, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, SUB_N, BLOCK_N)
+                mbarrier.wait(k_empty.index(s), ph ^ 1)
+                mbarrier.expect(k_ready.index(s), nbytes)
+                tma.async_copy_global_to_shared(k_desc, [b, kvh, n0, 0], k_ready.index(s), k_buf.index(s))
+                mbarrier.wait(v_empty.index(s), ph ^ 1)
+                if j < nf:
+                    mbarrier.expect(v_ready.index(s), nbytes)
+                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
+                else:  # partial tile: land, clean, then hand over
+                    mbarrier.expect(v_land, nbytes)
+                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_land, v_buf.index(s))
+                    mbarrier.wait(v_land, pl & 1)
+                    pl += 1
+                    _clean_block(v_buf.index(s).reshape([BLOCK_N, BLOCK_D]), BLOCK_N, BLOCK_D)
+                    mbarrier.arrive(v_ready.index(s), count=1)
+                it += 1
 
     @gluon.jit
     def _block_bits(BITMAPS, slot, row0, c0, S_LAYOUT: gl.constexpr, BLOCK_M: gl.constexpr,
@@ -153,10 +190,11 @@ if HAVE_GLUON:
         return gl.convert_layout(p.to(DTYPE), P_LAYOUT), alpha, m_i, l_i
 
     @gluon.jit
-    def _consumer(WG: gl.constexpr, q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_bar, k_ready, k_empty, v_ready,
-                  v_empty, turn, O, LSE, BITMAPS, bh, b, h, sob, soh, som, m0, row0, n, nf, p0, Lq, D, c,
-                  TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr,
-                  NEG_SCALE: gl.constexpr):
+    def _consumer(WG: gl.constexpr, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
+                  turn, O, LSE, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
+                  sob, soh, som, Lq, D, c, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr):
+        SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                            instr_shape=[16, BLOCK_N, 16])
@@ -164,127 +202,131 @@ if HAVE_GLUON:
                                                            instr_shape=[16, BLOCK_D, 16])
         P_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
         dtype: gl.constexpr = q_buf.dtype
-        m0 = m0 + WG * HALF_M
-        row0 = row0 + WG * HALF_M
-        m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
-        l_i = gl.zeros([HALF_M], gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
-        o = gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT)
         s_zero = gl.zeros([HALF_M, BLOCK_N], gl.float32, layout=S_LAYOUT)
+        qb = q_buf.index(WG).reshape([HALF_M, BLOCK_D])
         my_turn = turn.index(WG)
         their_turn = turn.index(1 - WG)
         t_phase = 1 - WG  # consumer 0 issues first (a fresh mbarrier passes a parity-1 wait)
-        if n > 0:
-            qb = q_buf.index(WG)
-            mbarrier.wait(q_bar, 0)
-            mbarrier.wait(k_ready.index(0), 0)
-            mbarrier.wait(my_turn, t_phase)
-            t_phase ^= 1
-            s_tok = warpgroup_mma(qb, k_buf.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-            mbarrier.arrive(their_turn, count=1)
-            s = warpgroup_mma_wait(0, deps=[s_tok])
-            mbarrier.arrive(k_empty.index(0), count=1)
-            p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
-                                             TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
-            for j in range(1, n):
-                ks = j % NUM
-                vs = (j - 1) % NUM
-                mbarrier.wait(k_ready.index(ks), (j // NUM) & 1)
+        it = 0  # key blocks consumed so far (ring slot and phase), as in the producer
+        qi = 0
+        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
+                                                         FULL_PTR, PART_PTR, TILE_Q, SUB_N)
+            m0 = m0 + WG * HALF_M
+            row0 = row0 + WG * HALF_M
+            m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([HALF_M], gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
+            o = gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT)
+            if n > 0:
+                mbarrier.wait(q_ready, qi & 1)
+                qi += 1
+                ks = it % NUM
+                mbarrier.wait(k_ready.index(ks), (it // NUM) & 1)
                 mbarrier.wait(my_turn, t_phase)
                 t_phase ^= 1
-                s_tok = warpgroup_mma(qb, k_buf.index(ks).permute((1, 0)), s_zero, use_acc=False, is_async=True)
-                o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
-                mbarrier.wait(v_ready.index(vs), ((j - 1) // NUM) & 1)
-                o_tok = warpgroup_mma(p, v_buf.index(vs), o, is_async=True)
+                s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero, use_acc=False,
+                                      is_async=True)
                 mbarrier.arrive(their_turn, count=1)
-                s = warpgroup_mma_wait(1, deps=[s_tok])  # S_j done; P_{j-1} V_{j-1} may still run
+                s = warpgroup_mma_wait(0, deps=[s_tok])
                 mbarrier.arrive(k_empty.index(ks), count=1)
-                p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
+                p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
                                                  TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
+                for j in range(1, n):
+                    ks = (it + j) % NUM
+                    vs = (it + j - 1) % NUM
+                    mbarrier.wait(k_ready.index(ks), ((it + j) // NUM) & 1)
+                    mbarrier.wait(my_turn, t_phase)
+                    t_phase ^= 1
+                    s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero,
+                                          use_acc=False, is_async=True)
+                    o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+                    mbarrier.wait(v_ready.index(vs), ((it + j - 1) // NUM) & 1)
+                    o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
+                    mbarrier.arrive(their_turn, count=1)
+                    s = warpgroup_mma_wait(1, deps=[s_tok])  # S_j done; P_{j-1} V_{j-1} may still run
+                    mbarrier.arrive(k_empty.index(ks), count=1)
+                    p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
+                                                     TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
+                    o = warpgroup_mma_wait(0, deps=[o_tok])
+                    mbarrier.arrive(v_empty.index(vs), count=1)
+                # every Q K^T of this slice is done: the producer may load the next Q
+                mbarrier.arrive(q_empty, count=1)
+                vs = (it + n - 1) % NUM
+                o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+                mbarrier.wait(v_ready.index(vs), ((it + n - 1) // NUM) & 1)
+                o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
                 o = warpgroup_mma_wait(0, deps=[o_tok])
                 mbarrier.arrive(v_empty.index(vs), count=1)
-            vs = (n - 1) % NUM
-            o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
-            mbarrier.wait(v_ready.index(vs), ((n - 1) // NUM) & 1)
-            o_tok = warpgroup_mma(p, v_buf.index(vs), o, is_async=True)
-            o = warpgroup_mma_wait(0, deps=[o_tok])
-            mbarrier.arrive(v_empty.index(vs), count=1)
+                it += n
 
-        # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
-        l_safe = gl.where(l_i == 0.0, 1.0, l_i)
-        lse = gl.where(l_i == 0.0, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
-        out = o / gl.convert_layout(l_safe, gl.SliceLayout(1, O_LAYOUT))[:, None]
-        offs_m = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, O_LAYOUT))
-        offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
-        gl.store(O + b.to(gl.int64) * sob + h.to(gl.int64) * soh + offs_m[:, None].to(gl.int64) * som
-                 + offs_d[None, :], out.to(dtype), mask=(offs_m < Lq)[:, None] & (offs_d[None, :] < D))
-        offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
-        gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
+            # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
+            l_safe = gl.where(l_i == 0.0, 1.0, l_i)
+            lse = gl.where(l_i == 0.0, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
+            out = o / gl.convert_layout(l_safe, gl.SliceLayout(1, O_LAYOUT))[:, None]
+            offs_m = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, O_LAYOUT))
+            offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
+            gl.store(O + b.to(gl.int64) * sob + h.to(gl.int64) * soh + offs_m[:, None].to(gl.int64) * som
+                     + offs_d[None, :], out.to(dtype), mask=(offs_m < Lq)[:, None] & (offs_d[None, :] < D))
+            offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
+            gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
+
+    @gluon.jit
+    def _kv(bufs, i, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr):
+        """Ring buffer i as the (BLOCK_N, BLOCK_D) matrix the tensor cores read."""
+        return bufs.index(i).reshape([BLOCK_N, BLOCK_D])
 
     @gluon.jit
     def _attn_fwd_sm90(
         Q, K, V, O, LSE,
         FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
-        H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, scale,
+        B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, scale,
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, NEG_SCALE: gl.constexpr,
         CONSUMER_REGS: gl.constexpr,
     ):
-        SUB_M: gl.constexpr = TILE_Q // (2 * HALF_M)
-        SUB_N: gl.constexpr = TILE_K // BLOCK_N
         dtype: gl.constexpr = Q.dtype.element_ty
-        item = gl.program_id(0)
-        bh = item % n_bh  # rank-major numbering: every head's heaviest rows come first
-        rank = item // n_bh
-        b = bh // H
-        h = bh % H
-        g = b * map_sb + h * map_sh
-        qt = gl.load(Q_ORDER + g * n_qt + rank // SUB_M)
-        m0 = qt * TILE_Q + (rank % SUB_M) * (2 * HALF_M)
-        row = g * n_qt + qt
-        kvh = h // GROUP
-        f0 = gl.load(FULL_PTR + row)
-        nf = (gl.load(FULL_PTR + row + 1) - f0) * SUB_N
-        p0 = gl.load(PART_PTR + row)
-        n = nf + (gl.load(PART_PTR + row + 1) - p0) * SUB_N
-
-        q_desc = tma.make_tensor_descriptor(Q + b.to(gl.int64) * sqb + h.to(gl.int64) * sqh, shape=[Lq, D_TMA],
-                                            strides=[sqm, 1], block_shape=[HALF_M, BLOCK_D], layout=Q_SMEM)
-        k_desc = tma.make_tensor_descriptor(K + b.to(gl.int64) * skb + kvh.to(gl.int64) * skh, shape=[Lk, D_TMA],
-                                            strides=[skn, 1], block_shape=[BLOCK_N, BLOCK_D], layout=KV_SMEM)
-        v_desc = tma.make_tensor_descriptor(V + b.to(gl.int64) * svb + kvh.to(gl.int64) * svh, shape=[Lk, D_TMA],
-                                            strides=[svn, 1], block_shape=[BLOCK_N, BLOCK_D], layout=KV_SMEM)
-        q_buf = gl.allocate_shared_memory(dtype, [2, HALF_M, BLOCK_D], Q_SMEM)
-        k_buf = gl.allocate_shared_memory(dtype, [NUM_STAGES, BLOCK_N, BLOCK_D], KV_SMEM)
-        v_buf = gl.allocate_shared_memory(dtype, [NUM_STAGES, BLOCK_N, BLOCK_D], KV_SMEM)
-        q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        # one descriptor per operand over the whole (B, H, L, D_TMA) tensor, made once: rows
+        # past L read as zeros within each (batch, head)
+        q_desc = tma.make_tensor_descriptor(Q, shape=[B, H, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
+                                            block_shape=[1, 1, HALF_M, BLOCK_D], layout=Q_SMEM)
+        k_desc = tma.make_tensor_descriptor(K, shape=[B, H // GROUP, Lk, D_TMA], strides=[skb, skh, skn, 1],
+                                            block_shape=[1, 1, BLOCK_N, BLOCK_D], layout=KV_SMEM)
+        v_desc = tma.make_tensor_descriptor(V, shape=[B, H // GROUP, Lk, D_TMA], strides=[svb, svh, svn, 1],
+                                            block_shape=[1, 1, BLOCK_N, BLOCK_D], layout=KV_SMEM)
+        q_buf = gl.allocate_shared_memory(dtype, [2, 1, 1, HALF_M, BLOCK_D], Q_SMEM)
+        k_buf = gl.allocate_shared_memory(dtype, [NUM_STAGES, 1, 1, BLOCK_N, BLOCK_D], KV_SMEM)
+        v_buf = gl.allocate_shared_memory(dtype, [NUM_STAGES, 1, 1, BLOCK_N, BLOCK_D], KV_SMEM)
+        q_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        q_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         v_land = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         k_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         v_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         k_empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         v_empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-        mbarrier.init(q_bar, count=1)
+        mbarrier.init(q_ready, count=1)
+        mbarrier.init(q_empty, count=2)  # released by both consumers
         mbarrier.init(v_land, count=1)
         for i in gl.static_range(NUM_STAGES):
             mbarrier.init(k_ready.index(i), count=1)
             mbarrier.init(v_ready.index(i), count=1)
-            mbarrier.init(k_empty.index(i), count=2)  # released by both consumers
+            mbarrier.init(k_empty.index(i), count=2)
             mbarrier.init(v_empty.index(i), count=2)
         for i in gl.static_range(2):
             mbarrier.init(turn.index(i), count=1)
 
         c = scale * 1.4426950408889634
-        row0 = m0 - qt * TILE_Q  # first row inside the query tile (bitmap coordinates)
         gl.warp_specialize([
-            (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_bar, k_ready, k_empty, v_ready, v_empty,
-                         v_land, m0, n, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, BLOCK_N, BLOCK_D)),
-            (_consumer, (0, q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_bar, k_ready, k_empty, v_ready, v_empty,
-                         turn, O, LSE, BITMAPS, bh, b, h, sob, soh, som, m0, row0, n, nf, p0, Lq, D, c,
-                         TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
-            (_consumer, (1, q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_bar, k_ready, k_empty, v_ready, v_empty,
-                         turn, O, LSE, BITMAPS, bh, b, h, sob, soh, som, m0, row0, n, nf, p0, Lq, D, c,
-                         TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
+            (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready,
+                         v_empty, v_land, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR,
+                         FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D)),
+            (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, O, LSE,
+                         n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
+                         sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
+            (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, O, LSE,
+                         n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
+                         sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -298,16 +340,36 @@ def _block_d(d_tma: int) -> int:
 
 
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap) -> bool:
-    """Can the Hopper kernel run this forward? sm_90, fp16/bf16, padded head dim <= 128
-    (zero-padded to 64 or 128 in shared memory), no softcap, query tiles of a multiple of
-    128 rows and key tiles of >= 64 keys."""
+    """Can the Hopper kernel run this forward? sm_90, fp16/bf16, padded head dim in (64, 128]
+    (zero-padded to 128 in shared memory), no softcap, query tiles of a multiple of 128 rows
+    and key tiles of >= 64 keys."""
     if not (ENABLED and HAVE_GLUON) or q.device.type != "cuda" or softcap is not None:
         return False
-    if q.dtype not in (torch.float16, torch.bfloat16) or d_tma > 128:
+    # head dim 64 stays on the portable kernel (H200: 0.88-0.95x there, its products are too
+    # short to hide the softmax)
+    if q.dtype not in (torch.float16, torch.bfloat16) or not 64 < d_tma <= 128:
         return False
     if _capability(q.device) != (9, 0):
         return False
     return bm.block_q % 128 == 0 and bm.block_k >= 64
+
+
+# Persistent grid only for maps whose rows are short on average (blocks of 128 x 128): there
+# one program per SM striding over the items hides each item's start (Q and first K/V loads)
+# behind the previous item's end, while long or uneven rows (causal, Longformer's global rows)
+# do better with the hardware's dynamic scheduling of one program per item (H200, session 8:
+# persistent vs one program per item, sliding 1.14-1.18x, documents 1.03-1.11x, tree 1.04-1.10x;
+# causal 0.93-0.96x, longformer 0.60-0.63x).
+PERSISTENT_MAX_MEAN_TILES = 16
+
+
+def persistent(bm: BlockMap, heads_per_group: int) -> bool:
+    """Run the persistent grid for map ``bm``? Its rows' mean non-empty tile count is at most
+    ``PERSISTENT_MAX_MEAN_TILES`` and no row outlasts a program slot (``is_row_bound``)."""
+    rows = bm.batch * bm.heads * bm.n_q_tiles
+    if bm.nonempty_tiles <= 0 or bm.nonempty_tiles > PERSISTENT_MAX_MEAN_TILES * rows:
+        return False
+    return not is_row_bound(bm.max_row_tiles, bm.nonempty_tiles, heads_per_group, bm.full_ptr.device)
 
 
 @functools.lru_cache(maxsize=None)
@@ -321,12 +383,16 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     b, hq, lq, _ = q.shape
     block_d = _block_d(d_tma)
     block_n = min(128, bm.block_k)
-    grid = (b * hq * bm.n_q_tiles * (bm.block_q // 128),)
+    n_items = b * hq * bm.n_q_tiles * (bm.block_q // 128)
+    if persistent(bm, b * hq // (bm.batch * bm.heads)):
+        grid = (max(1, min(n_items, sm_count(q.device))),)
+    else:
+        grid = (n_items,)
     # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
     _attn_fwd_sm90[grid](
         q, k, v, out, lse, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
         *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
-        hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, bm.n_q_tiles, b * hq, scale,
-        Q_SMEM=_smem_layout((64, block_d), q.dtype), KV_SMEM=_smem_layout((block_n, block_d), q.dtype),
+        b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, bm.n_q_tiles, b * hq, n_items, scale,
+        Q_SMEM=_smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=_smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
         NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
