@@ -56,7 +56,8 @@ class TreeAncestry(Mask):
         self.tin, self.tout, self.prefix, self.name = tin, tout, prefix, name
         n = tin.numel()
         self._fills = (-1, n, 0)  # query tin, key tin, key tout outside the tree
-        self._tables = tuple(with_fill(t[None], f) for t, f in zip((tin, tin, tout), self._fills))
+        # query tin (1, n + 1); key tin and tout stacked (2, n + 1): one gather reads both
+        self._tables = (with_fill(tin[None], -1), torch.cat([with_fill(tin[None], n), with_fill(tout[None], 0)]))
 
     def _tensors(self):
         return [self.tin, self.tout]
@@ -67,10 +68,10 @@ class TreeAncestry(Mask):
         return TreeAncestry(self.tin.to(device), self.tout.to(device), self.prefix, self.name)
 
     def _allowed(self, b, h, i, j, q_offset):
-        q_tin, k_tin, k_tout = self._tables
+        q_tin, k_tables = self._tables
         di, dj = (i - self.prefix, j - self.prefix) if self.prefix else (i, j)  # node numbers
-        dj = lookup_index(k_tin, dj)  # both key tables have n + 1 entries: clamp once
-        ti, tj, oj = lookup(q_tin, di), k_tin[0][dj], k_tout[0][dj]
+        tj, oj = k_tables[:, lookup_index(k_tables, dj)]  # key tin and tout in one gather
+        ti = lookup(q_tin, di)
         return (tj <= ti) & (ti < oj)
 
     def _tile_classes(self, grid: TileGrid):
@@ -87,6 +88,25 @@ class TreeAncestry(Mask):
 
     def __repr__(self):
         return self.name
+
+
+class CausalPrefix(Mask):
+    """``j <= i`` and ``j < length``: what every position sees of the shared prefix, as one
+    comparison per pair (``j <= min(i, length - 1)``) instead of two and an ``&`` (one
+    pass over the q_len x kv_len elements fewer when a verification step compiles its map)."""
+
+    def __init__(self, length: int):
+        self.length = length
+        self._parts = (causal(), KeyPrefix(length, f"keys_before({length})"))
+
+    def _allowed(self, b, h, i, j, q_offset):
+        return j <= torch.clamp(i, max=self.length - 1)
+
+    def _tile_classes(self, grid: TileGrid):
+        return torch.minimum(*(m._tile_classes(grid) for m in self._parts))
+
+    def __repr__(self):
+        return f"causal() & keys_before({self.length})"
 
 
 def _check_kv_len(name: str, total: int, q_len: int, kv_len: int, q_offset: int) -> None:
@@ -115,4 +135,4 @@ def tree(parents, prefix: int = 0) -> Mask:
     nodes = TreeAncestry(torch.from_numpy(tin).to(par.device), torch.from_numpy(tout).to(par.device), prefix, name)
     if prefix == 0:  # no shared prefix: the tree alone (a smaller expression to evaluate)
         return Named(nodes, name, checks=check)
-    return Named(nodes | (causal() & KeyPrefix(prefix, f"keys_before({prefix})")), name, checks=check)
+    return Named(nodes | CausalPrefix(prefix), name, checks=check)
