@@ -23,10 +23,13 @@ through ``where``, so a NaN key is harmless). Items are numbered heaviest first 
 portable kernel. Maps with short rows run a persistent grid (one program per SM striding
 over the items, ``persistent``), so the producer loads the next item while the consumers
 finish the current one; other maps run one program per item. The operands are read through
-one 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program. Used on sm_90 for fp16/bf16,
-padded head dims 65-128, no softcap, maps with query tiles of a multiple of 128 rows and
-key tiles of at least 64 (``supported``); everything else, and the CPU interpreter, runs the
-portable kernel.
+one 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program.
+
+Used on sm_90 for fp16/bf16, padded head dims 65-128 (zero-padded to 128 in shared memory),
+no softcap, maps with query tiles of a multiple of 128 rows and key tiles of at least 64
+(``supported``); everything else, and the CPU interpreter, runs the portable kernel. Gluon
+functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so the bitmap
+reader and the softmax step below restate ``common.rows_bits`` / ``common.softmax_step``.
 """
 from __future__ import annotations
 
@@ -335,10 +338,6 @@ def _capability(device: torch.device) -> tuple[int, int]:
     return torch.cuda.get_device_capability(device)
 
 
-def _block_d(d_tma: int) -> int:
-    return 64 if d_tma <= 64 else 128
-
-
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap) -> bool:
     """Can the Hopper kernel run this forward? sm_90, fp16/bf16, padded head dim in (64, 128]
     (zero-padded to 128 in shared memory), no softcap, query tiles of a multiple of 128 rows
@@ -381,7 +380,7 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     """q: (B, Hq, Lq, d_tma), k/v: (B, Hkv, Lk, d_tma), TMA-ready (``tma.tma_operand``);
     writes out (B, Hq, Lq, d) and lse (B, Hq, Lq) fp32 natural log."""
     b, hq, lq, _ = q.shape
-    block_d = _block_d(d_tma)
+    block_d = 128  # head dims 65-128, zero-padded
     block_n = min(128, bm.block_k)
     n_items = b * hq * bm.n_q_tiles * (bm.block_q // 128)
     if persistent(bm, b * hq // (bm.batch * bm.heads)):
