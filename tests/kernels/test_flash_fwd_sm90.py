@@ -61,6 +61,21 @@ def test_families_odd_shapes(kernel, lq, lk, d, hq, hkv, mask_name):
     check_forward(q, k, v, mask, out=out, lse=lse)
 
 
+@pytest.mark.parametrize("lq", [65, 127, 129, 1000, 1025])
+@pytest.mark.parametrize("group", [2, 8])
+def test_lengths_and_gqa_of_the_conventions(lq, group):
+    # the convention's odd lengths (those that take the training kernel: longer than 64
+    # queries), q_len != kv_len both ways, GQA 2 and 8, fp16
+    assert flash_fwd_sm90.ENABLED  # the default
+    for lk in (lq + 63, max(1, lq - 60)):
+        q, k, v = rand_qkv(1, 2 * group, 2, lq, lk, 128, torch.float16, DEV, seed=lq + lk)
+        mask = ma.causal() | ma.sliding_window(40, 40)
+        bm = ma.compile_mask(mask.to(DEV), lq, lk, device=DEV)
+        assert _used_sm90(q, bm)
+        out, lse = ma.attention(q, k, v, bm, return_lse=True)
+        check_forward(q, k, v, mask, out=out, lse=lse)
+
+
 def test_strided_inputs_and_fully_masked_rows(kernel):
     # (B, L, H, D) storage viewed as (B, H, L, D); queries 0..99 see nothing (query_mask)
     base = torch.randn(2, 1500, 4, 128, device=DEV, dtype=torch.bfloat16)
