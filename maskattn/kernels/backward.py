@@ -26,7 +26,6 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from . import flash_bwd_sm90
 from .common import row_desc, scores_log2, tile_bits
 from .config import dkdv_config, dot_precision, dq_config, launch, next_pow2
 from .forward import map_strides
@@ -231,22 +230,16 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
                       HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype))
     cap = softcap if softcap else 1.0
     key = (bm.block_q, bm.block_k, d, q.dtype, q.device)
-    if flash_bwd_sm90.supported(q, bm, d_tma, softcap):
-        flash_bwd_sm90.dkdv_sm90(q, k, v, do, lse, delta, dk, dv, bm, scale, d, d_tma, sb, sh)
-    else:
-        launch(_attn_bwd_dkdv, lambda c: (b * hkv, bm.n_k_tiles * (bm.block_k // c["BLOCK_N"])),
-               (q, k, v, do, lse, delta, dk, dv,
-                bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
-                *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3],
-                *dv.stride()[:3], hq, hkv, hq // hkv, lq, lk, d, d_tma, sb, sh, bm.n_k_tiles, scale, cap),
-               constexprs, dkdv_config(bm.block_q, bm.block_k, d, q.dtype), ("dkdv",) + key)
+    launch(_attn_bwd_dkdv, lambda c: (b * hkv, bm.n_k_tiles * (bm.block_k // c["BLOCK_N"])),
+           (q, k, v, do, lse, delta, dk, dv,
+            bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3], *dv.stride()[:3],
+            hq, hkv, hq // hkv, lq, lk, d, d_tma, sb, sh, bm.n_k_tiles, scale, cap),
+           constexprs, dkdv_config(bm.block_q, bm.block_k, d, q.dtype), ("dkdv",) + key)
     # hidden non-finite keys must not reach dQ through 0 * inf: the dQ kernel reads K cleaned
     # (one elementwise kernel; torch.where(torch.isfinite(k), ...) took four, ~0.16 ms of GPU
     # and 0.2 ms of host time per call at 8k x 16 heads on the H100)
     k_clean = torch.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0)
-    if flash_bwd_sm90.supported(q, bm, d_tma, softcap) and bm.block_q % 128 == 0:
-        flash_bwd_sm90.dq_sm90(q, k_clean, v, do, lse, delta, dq, bm, scale, d, d_tma, sb, sh)
-        return dq, dk, dv
     launch(_attn_bwd_dq, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])),
            (q, k_clean, v, do, lse, delta, dq,
             bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
