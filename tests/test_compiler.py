@@ -325,16 +325,18 @@ def test_busiest_row_statistics_choose_the_forward_shape(monkeypatch):
     """Longformer's global rows (one query tile against every key tile) outlast the mean work
     per program slot; causal rows do not. On the GPU such maps get two warpgroups per program."""
     from maskattn.kernels import config
-    cpu = torch.device("cpu")  # sm_count: 4 stand-in SMs -> 8 slots
+    cpu = torch.device("cpu")  # sm_count: 4 stand-in SMs, 2 programs each -> 8 slots
     glob = ma.compile_mask(ma.longformer(16, [0, 1]), 2048, 2048, block_q=64, block_k=64)
     causal = ma.compile_mask(ma.causal(), 2048, 2048, block_q=64, block_k=64)
     assert glob.max_row_tiles == 32 and causal.max_row_tiles == 32
-    assert config.is_row_bound(glob.max_row_tiles, glob.nonempty_tiles, 1, cpu)
-    assert not config.is_row_bound(causal.max_row_tiles, causal.nonempty_tiles, 1, cpu)
-    assert not config.is_row_bound(0, 0, 16, cpu)  # unknown statistics: the default shape
+    assert config.is_row_bound(glob.max_row_tiles, glob.nonempty_tiles, 1, cpu, per_sm=2)
+    assert not config.is_row_bound(causal.max_row_tiles, causal.nonempty_tiles, 1, cpu, per_sm=2)
+    assert not config.is_row_bound(0, 0, 16, cpu, per_sm=2)  # unknown statistics: the default shape
     monkeypatch.setenv("TRITON_INTERPRET", "0")  # the GPU tables, not the interpreter's stand-in
     busy = config.forward_config(128, 128, 128, torch.bfloat16, row_bound=True)
     assert (busy["num_warps"], busy["BLOCK_M"], busy["BLOCK_N"]) == (8, 128, 128)
     assert config.forward_config(128, 128, 128, torch.bfloat16)["num_warps"] == 4
+    # the default shape's resident programs give the slots is_row_bound counts
+    assert config.programs_per_sm(config.forward_config(128, 128, 128, torch.bfloat16)) == 2
     assert config.forward_config(128, 128, 128, torch.float32, row_bound=True) == config.forward_config(
         128, 128, 128, torch.float32)

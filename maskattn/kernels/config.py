@@ -79,13 +79,14 @@ def sm_count(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
 
 
-def is_row_bound(max_row_tiles: int, nonempty_tiles: int, programs_per_group: int, device: torch.device) -> bool:
-    """Is the forward bound by its busiest row? True when that row's tiles exceed the mean
-    tiles per program slot (two one-warpgroup programs per SM), over all ``programs_per_group``
-    (batch, head) pairs that share each map group. Unknown counts (0): False. Measured
-    separation (benchmark families, 16 heads): Longformer 2.4x the mean, every other family
-    at most 0.75x."""
-    slots = 2 * sm_count(device)
+def is_row_bound(max_row_tiles: int, nonempty_tiles: int, programs_per_group: int, device: torch.device,
+                 per_sm: int) -> bool:
+    """Is a launch of ``per_sm`` resident programs per SM bound by the map's busiest row? True
+    when that row's tiles exceed the mean tiles per program slot (SMs x ``per_sm``), over all
+    ``programs_per_group`` (batch, head) pairs that share each map group. Unknown counts (0):
+    False. Measured separation (benchmark families, 16 heads, 2 slots per SM): Longformer 2.4x
+    the mean, every other family at most 0.75x."""
+    slots = per_sm * sm_count(device)
     return max_row_tiles * slots > nonempty_tiles * programs_per_group > 0
 
 

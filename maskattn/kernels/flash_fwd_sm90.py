@@ -364,11 +364,13 @@ PERSISTENT_MAX_MEAN_TILES = 16
 
 def persistent(bm: BlockMap, heads_per_group: int) -> bool:
     """Run the persistent grid for map ``bm``? Its rows' mean non-empty tile count is at most
-    ``PERSISTENT_MAX_MEAN_TILES`` and no row outlasts a program slot (``is_row_bound``)."""
+    ``PERSISTENT_MAX_MEAN_TILES`` and no row outlasts a program slot (``is_row_bound``, one
+    program of this kernel per SM; the session 8 benchmark families at 8k-128k decide the same
+    with the portable kernel's two slots per SM)."""
     rows = bm.batch * bm.heads * bm.n_q_tiles
     if bm.nonempty_tiles <= 0 or bm.nonempty_tiles > PERSISTENT_MAX_MEAN_TILES * rows:
         return False
-    return not is_row_bound(bm.max_row_tiles, bm.nonempty_tiles, heads_per_group, bm.full_ptr.device)
+    return not is_row_bound(bm.max_row_tiles, bm.nonempty_tiles, heads_per_group, bm.full_ptr.device, per_sm=1)
 
 
 @functools.lru_cache(maxsize=None)

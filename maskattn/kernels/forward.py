@@ -25,7 +25,7 @@ import triton.language as tl
 from ..block_map import BlockMap
 from . import flash_fwd_sm90
 from .common import finite_or_zero, row_desc, softmax_step, tile_bits
-from .config import dot_precision, forward_config, is_row_bound, launch, next_pow2
+from .config import dot_precision, forward_config, is_row_bound, launch, next_pow2, programs_per_sm
 from .tma import ensure_allocator, padded_dim, tma_operand
 
 
@@ -114,8 +114,10 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: Blo
             scale, softcap if softcap else 1.0)
     constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
                       HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0)
-    busiest = is_row_bound(bm.max_row_tiles, bm.nonempty_tiles, b * hq // (bm.batch * bm.heads), q.device)
-    launch(_attn_fwd, lambda c: (b * hq * bm.n_q_tiles * (bm.block_q // c["BLOCK_M"]),), args, constexprs,
-           forward_config(bm.block_q, bm.block_k, d, q.dtype, busiest),
+    cfg = forward_config(bm.block_q, bm.block_k, d, q.dtype)
+    if is_row_bound(bm.max_row_tiles, bm.nonempty_tiles, b * hq // (bm.batch * bm.heads), q.device,
+                    programs_per_sm(cfg)):
+        cfg = forward_config(bm.block_q, bm.block_k, d, q.dtype, row_bound=True)
+    launch(_attn_fwd, lambda c: (b * hq * bm.n_q_tiles * (bm.block_q // c["BLOCK_M"]),), args, constexprs, cfg,
            ("fwd", bm.block_q, bm.block_k, d, q.dtype, q.device))
     return out, lse
