@@ -83,9 +83,10 @@ def implementations(q, k, v, bm, flex_block_mask, family, dense_bool, doc_length
     flex = implementations.flex
     sdpa = torch.nn.functional.scaled_dot_product_attention
     qkv = (q, k, v)
-    # deterministic=True selects the same backward kernels (no atomics: every call is
-    # bitwise reproducible), so it has no column of its own
-    impls = {"maskattn": (lambda: ma.attention(q, k, v, bm, deterministic=False), qkv, MODES)}
+    # the default backward (one pass, dQ by fp32 reduce-adds on sm_90) and the deterministic one
+    # (the portable two kernels); their forward is the same
+    impls = {"maskattn": (lambda: ma.attention(q, k, v, bm, deterministic=False), qkv, MODES),
+             "maskattn_det": (lambda: ma.attention(q, k, v, bm, deterministic=True), qkv, ("bwd", "fwd+bwd"))}
     if flex_block_mask is not None:
         impls["flex"] = (lambda: flex(q, k, v, block_mask=flex_block_mask), qkv, MODES)
     fa4 = _fa4()
@@ -229,9 +230,10 @@ def markdown(rows, env, args, sweeps: bool = True) -> str:
              "faster); TF = effective TFLOP/s (allowed pairs only). flex = FlexAttention (Triton backend), "
              "flex+FA4 = FlexAttention with BACKEND=FLASH, FA4 = FlashAttention-4 native (causal, window, varlen), "
              "sdpa = PyTorch SDPA (is_causal for causal, else a boolean mask where it fits), dense = SDPA without "
-             "a mask (the ceiling). The deterministic backward is the same kernels as the default one. maskattn's "
-             "forward on sm_90: the warp-specialized Hopper kernel (flash_fwd_sm90) for head dims 65-128, the "
-             "portable Triton kernel for the others.", ""]
+             "a mask (the ceiling); det = maskattn with deterministic=True. maskattn on sm_90, head dims 65-128: "
+             "the warp-specialized Hopper forward (flash_fwd_sm90) and one-pass backward (flash_bwd_sm90, dQ by "
+             "fp32 TMA reduce-adds; maps bound by their busiest key tile, and det, take the portable two-kernel "
+             "backward); the portable Triton kernels for the other head dims.", ""]
     diffs = [r["max_abs_diff_vs_flex"] for r in rows if "max_abs_diff_vs_flex" in r]
     if diffs:
         lines += [f"Largest |maskattn - FlexAttention| output difference over all cases: {max(diffs):.2e} (bf16).", ""]

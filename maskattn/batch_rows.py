@@ -28,7 +28,7 @@ def stack_batch_rows(maps: list[BlockMap], q_offset: torch.Tensor) -> BlockMap:
     parts = {k: [] for k in ("full_ptr", "full_idx", "part_ptr", "part_idx", "bitmaps", "t_full_ptr", "t_full_idx",
                              "t_part_ptr", "t_part_idx", "t_part_slot", "q_order", "k_order", "num_allowed")}
     n_full = n_part = 0
-    row_tiles = []  # non-empty tiles per map row, read back once at the end
+    row_tiles, col_tiles = [], []  # non-empty tiles per map row / column, read back once at the end
     for b, m in enumerate(maps):
         bs = b if m.batch > 1 else 0
         rows = (bs * nh * tq, (bs + 1) * nh * tq)
@@ -54,7 +54,9 @@ def stack_batch_rows(maps: list[BlockMap], q_offset: torch.Tensor) -> BlockMap:
         n_full += fi.numel()
         n_part += pi.numel()
         row_tiles.append(fp.diff() + pp.diff())
+        col_tiles.append(tfp.diff() + tpp.diff())
     cat = {k: torch.cat(v) for k, v in parts.items()}
     return BlockMap(q_len=first.q_len, kv_len=first.kv_len, q_offset=q_offset, block_q=first.block_q,
                     block_k=first.block_k, batch=len(maps), heads=nh, mask_repr=first.mask_repr,
-                    max_row_tiles=int(torch.cat(row_tiles).max()), nonempty_tiles=n_full + n_part, **cat)
+                    max_row_tiles=int(torch.cat(row_tiles).max()), max_col_tiles=int(torch.cat(col_tiles).max()),
+                    nonempty_tiles=n_full + n_part, **cat)

@@ -27,8 +27,8 @@ Work order (heaviest first, so long rows start early):
     q_order (batch * heads, Tq) query tiles of each (b, h) sorted by descending tile count
     k_order (batch * heads, Tk) key tiles likewise
 Statistics: ``num_allowed`` (batch, heads) int64, allowed (query, key) pairs; host ints
-``max_row_tiles`` (non-empty tiles of the busiest map row) and ``nonempty_tiles`` (all
-non-empty tiles), which choose the forward's launch shape, 0 where unknown (maps of a single
+``max_row_tiles`` (non-empty tiles of the busiest map row), ``max_col_tiles`` (of the busiest
+column) and ``nonempty_tiles`` (all non-empty tiles), which choose the kernels' launch shapes, 0 where unknown (maps of a single
 query tile, built without reading anything back from the device).
 """
 from __future__ import annotations
@@ -64,6 +64,7 @@ class BlockMap:
     num_allowed: torch.Tensor
     max_row_tiles: int = 0
     nonempty_tiles: int = 0
+    max_col_tiles: int = 0
     mask_repr: str = ""
 
     # ---- shape ------------------------------------------------------------------------

@@ -81,7 +81,9 @@ def compile_mask(mask: Mask, q_len: int, kv_len: int, *, q_offset: int | None = 
     flags = cls == torch.arange(FULL, EMPTY, -1, device=dev)[:, None]
     per_group = flags.view(2, groups, -1).sum(2)
     busiest_row = flags.view(2, groups * tq, tk).sum((0, 2)).max()
-    *sizes, max_row_tiles = torch.cat([per_group.sum(1), busiest_row.view(1)]).tolist()  # host sync 2
+    busiest_col = flags.view(2, groups, tq, tk).sum((0, 2)).max()
+    *sizes, max_row_tiles, max_col_tiles = torch.cat(  # host sync 2
+        [per_group.sum(1), busiest_row.view(1), busiest_col.view(1)]).tolist()
     n_full, n_part = sizes
     if n_part < cand.numel():  # some candidates were demoted: drop their bitmaps
         words = words[torch.nonzero_static(code == PARTIAL, size=n_part).view(-1)]
@@ -101,7 +103,8 @@ def compile_mask(mask: Mask, q_len: int, kv_len: int, *, q_offset: int | None = 
         bitmaps=words, t_full_ptr=t_ptr[:n_cols + 1], t_full_idx=t_full_idx, t_part_ptr=t_ptr[n_cols:] - n_full,
         t_part_idx=t_part_idx, t_part_slot=t_part_slot,
         q_order=_heaviest_first(ptr, n_rows, groups), k_order=_heaviest_first(t_ptr, n_cols, groups),
-        num_allowed=num_allowed.view(nb, nh), max_row_tiles=max_row_tiles, nonempty_tiles=n_full + n_part,
+        num_allowed=num_allowed.view(nb, nh), max_row_tiles=max_row_tiles, max_col_tiles=max_col_tiles,
+        nonempty_tiles=n_full + n_part,
         mask_repr=repr(mask),
     )
 

@@ -183,8 +183,9 @@ def check_block_map(bm, mat: torch.Tensor) -> None:
     assert int(bm.full_ptr[-1]) == bm.full_idx.numel() and int(bm.part_ptr[-1]) == bm.part_idx.numel()
     # host statistics: exact; 0 (unknown) for one-query-tile maps (built without host syncs)
     row_tiles = bm.full_ptr.diff() + bm.part_ptr.diff()
-    exact = (int(row_tiles.max()), int(row_tiles.sum())) if tq > 1 else (0, 0)
-    assert (bm.max_row_tiles, bm.nonempty_tiles) == exact
+    col_tiles = bm.t_full_ptr.diff() + bm.t_part_ptr.diff()
+    exact = (int(row_tiles.max()), int(col_tiles.max()), int(row_tiles.sum())) if tq > 1 else (0, 0, 0)
+    assert (bm.max_row_tiles, bm.max_col_tiles, bm.nonempty_tiles) == exact
 
     elem, cls = reconstruct(bm)
     # elements: exactly the materialized mask, nothing outside [0, Lq) x [0, Lk)

@@ -1,4 +1,11 @@
-"""Backward kernels over a BlockMap (FlashAttention-2 style, no atomics: deterministic).
+"""Backward over a BlockMap.
+
+Default on Hopper (``flash_bwd_sm90``): one pass per key tile computing dK, dV and dQ, dQ
+added into an fp32 accumulator with TMA reduce-adds (5 matrix products per tile pair); not
+bitwise reproducible. Everywhere else, and whenever determinism is asked for
+(``deterministic=True``: ``attention(..., deterministic=True)`` or
+``torch.use_deterministic_algorithms(True)``), two portable kernels without atomics
+(FlashAttention-2 style), bitwise reproducible:
 
 * ``_attn_bwd_dkdv``: one program = one (batch, KV head) x one ``BLOCK_N`` slice of a key
   tile. It walks the key tile's non-empty query tiles (the map's column view) for every
@@ -6,18 +13,17 @@
 * ``_attn_bwd_dq``: one program = one (batch, query head) x one ``BLOCK_M`` slice of a query
   tile, walking the row view like the forward pass, accumulating dQ.
 Both recompute P = exp(S - lse); ``delta = rowsum(dO * O) - dlse`` comes from a small
-preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token), and a
-cleaned copy of K for the dQ kernel.
+preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token), a
+cleaned copy of K, and on the one-pass path the fp32 dQ accumulator (4 bytes x head dim per
+(query head, token)).
 
-A one-pass kernel adding dQ with fp32 atomics (TMA reductions; 5 products per tile pair
-instead of 7) was built and measured on the H100: it holds dK, dV, K and V at once, spills
-(255 registers, 60 spills) and was 10-20% slower than these two kernels on every standard
-family, partial-dominated ones included (benchmarks/results/NOTES.md); it was removed. So the
-fastest path is also bitwise reproducible, and ``deterministic`` selects the same kernels.
+A one-pass kernel with atomic dQ written with ``tl.dot`` (session 5) held dK, dV, K and V in
+registers at once, spilled and was 10-20% slower than the two kernels on the H100; the Gluon
+kernel splits that state over two warpgroups.
 
-Masked pairs are dropped with ``where`` (never ``0 * x``) and the dQ kernel reads K cleaned
-of non-finite entries (one elementwise pass per call), so a NaN in a masked-out slot reaches
-no gradient of a row that may not see it.
+Masked pairs are dropped with ``where`` (never ``0 * x``) and dQ reads K cleaned of
+non-finite entries (one elementwise pass per call), so a NaN in a masked-out slot reaches no
+gradient of a row that may not see it.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
+from . import flash_bwd_sm90
 from .common import row_desc, scores_log2, tile_bits
 from .config import dkdv_config, dot_precision, dq_config, launch, next_pow2
 from .forward import map_strides
@@ -207,8 +214,8 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
                        lse: torch.Tensor, dlse: torch.Tensor | None, bm: BlockMap, scale: float,
                        softcap: float | None, deterministic: bool = False):
     """Gradients of ``attention_forward``. do/q/out: (B, Hq, Lq, D) any strides; k/v: (B, Hkv, Lk, D);
-    lse/dlse: (B, Hq, Lq). ``deterministic`` is accepted for the API's sake: the kernels use no
-    atomics, so every call is bitwise reproducible (see the module docstring).
+    lse/dlse: (B, Hq, Lq). ``deterministic``: use the bitwise-reproducible portable kernels
+    even where the one-pass Hopper kernel could run (see the module docstring).
     Returns dq, dk, dv shaped and typed like q, k, v."""
     b, hq, lq, d = q.shape
     hkv, lk = k.shape[1], k.shape[2]
@@ -230,16 +237,20 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
                       HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype))
     cap = softcap if softcap else 1.0
     key = (bm.block_q, bm.block_k, d, q.dtype, q.device)
+    # hidden non-finite keys must not reach dQ through 0 * inf: dQ reads K cleaned (one
+    # elementwise kernel; torch.where(torch.isfinite(k), ...) took four, ~0.16 ms of GPU and
+    # 0.2 ms of host time per call at 8k x 16 heads on the H100)
+    k_clean = torch.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0)
+    if not deterministic and flash_bwd_sm90.supported(q, bm, d_tma, softcap, hkv):
+        # one pass with dQ by fp32 reduce-adds (not bitwise reproducible)
+        dq = flash_bwd_sm90.backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, bm, scale, d, d_tma, sb, sh)
+        return dq, dk, dv
     launch(_attn_bwd_dkdv, lambda c: (b * hkv, bm.n_k_tiles * (bm.block_k // c["BLOCK_N"])),
            (q, k, v, do, lse, delta, dk, dv,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3], *dv.stride()[:3],
             hq, hkv, hq // hkv, lq, lk, d, d_tma, sb, sh, bm.n_k_tiles, scale, cap),
            constexprs, dkdv_config(bm.block_q, bm.block_k, d, q.dtype), ("dkdv",) + key)
-    # hidden non-finite keys must not reach dQ through 0 * inf: the dQ kernel reads K cleaned
-    # (one elementwise kernel; torch.where(torch.isfinite(k), ...) took four, ~0.16 ms of GPU
-    # and 0.2 ms of host time per call at 8k x 16 heads on the H100)
-    k_clean = torch.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0)
     launch(_attn_bwd_dq, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])),
            (q, k_clean, v, do, lse, delta, dq,
             bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,

@@ -1,0 +1,405 @@
+"""Hopper backward kernel (Gluon, warp-specialized): dK, dV and dQ in one pass over the map's
+column view, dQ added with fp32 TMA reduce-adds (FlashAttention-3's backward: 5 matrix
+products per tile pair instead of the portable path's 7).
+
+One program is one key tile of 128 keys of one (batch, KV head), three warpgroups:
+
+* **producer** (few registers): TMA loads of the tile's K and V once, then, for every query
+  head that shares the KV head and every non-empty query tile of the map's column view,
+  64-row blocks of Q and dO with their lse and delta into a ring of ``STAGES`` buffers.
+* **two consumers** (64 keys each) compute per query block
+
+      S^T = K Q^T,  dP^T = V dO^T,  P^T = exp2(S^T * c - lse),  dS^T = P^T (dP^T - delta),
+      dV += P^T dO,  dK += dS^T Q   (P^T, dS^T as register operands; GQA summed in registers)
+
+  then hand dS^T to each other through shared memory (two slots, mbarriers) and each
+  computes dQ for 64 of the 128 dims over all 128 keys, dQ[:, dims] = dS K[:, dims], which
+  goes to shared memory and from there into the fp32 dQ accumulator with one TMA
+  reduce-add per block (the copy engine clips rows past Lq).
+
+The order of the fp32 additions into dQ varies from run to run, so this path is not bitwise
+reproducible; ``attention(..., deterministic=True)`` (or torch's deterministic flag) takes the
+portable kernels. K is read cleaned of non-finite values (``nan_to_num`` on the host): dQ
+multiplies it by dS, which is 0 for masked pairs, and 0 * NaN would leak; a non-finite key in
+an allowed slot already makes the forward's row NaN. Masked pairs are dropped with ``where``.
+
+Extra memory: the dQ accumulator, 4 bytes x head dim (padded to 16 bytes) per (query head,
+token), and lse / delta padded to 64 rows.
+
+Used on sm_90 for fp16/bf16, head dim 128, no softcap, key tiles of 128 and query tiles of a
+multiple of 64, on maps of several query tiles that are not bound by their busiest column
+(``supported``); everything else runs the portable kernels (``backward.py``).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ..block_map import BlockMap
+from .config import is_row_bound
+
+try:
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
+    from triton.experimental.gluon.language._core import builtin
+    from triton._C.libtriton import ir
+    HAVE_GLUON = hasattr(gl, "warp_specialize")
+except ImportError:  # pragma: no cover - older Triton
+    HAVE_GLUON = False
+
+ENABLED = True
+STAGES = 3  # Q / dO blocks in the ring (H200, session 9: 1-3% faster than 2; 226 KB of shared memory)
+_CONSUMER_REGS, _PRODUCER_REGS = 240, 24
+
+if HAVE_GLUON:
+    HALF = gl.constexpr(64)  # keys per consumer warpgroup, and query rows per block
+
+    @builtin
+    def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
+        """Add shared-memory tile ``src`` into the global block at ``coord`` of ``tensor_desc``
+        (one TMA reduce-add, ``cp.reduce.async.bulk.tensor``; completion as for TMA stores,
+        ``tma.store_wait``). Triton 3.6's builder has the op; Gluon exposes no wrapper for it."""
+        coord = _semantic._convert_to_ir_values(coord, require_i64=False)
+        _semantic.builder.create_async_tma_reduce(ir.DESCRIPTOR_REDUCE_KIND.ADD, tensor_desc.handle, coord,
+                                                  src.handle)
+
+    @gluon.jit
+    def _key_tile(t, n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER):
+        """Work item t (rank-major: every KV head's heaviest key tiles first) -> (b, KV head, key tile)."""
+        bk = t % n_bk
+        b = bk // Hkv
+        kvh = bk % Hkv
+        kt = gl.load(K_ORDER + (b * map_sb + kvh * GROUP * map_sh) * n_kt + t // n_bk)
+        return b, kvh, kt
+
+    @gluon.jit
+    def _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M: gl.constexpr):
+        """The map column of (b, query head h, key tile kt) -> first full / partial entry, blocks
+        of full tiles, blocks in all (SUB_M blocks of HALF query rows per query tile)."""
+        col = (b * map_sb + h * map_sh) * n_kt + kt
+        f0 = gl.load(T_FULL_PTR + col)
+        nf = (gl.load(T_FULL_PTR + col + 1) - f0) * SUB_M
+        p0 = gl.load(T_PART_PTR + col)
+        return f0, nf, p0, nf + (gl.load(T_PART_PTR + col + 1) - p0) * SUB_M
+
+    @gluon.jit
+    def _query_block(j, f0, nf, p0, T_FULL_IDX, T_PART_IDX, TILE_Q: gl.constexpr, SUB_M: gl.constexpr):
+        """Block j of a column (full tiles first) -> (first query row, that row inside its tile, entry)."""
+        if j < nf:
+            e = f0 + j // SUB_M
+            qt = gl.load(T_FULL_IDX + e)
+        else:
+            e = p0 + (j - nf) // SUB_M
+            qt = gl.load(T_PART_IDX + e)
+        r0 = (j % SUB_M) * HALF
+        return qt * TILE_Q + r0, r0, e
+
+    @gluon.jit
+    def _bwd_producer(q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
+                      lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, n_items, n_bk, Hq, Hkv, GROUP,
+                      Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX,
+                      TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
+        SUB_M: gl.constexpr = TILE_Q // HALF
+        NUM: gl.constexpr = q_buf.type.shape[0]
+        kv_bytes: gl.constexpr = 4 * k_desc.block_type.nbytes
+        it = 0  # query blocks loaded so far (ring slot and phase)
+        ki = 0  # key tiles loaded so far
+        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            b, kvh, kt = _key_tile(t, n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
+            n0 = kt * TILE_K
+            mbarrier.wait(kv_empty, (ki & 1) ^ 1)  # both consumers are done with the previous tile
+            mbarrier.expect(kv_ready, kv_bytes)
+            for w in gl.static_range(2):
+                tma.async_copy_global_to_shared(k_desc, [b, kvh, n0 + w * HALF, 0], kv_ready, k_buf.index(w))
+                tma.async_copy_global_to_shared(v_desc, [b, kvh, n0 + w * HALF, 0], kv_ready, v_buf.index(w))
+            ki += 1
+            for hg in range(GROUP):
+                h = kvh * GROUP + hg
+                f0, nf, p0, n = _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M)
+                for j in range(n):
+                    m0, r0, e = _query_block(j, f0, nf, p0, T_FULL_IDX, T_PART_IDX, TILE_Q, SUB_M)
+                    s = it % NUM
+                    mbarrier.wait(qd_empty.index(s), ((it // NUM) & 1) ^ 1)
+                    mbarrier.expect(qd_ready.index(s), 2 * q_desc.block_type.nbytes + 2 * lse_desc.block_type.nbytes)
+                    tma.async_copy_global_to_shared(q_desc, [b, h, m0, 0], qd_ready.index(s), q_buf.index(s))
+                    tma.async_copy_global_to_shared(do_desc, [b, h, m0, 0], qd_ready.index(s), do_buf.index(s))
+                    stat = (b * Hq + h) * Lq_stat + m0
+                    tma.async_copy_global_to_shared(lse_desc, [stat], qd_ready.index(s), lse_buf.index(s))
+                    tma.async_copy_global_to_shared(delta_desc, [stat], qd_ready.index(s), delta_buf.index(s))
+                    it += 1
+
+    @gluon.jit
+    def _bits_t(BITMAPS, slot, r0, c0, S_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
+        """Bits of partial tile ``slot`` in the S^T layout: rows = keys [c0, c0 + HALF) and columns
+        = query rows [r0, r0 + HALF) inside the tile (``c0`` a multiple of 32): one 32-bit word
+        load per (query row, word), broadcast along the keys."""
+        WORDS: gl.constexpr = TILE_K // 32
+        rows = r0 + gl.arange(0, HALF, layout=gl.SliceLayout(0, S_LAYOUT))
+        keys = c0 + gl.arange(0, HALF, layout=gl.SliceLayout(1, S_LAYOUT))
+        base = BITMAPS + slot.to(gl.int64) * (TILE_Q * WORDS) + rows * WORDS + c0 // 32
+        shift = (keys % 32)[:, None]
+        bits = (gl.load(base)[None, :] >> shift) & 1
+        second = ((keys // 32 - c0 // 32) == 1)[:, None]
+        bits = gl.where(second, (gl.load(base + 1)[None, :] >> shift) & 1, bits)
+        return bits != 0
+
+    @gluon.jit
+    def _grads(st, dpt_tok, lse2, delta_smem, c, allowed, S_LAYOUT: gl.constexpr, MASKED: gl.constexpr):
+        """P^T and dS^T of a block from the raw scores S^T (waits for dP^T, still in flight;
+        delta read from shared memory only then)."""
+        p = gl.exp2(st * c - lse2[None, :])
+        if MASKED:
+            p = gl.where(allowed, p, 0.0)
+        dpt = warpgroup_mma_wait(0, deps=[dpt_tok])
+        delta = delta_smem.load(gl.SliceLayout(0, S_LAYOUT))
+        ds = p * (dpt - delta[None, :])
+        if MASKED:  # dP of a masked pair may be NaN (a NaN value): drop it, don't multiply
+            ds = gl.where(allowed, ds, 0.0)
+        return p, ds
+
+    @gluon.jit
+    def _dq_block(WG: gl.constexpr, ds, u, ds_buf, ds_ready, ds_free, k_buf, S_LAYOUT: gl.constexpr,
+                  BLOCK_D: gl.constexpr):
+        """Issue this warpgroup's half of dQ += dS K for a query block: dS^T (its 64 keys) goes
+        to shared memory, and once the other warpgroup's half is there too, dims
+        [64 WG, 64 WG + 64) of dQ (64 rows) = sum over both key halves of dS_half K_half[:, dims].
+        ``u``: query blocks done so far (double-buffered dS slots)."""
+        slot = u % 2
+        ph = (u // 2) & 1
+        mbarrier.wait(ds_free.index(slot), ph ^ 1)  # both dQ products of block u - 2 are done
+        ds_buf.index(2 * slot + WG).store(ds)
+        fence_async_shared()
+        gl.thread_barrier()  # every thread's part stored before the one-thread arrive
+        mbarrier.arrive(ds_ready.index(slot), count=1)
+        mbarrier.wait(ds_ready.index(slot), ph)
+        zero = gl.zeros([HALF, HALF], gl.float32, layout=S_LAYOUT)
+        k0 = k_buf.index(0).reshape([HALF, BLOCK_D]).slice(WG * HALF, HALF, dim=1)
+        k1 = k_buf.index(1).reshape([HALF, BLOCK_D]).slice(WG * HALF, HALF, dim=1)
+        tok = warpgroup_mma(ds_buf.index(2 * slot).permute((1, 0)), k0, zero, use_acc=False, is_async=True)
+        return warpgroup_mma(ds_buf.index(2 * slot + 1).permute((1, 0)), k1, tok, is_async=True)
+
+    @gluon.jit
+    def _bwd_consumer(WG: gl.constexpr, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready,
+                      kv_empty, qd_ready, qd_empty, ds_ready, ds_free, DK, DV, dqa_desc, BITMAPS, n_items, n_bk, Hq, Hkv,
+                      GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX,
+                      T_PART_SLOT, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, Lq, Lk, D, c, scale, TILE_Q: gl.constexpr,
+                      TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
+        SUB_M: gl.constexpr = TILE_Q // HALF
+        NUM: gl.constexpr = q_buf.type.shape[0]
+        S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                           instr_shape=[16, HALF, 16])
+        O_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                           instr_shape=[16, BLOCK_D, 16])
+        A_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
+        dtype: gl.constexpr = q_buf.dtype
+        s_zero = gl.zeros([HALF, HALF], gl.float32, layout=S_LAYOUT)
+        kb = k_buf.index(WG).reshape([HALF, BLOCK_D])
+        vb = v_buf.index(WG).reshape([HALF, BLOCK_D])
+        it = 0
+        ki = 0
+        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            b, kvh, kt = _key_tile(t, n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
+            dk = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
+            dv = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
+            mbarrier.wait(kv_ready, ki & 1)
+            ki += 1
+            for hg in range(GROUP):
+                h = kvh * GROUP + hg
+                f0, nf, p0, n = _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M)
+                for j in range(n):
+                    m0, r0, e = _query_block(j, f0, nf, p0, T_FULL_IDX, T_PART_IDX, TILE_Q, SUB_M)
+                    s = it % NUM
+                    qb = q_buf.index(s).reshape([HALF, BLOCK_D])
+                    dob = do_buf.index(s).reshape([HALF, BLOCK_D])
+                    mbarrier.wait(qd_ready.index(s), (it // NUM) & 1)
+                    st_tok = warpgroup_mma(kb, qb.permute((1, 0)), s_zero, use_acc=False, is_async=True)
+                    dpt_tok = warpgroup_mma(vb, dob.permute((1, 0)), s_zero, use_acc=False, is_async=True)
+                    # per-query statistics from shared memory, read late (short-lived registers);
+                    # rows past Lq read zeros there: those and fully masked rows (lse = -inf)
+                    # take lse = +inf, so P = 0
+                    offs_q = m0 + gl.arange(0, HALF, layout=gl.SliceLayout(0, S_LAYOUT))
+                    lse = lse_buf.index(s).load(gl.SliceLayout(0, S_LAYOUT))
+                    lse2 = gl.where((offs_q < Lq) & (lse != float("-inf")), lse * 1.4426950408889634, float("inf"))
+                    st = warpgroup_mma_wait(1, deps=[st_tok])
+                    if j < nf:
+                        p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, None, S_LAYOUT, False)
+                    else:
+                        allowed = _bits_t(BITMAPS, gl.load(T_PART_SLOT + e), r0, WG * HALF, S_LAYOUT, TILE_Q, TILE_K)
+                        p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, allowed, S_LAYOUT, True)
+                    ds = ds.to(dtype)
+                    dv_tok = warpgroup_mma(gl.convert_layout(p.to(dtype), A_LAYOUT), dob, dv, is_async=True)
+                    dk_tok = warpgroup_mma(gl.convert_layout(ds, A_LAYOUT), qb, dk, is_async=True)
+                    dq_tok = _dq_block(WG, ds, it, ds_buf, ds_ready, ds_free, k_buf, S_LAYOUT, BLOCK_D)
+                    dv, dk, dq = warpgroup_mma_wait(0, deps=[dv_tok, dk_tok, dq_tok])
+                    mbarrier.arrive(qd_empty.index(s), count=1)
+                    mbarrier.arrive(ds_free.index(it % 2), count=1)
+                    # dQ rows [m0, m0 + 64) x this warpgroup's 64 dims += scale * dq: one TMA
+                    # reduce-add from shared memory (rows past Lq are clipped by the copy engine)
+                    tma.store_wait(0)  # the previous block's reduce has read the buffer
+                    dq_buf.index(WG).reshape([HALF, HALF]).store(dq * scale)
+                    fence_async_shared()
+                    gl.thread_barrier()
+                    _tma_reduce_add(dqa_desc, [b, h, m0, WG * HALF], dq_buf.index(WG))
+                    it += 1
+            mbarrier.arrive(kv_empty, count=1)
+            offs_n = kt * TILE_K + WG * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(1, O_LAYOUT))
+            offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
+            ok = (offs_n < Lk)[:, None] & (offs_d[None, :] < D)
+            rows = offs_n[:, None].to(gl.int64)
+            gl.store(DK + b.to(gl.int64) * sdkb + kvh.to(gl.int64) * sdkh + rows * sdkn + offs_d[None, :],
+                     (dk * scale).to(DK.dtype.element_ty), mask=ok)
+            gl.store(DV + b.to(gl.int64) * sdvb + kvh.to(gl.int64) * sdvh + rows * sdvn + offs_d[None, :],
+                     dv.to(DV.dtype.element_ty), mask=ok)
+        tma.store_wait(0)  # shared memory outlives the last reduce's read
+
+    @gluon.jit
+    def _attn_bwd_sm90(
+        Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
+        T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, T_PART_SLOT, BITMAPS, K_ORDER,
+        sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
+        B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D, D_TMA, map_sb, map_sh, n_kt, n_items, scale,
+        SMEM: gl.constexpr, DQ_SMEM: gl.constexpr, DS_SMEM: gl.constexpr, STAT_SMEM: gl.constexpr,
+        TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr,
+    ):
+        dtype: gl.constexpr = Q.dtype.element_ty
+        block: gl.constexpr = [1, 1, HALF, BLOCK_D]
+        q_desc = tma.make_tensor_descriptor(Q, shape=[B, Hq, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
+                                            block_shape=block, layout=SMEM)
+        do_desc = tma.make_tensor_descriptor(DO, shape=[B, Hq, Lq, D_TMA], strides=[sdb, sdh, sdm, 1],
+                                             block_shape=block, layout=SMEM)
+        k_desc = tma.make_tensor_descriptor(K, shape=[B, Hkv, Lk, D_TMA], strides=[skb, skh, skn, 1],
+                                            block_shape=block, layout=SMEM)
+        v_desc = tma.make_tensor_descriptor(V, shape=[B, Hkv, Lk, D_TMA], strides=[svb, svh, svn, 1],
+                                            block_shape=block, layout=SMEM)
+        # dQ accumulator (B, Hq, Lq, D_TMA) fp32, contiguous
+        dqa_desc = tma.make_tensor_descriptor(DQA, shape=[B, Hq, Lq, D_TMA], strides=[Hq * Lq * D_TMA, Lq * D_TMA,
+                                              D_TMA, 1], block_shape=[1, 1, HALF, HALF], layout=DQ_SMEM)
+        # lse and delta as flat (B * Hq * Lq_stat,) vectors, each head's rows padded to Lq_stat
+        # (a multiple of 64), so that every block starts 256-byte aligned; rows past Lq are
+        # masked by position in the consumers
+        lse_desc = tma.make_tensor_descriptor(LSE, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
+                                              layout=STAT_SMEM)
+        delta_desc = tma.make_tensor_descriptor(DELTA, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
+                                                layout=STAT_SMEM)
+        lse_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
+        delta_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
+        k_buf = gl.allocate_shared_memory(dtype, [2, 1, 1, HALF, BLOCK_D], SMEM)
+        v_buf = gl.allocate_shared_memory(dtype, [2, 1, 1, HALF, BLOCK_D], SMEM)
+        q_buf = gl.allocate_shared_memory(dtype, [NUM_STAGES, 1, 1, HALF, BLOCK_D], SMEM)
+        do_buf = gl.allocate_shared_memory(dtype, [NUM_STAGES, 1, 1, HALF, BLOCK_D], SMEM)
+        # dS^T of both warpgroups (two slots: [slot, warpgroup]) and each one's dQ part before its reduce
+        ds_buf = gl.allocate_shared_memory(dtype, [4, HALF, HALF], DS_SMEM)
+        dq_buf = gl.allocate_shared_memory(gl.float32, [2, 1, 1, HALF, HALF], DQ_SMEM)
+        kv_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        kv_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        qd_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
+        qd_empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
+        ds_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        ds_free = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        mbarrier.init(kv_ready, count=1)
+        mbarrier.init(kv_empty, count=2)  # released by both consumers
+        for i in gl.static_range(NUM_STAGES):
+            mbarrier.init(qd_ready.index(i), count=1)
+            mbarrier.init(qd_empty.index(i), count=2)
+        for i in gl.static_range(2):
+            mbarrier.init(ds_ready.index(i), count=2)
+            mbarrier.init(ds_free.index(i), count=2)
+        n_bk = B * Hkv
+        c = scale * 1.4426950408889634
+        gl.warp_specialize([
+            (_bwd_producer, (q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
+                             lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, n_items, n_bk, Hq, Hkv,
+                             GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                             T_PART_IDX, TILE_Q, TILE_K)),
+            (_bwd_consumer, (0, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
+                             qd_ready, qd_empty, ds_ready, ds_free, DK, DV, dqa_desc, BITMAPS, n_items, n_bk, Hq, Hkv,
+                             GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX,
+                             T_PART_SLOT, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, Lq, Lk, D, c, scale, TILE_Q, TILE_K,
+                             BLOCK_D)),
+            (_bwd_consumer, (1, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
+                             qd_ready, qd_empty, ds_ready, ds_free, DK, DV, dqa_desc, BITMAPS, n_items, n_bk, Hq, Hkv,
+                             GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX,
+                             T_PART_SLOT, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, Lq, Lk, D, c, scale, TILE_Q, TILE_K,
+                             BLOCK_D)),
+        ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
+
+
+@functools.lru_cache(maxsize=None)
+def _capability(device: torch.device) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device)
+
+
+def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
+    """Can the Hopper kernel run this backward? sm_90, fp16/bf16, head dim 128, no softcap, key
+    tiles of 128 and query tiles of a multiple of 64, a map of several query tiles (its tile
+    counts known on the host) that is not bound by its busiest column (``column_bound``).
+    Head dims 65-127 and maps of one query tile would run too but were not checked on the GPU
+    (session 9), so they take the portable kernels."""
+    if not (ENABLED and HAVE_GLUON) or q.device.type != "cuda" or softcap is not None:
+        return False
+    if q.dtype not in (torch.float16, torch.bfloat16) or d_tma != 128:
+        return False
+    if _capability(q.device) != (9, 0):
+        return False
+    if bm.block_k != 128 or bm.block_q % 64 or bm.nonempty_tiles <= 0:
+        return False
+    b, hq = q.shape[:2]
+    return not column_bound(bm, b * hq, hq // kv_heads)
+
+
+def column_bound(bm: BlockMap, batch_heads: int, group: int) -> bool:
+    """Is a launch of one program per key tile (one resident per SM) bound by its longest
+    program? A program walks its map column once for each of the ``group`` query heads that
+    share its KV head; ``batch_heads``: batch x query heads. Longformer's global keys and a
+    tree's shared trunk are (H200, session 9: 0.72-0.76x the portable kernels, which split each
+    key tile over more programs); causal, sliding and documents maps are not."""
+    return is_row_bound(group * bm.max_col_tiles, bm.nonempty_tiles, batch_heads // (bm.batch * bm.heads),
+                        bm.full_ptr.device, per_sm=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _smem_layout(shape: tuple, dtype: torch.dtype):
+    return gl.NVMMASharedLayout.get_default_for(list(shape), gl.bfloat16 if dtype == torch.bfloat16 else gl.float16)
+
+
+@functools.lru_cache(maxsize=None)
+def _dq_layout():
+    return gl.NVMMASharedLayout.get_default_for([1, 1, 64, 64], gl.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _stat_layout():
+    return gl.NVMMASharedLayout.get_default_for([64], gl.float32)
+
+
+def padded_stats(t: torch.Tensor) -> torch.Tensor:
+    """(B, Hq, Lq) fp32 -> (B, Hq, Lq rounded up to 64) contiguous, zero-padded: the layout the
+    dK/dV kernel's TMA loads of lse and delta need (every 64-row block 256-byte aligned)."""
+    pad = -t.shape[-1] % 64
+    return torch.nn.functional.pad(t, (0, pad)) if pad else t.contiguous()
+
+
+def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, bm: BlockMap, scale: float, d: int, d_tma: int,
+                  map_sb: int, map_sh: int) -> torch.Tensor:
+    """q/do: (B, Hq, Lq, d_tma), k_clean/v: (B, Hkv, Lk, d_tma), TMA-ready, k_clean without
+    non-finite entries; lse/delta: (B, Hq, Lq) fp32. Writes dk, dv (B, Hkv, Lk, d); returns dq
+    (B, Hq, Lq, d) in q's dtype."""
+    b, hq, lq, _ = q.shape
+    hkv, lk = k_clean.shape[1], k_clean.shape[2]
+    dq_acc = torch.zeros((b, hq, lq, d_tma), dtype=torch.float32, device=q.device)
+    lse, delta = padded_stats(lse), padded_stats(delta)
+    n_items = b * hkv * bm.n_k_tiles
+    _attn_bwd_sm90[(n_items,)](
+        q, k_clean, v, do, lse, delta, dk, dv, dq_acc,
+        bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
+        *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3],
+        *dv.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d, d_tma, map_sb, map_sh, bm.n_k_tiles,
+        n_items, scale,
+        SMEM=_smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(), DS_SMEM=_smem_layout((64, 64), q.dtype),
+        STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES,
+        CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
+    return dq_acc[..., :d].to(q.dtype)

@@ -1,0 +1,120 @@
+"""The Hopper (Gluon) one-pass backward against the float64 reference (GPU only), beside the
+deterministic path (the portable kernels) on the same inputs. These shapes are small, so the
+dispatch would send them to the portable kernels (``column_bound``): the sm90 cases force the
+Hopper kernel."""
+import pytest
+import torch
+from hypothesis import given, settings
+
+import maskattn as ma
+from attention_checks import check_backward, kernel_grads, rand_qkv
+from maskattn.kernels import flash_bwd_sm90
+from test_forward import attention_cases
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
+    not (torch.cuda.is_available() and flash_bwd_sm90.HAVE_GLUON
+         and torch.cuda.get_device_capability() == (9, 0)), reason="needs an sm_90 GPU and Gluon")]
+DEV = "cuda"
+
+
+def _force_sm90(monkeypatch):
+    """Run the Hopper kernel wherever it can run (small maps, one-query-tile maps included);
+    -> a list that gets an entry per call."""
+    monkeypatch.setattr(flash_bwd_sm90, "ENABLED", True)
+    monkeypatch.setattr(flash_bwd_sm90, "column_bound", lambda *args: False)
+    monkeypatch.setattr(flash_bwd_sm90, "supported", lambda q, bm, d_tma, softcap, kv_heads: (
+        softcap is None and d_tma == 128 and q.dtype in (torch.float16, torch.bfloat16)
+        and bm.block_k == 128 and bm.block_q % 64 == 0))
+    calls = []
+    run = flash_bwd_sm90.backward_sm90
+    monkeypatch.setattr(flash_bwd_sm90, "backward_sm90", lambda *a: calls.append(1) or run(*a))
+    return calls
+
+
+@pytest.fixture(params=["sm90", "deterministic"])
+def path(request, monkeypatch):
+    """-> the ``deterministic`` argument; the sm90 case checks that the Hopper kernel ran."""
+    calls = _force_sm90(monkeypatch)
+    yield request.param == "deterministic"
+    assert bool(calls) == (request.param == "sm90")
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=attention_cases(max_len=600))
+def test_random_masks(case):
+    # head dim 128, the kernel's only one; lengths of one query tile are forced onto it too
+    dtype = torch.bfloat16 if case["seed"] % 2 else torch.float16
+    q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], 128, dtype, DEV,
+                       seed=case["seed"])
+    grad_out = torch.randn_like(q)
+    mask = case["mask"].to(DEV)
+    bm = ma.compile_mask(mask, case["lq"], case["lk"], q_offset=case["q_offset"], device=DEV)
+    with pytest.MonkeyPatch.context() as mp:
+        _force_sm90(mp)
+        _, _, grads = kernel_grads(q, k, v, bm, grad_out, deterministic=False)
+    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out, q_offset=case["q_offset"])
+
+
+@pytest.mark.parametrize("lq,lk,hq,hkv", [(1000, 1000, 4, 1), (129, 2049, 2, 2), (2049, 777, 8, 1)])
+@pytest.mark.parametrize("mask_name", ["causal", "sliding", "documents", "longformer", "padded"])
+def test_families_odd_shapes(path, lq, lk, hq, hkv, mask_name):
+    valid = torch.ones(2, lk, dtype=torch.bool)
+    valid[:, lk // 2: lk // 2 + 7] = False
+    masks = dict(causal=ma.causal(), sliding=ma.sliding_window(300),
+                 documents=ma.documents([lk // 3, lk // 2, lk - lk // 3 - lk // 2]),
+                 longformer=ma.longformer(64, [0, 5, lk // 2]), padded=ma.causal() & ma.padding(valid))
+    mask = masks[mask_name].to(DEV)
+    q, k, v = rand_qkv(2, hq, hkv, lq, lk, 128, torch.bfloat16, DEV)
+    grad_out = torch.randn_like(q)
+    if mask_name == "padded":  # NaN keys and values no query may see
+        k, v = k.clone(), v.clone()
+        k[:, :, lk // 2: lk // 2 + 7] = float("nan")
+        v[:, :, lk // 2: lk // 2 + 7] = float("nan")
+    _, _, grads = kernel_grads(q, k, v, mask, grad_out, deterministic=path)
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    if mask_name == "padded":
+        k, v = torch.nan_to_num(k), torch.nan_to_num(v)
+    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
+
+
+def test_strided_inputs_and_grad_lse(path):
+    # q/k/v as views of one packed (B, L, 3, H, D) tensor, a non-contiguous grad_out, a gradient on lse
+    b, h, l, d = 2, 4, 700, 128
+    qkv = torch.randn(b, l, 3, h, d, device=DEV, dtype=torch.bfloat16)
+    q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+    grad_out = torch.randn(b, l, h, d, device=DEV, dtype=torch.bfloat16).transpose(1, 2)
+    grad_lse = torch.randn(b, h, l, device=DEV)
+    mask = ma.causal() & ma.sliding_window(200)
+    _, _, grads = kernel_grads(q, k, v, mask, grad_out, grad_lse=grad_lse, deterministic=path)
+    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out, grad_lse=grad_lse)
+
+
+def test_fully_masked_rows(path):
+    # rows that see nothing: zero dQ, finite dK / dV
+    lq = lk = 640
+    valid = torch.ones(1, lk, dtype=torch.bool)
+    valid[:, :200] = False
+    mask = (ma.causal() & ma.padding(valid)).to(DEV)
+    q, k, v = rand_qkv(1, 2, 1, lq, lk, 128, torch.float16, DEV)
+    grad_out = torch.randn_like(q)
+    _, _, (dq, dk, dv) = kernel_grads(q, k, v, mask, grad_out, deterministic=path)
+    assert bool((dq[:, :, :200] == 0).all())
+    assert all(bool(torch.isfinite(g).all()) for g in (dq, dk, dv))
+    check_backward(q, k, v, mask, grads=(dq, dk, dv), grad_out=grad_out)
+
+
+@pytest.mark.parametrize("name,sm90", [("causal", True), ("documents", True), ("longformer", False)])
+def test_dispatch(name, sm90, monkeypatch):
+    # benchmark-sized maps: the Hopper kernel unless the map is column-bound or determinism is asked for
+    masks = dict(causal=ma.causal(), documents=ma.documents([1024] * 8), longformer=ma.longformer(256, list(range(64))))
+    calls = []
+    run = flash_bwd_sm90.backward_sm90
+    monkeypatch.setattr(flash_bwd_sm90, "backward_sm90", lambda *a: calls.append(1) or run(*a))
+    L = 8192
+    bm = ma.compile_mask(masks[name].to(DEV), L, L, device=DEV)
+    q, k, v = rand_qkv(1, 16, 16, L, L, 128, torch.bfloat16, DEV)
+    grad_out = torch.randn_like(q)
+    kernel_grads(q, k, v, bm, grad_out)
+    assert len(calls) == int(sm90)
+    kernel_grads(q, k, v, bm, grad_out, deterministic=True)
+    assert len(calls) == int(sm90)

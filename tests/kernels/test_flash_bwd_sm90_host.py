@@ -1,0 +1,35 @@
+"""Host-side choices of the Hopper backward (CPU: no kernel runs): where it applies and which
+maps it leaves to the portable kernels."""
+import pytest
+import torch
+
+import maskattn as ma
+from benchmarks import families
+from maskattn.kernels import config, flash_bwd_sm90
+
+
+def test_not_used_off_the_gpu():
+    q = torch.randn(1, 2, 256, 128, dtype=torch.bfloat16)
+    bm = ma.compile_mask(ma.causal(), 256, 256)
+    assert not flash_bwd_sm90.supported(q, bm, 128, None, 2)
+
+
+@pytest.mark.parametrize("L", [8192, 32768])
+@pytest.mark.parametrize("family,bound", [("causal", False), ("sliding", False), ("documents", False),
+                                          ("longformer", True), ("tree", True)])
+def test_column_bound_maps(monkeypatch, L, family, bound):
+    # 16 heads on a 132-SM GPU: Longformer's global keys and the tree's trunk are key tiles whose
+    # program outlasts the mean (session 9's H200 A/B: 0.72-0.77x the portable kernels there)
+    monkeypatch.setattr(config, "sm_count", lambda device: 132)
+    bm = ma.compile_mask(families.mask(family, L), L, L)
+    assert flash_bwd_sm90.column_bound(bm, 16, 1) == bound
+    assert flash_bwd_sm90.column_bound(bm, 32, 4) == bound  # GQA: 32 query heads on 8 KV heads
+
+
+def test_column_bound_counts_the_query_heads_of_a_kv_head(monkeypatch):
+    monkeypatch.setattr(config, "sm_count", lambda device: 132)
+    bm = ma.compile_mask(ma.causal(), 8192, 8192)
+    assert bm.max_col_tiles == 64
+    assert not flash_bwd_sm90.column_bound(bm, 16, 1)
+    # all 16 query heads on one KV head: 16 programs of 16 columns each
+    assert flash_bwd_sm90.column_bound(bm, 16, 16)
