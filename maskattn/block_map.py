@@ -28,8 +28,9 @@ Work order (heaviest first, so long rows start early):
     k_order (batch * heads, Tk) key tiles likewise
 Statistics: ``num_allowed`` (batch, heads) int64, allowed (query, key) pairs; host ints
 ``max_row_tiles`` (non-empty tiles of the busiest map row), ``max_col_tiles`` (of the busiest
-column) and ``nonempty_tiles`` (all non-empty tiles), which choose the kernels' launch shapes, 0 where unknown (maps of a single
-query tile, built without reading anything back from the device).
+column) and ``nonempty_tiles`` (all non-empty tiles), which choose the kernels' launch shapes;
+0 where unknown (maps of a single query tile, built without reading anything back from the
+device).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, toke
 cleaned copy of K, and on the one-pass path the fp32 dQ accumulator (4 bytes x head dim per
 (query head, token)).
 
-A one-pass kernel with atomic dQ written with ``tl.dot`` (session 5) held dK, dV, K and V in
+An earlier one-pass kernel with atomic dQ written with ``tl.dot`` held dK, dV, K and V in
 registers at once, spilled and was 10-20% slower than the two kernels on the H100; the Gluon
 kernel splits that state over two warpgroups.
 
@@ -229,7 +229,6 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     ensure_allocator()
     d_tma = padded_dim(d, q.dtype)
     q, k, v, do = (tma_operand(t, d_tma) for t in (q, k, v, do))
-    dq = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     dk = torch.empty((b, hkv, lk, d), dtype=k.dtype, device=k.device)
     dv = torch.empty((b, hkv, lk, d), dtype=v.dtype, device=v.device)
     sb, sh = map_strides(bm)
@@ -251,6 +250,7 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3], *dv.stride()[:3],
             hq, hkv, hq // hkv, lq, lk, d, d_tma, sb, sh, bm.n_k_tiles, scale, cap),
            constexprs, dkdv_config(bm.block_q, bm.block_k, d, q.dtype), ("dkdv",) + key)
+    dq = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     launch(_attn_bwd_dq, lambda c: (b * hq, bm.n_q_tiles * (bm.block_q // c["BLOCK_M"])),
            (q, k_clean, v, do, lse, delta, dq,
             bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
