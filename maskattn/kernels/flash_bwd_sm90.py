@@ -336,7 +336,8 @@ def _capability(device: torch.device) -> tuple[int, int]:
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
     """Can the Hopper kernel run this backward? sm_90, fp16/bf16, head dim 128, no softcap, key
     tiles of 128 and query tiles of a multiple of 64, a map of several query tiles (its tile
-    counts known on the host) that is not bound by its busiest column (``column_bound``).
+    counts known on the host) that is not bound by its busiest column (``column_bound``), with
+    fewer than 2**31 dQ accumulator elements (int32 indexing).
     Head dims 65-127 and maps of one query tile would run too but were not checked on the GPU
     (session 9), so they take the portable kernels."""
     if not (ENABLED and HAVE_GLUON) or q.device.type != "cuda" or softcap is not None:
@@ -347,7 +348,9 @@ def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int)
         return False
     if bm.block_k != 128 or bm.block_q % 64 or bm.nonempty_tiles <= 0:
         return False
-    b, hq = q.shape[:2]
+    b, hq, lq = q.shape[:3]
+    if b * hq * -(-lq // 64) * 64 * d_tma >= 2**31:  # the kernel indexes dQ and lse with int32
+        return False
     return not column_bound(bm, b * hq, hq // kv_heads)
 
 
