@@ -13,6 +13,19 @@ import torch
 from triton.runtime.errors import OutOfResources
 
 
+# Triton releases whose Gluon kernels (flash_fwd_sm90, flash_bwd_sm90) were run on the GPU.
+# Gluon's API changes between releases (3.9 renamed tma.async_copy_global_to_shared to
+# async_load), so other releases take the portable kernels instead of failing to compile.
+GLUON_TRITON_VERSIONS = ((3, 6),)
+
+
+def gluon_tested(version: str | None = None) -> bool:
+    """Is this Triton (or ``version``, e.g. "3.6.0") one whose Gluon kernels were checked?"""
+    import triton
+    major, minor = (int(x) for x in (version or triton.__version__).split(".")[:2])
+    return (major, minor) in GLUON_TRITON_VERSIONS
+
+
 def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 

@@ -37,7 +37,7 @@ import functools
 import torch
 
 from ..block_map import BlockMap
-from .config import is_row_bound
+from .config import gluon_tested, is_row_bound
 
 try:
     from triton.experimental import gluon
@@ -46,7 +46,7 @@ try:
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
     from triton.experimental.gluon.language._core import builtin
     from triton._C.libtriton import ir
-    HAVE_GLUON = hasattr(gl, "warp_specialize")
+    HAVE_GLUON = hasattr(gl, "warp_specialize") and gluon_tested()
 except ImportError:  # pragma: no cover - older Triton
     HAVE_GLUON = False
 

@@ -38,14 +38,14 @@ import functools
 import torch
 
 from ..block_map import BlockMap
-from .config import is_row_bound, sm_count
+from .config import gluon_tested, is_row_bound, sm_count
 
 try:  # Gluon is Triton's lower-level frontend (warp specialization on Hopper: Triton >= 3.5)
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
-    HAVE_GLUON = hasattr(gl, "warp_specialize")
+    HAVE_GLUON = hasattr(gl, "warp_specialize") and gluon_tested()
 except ImportError:  # pragma: no cover - older Triton
     HAVE_GLUON = False
 

@@ -33,3 +33,12 @@ def test_column_bound_counts_the_query_heads_of_a_kv_head(monkeypatch):
     assert not flash_bwd_sm90.column_bound(bm, 16, 1)
     # all 16 query heads on one KV head: 16 programs of 16 columns each
     assert flash_bwd_sm90.column_bound(bm, 16, 16)
+
+
+def test_gluon_kernels_only_on_checked_triton_releases():
+    # Gluon's API changes between releases: an unchecked one runs the portable kernels
+    from maskattn.kernels import flash_fwd_sm90
+    assert config.gluon_tested("3.6.0") and config.gluon_tested("3.6.1")
+    assert not config.gluon_tested("3.9.0") and not config.gluon_tested("3.5.1")
+    for module in (flash_fwd_sm90, flash_bwd_sm90):
+        assert not module.HAVE_GLUON or config.gluon_tested()
