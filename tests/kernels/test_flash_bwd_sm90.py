@@ -39,12 +39,13 @@ def path(request, monkeypatch):
     assert bool(calls) == (request.param == "sm90")
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(case=attention_cases(max_len=600))
 def test_random_masks(case):
-    # head dim 128, the kernel's only one; lengths of one query tile are forced onto it too
-    dtype = torch.bfloat16 if case["seed"] % 2 else torch.float16
-    q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], 128, dtype, DEV,
+    # head dim 128 (the kernel's only one), bf16 (fp16 runs in the tests below); lengths of one
+    # query tile are forced onto the kernel too. Most examples are new Triton specializations of
+    # the forward and backward kernels (lengths), so this test is compile-bound: allow minutes.
+    q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], 128, torch.bfloat16, DEV,
                        seed=case["seed"])
     grad_out = torch.randn_like(q)
     mask = case["mask"].to(DEV)
