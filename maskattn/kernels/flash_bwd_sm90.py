@@ -26,9 +26,9 @@ an allowed slot already makes the forward's row NaN. Masked pairs are dropped wi
 Extra memory: the dQ accumulator, 4 bytes x head dim (padded to 16 bytes) per (query head,
 token), and lse / delta padded to 64 rows.
 
-Used on sm_90 for fp16/bf16, head dim 128, no softcap, key tiles of 128 and query tiles of a
-multiple of 64, on maps of several query tiles that are not bound by their busiest column
-(``supported``); everything else runs the portable kernels (``backward.py``).
+Used on sm_90 for fp16/bf16, head dim 128, no softcap, 128 x 128 tiles (the default), on maps
+of several query tiles that are not bound by their busiest column (``supported``); everything
+else runs the portable kernels (``backward.py``).
 """
 from __future__ import annotations
 
@@ -334,19 +334,19 @@ def _capability(device: torch.device) -> tuple[int, int]:
 
 
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
-    """Can the Hopper kernel run this backward? sm_90, fp16/bf16, head dim 128, no softcap, key
-    tiles of 128 and query tiles of a multiple of 64, a map of several query tiles (its tile
-    counts known on the host) that is not bound by its busiest column (``column_bound``), with
-    fewer than 2**31 dQ accumulator elements (int32 indexing).
-    Head dims 65-127 and maps of one query tile would run too but were not checked on the GPU
-    (session 9), so they take the portable kernels."""
+    """Can the Hopper kernel run this backward? sm_90, fp16/bf16, head dim 128, no softcap,
+    128 x 128 tiles, a map of several query tiles (its tile counts known on the host) that is
+    not bound by its busiest column (``column_bound``), with fewer than 2**31 dQ accumulator
+    elements (int32 indexing). The kernel is written for head dims 65-128, key tiles of 128 and
+    query tiles of any multiple of 64, and maps of one query tile, but only the cases above
+    were checked on the GPU (session 9); the others take the portable kernels."""
     if not (ENABLED and HAVE_GLUON) or q.device.type != "cuda" or softcap is not None:
         return False
     if q.dtype not in (torch.float16, torch.bfloat16) or d_tma != 128:
         return False
     if _capability(q.device) != (9, 0):
         return False
-    if bm.block_k != 128 or bm.block_q % 64 or bm.nonempty_tiles <= 0:
+    if bm.block_k != 128 or bm.block_q != 128 or bm.nonempty_tiles <= 0:
         return False
     b, hq, lq = q.shape[:3]
     if b * hq * -(-lq // 64) * 64 * d_tma >= 2**31:  # the kernel indexes dQ and lse with int32

@@ -42,3 +42,27 @@ def test_gluon_kernels_only_on_checked_triton_releases():
     assert not config.gluon_tested("3.9.0") and not config.gluon_tested("3.5.1")
     for module in (flash_fwd_sm90, flash_bwd_sm90):
         assert not module.HAVE_GLUON or config.gluon_tested()
+
+
+def test_supported_only_where_checked(monkeypatch):
+    # a stand-in for a CUDA tensor: the host checks read only device, dtype and shape
+    class FakeCuda:
+        device = torch.device("cuda", 0)
+        dtype = torch.bfloat16
+        shape = (1, 16, 8192, 128)
+
+    monkeypatch.setattr(flash_bwd_sm90, "HAVE_GLUON", True)
+    monkeypatch.setattr(flash_bwd_sm90, "_capability", lambda device: (9, 0))
+    monkeypatch.setattr(config, "sm_count", lambda device: 132)
+    bm = ma.compile_mask(ma.causal(), 8192, 8192)
+    assert flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 16)
+    assert not flash_bwd_sm90.supported(FakeCuda(), bm, 128, 30.0, 16)  # softcap
+    assert not flash_bwd_sm90.supported(FakeCuda(), bm, 96, None, 16)  # head dim 96
+    assert not flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 1)  # GQA 16:1 -> column-bound
+    small_q = ma.compile_mask(ma.causal(), 8192, 8192, block_q=64)
+    assert not flash_bwd_sm90.supported(FakeCuda(), small_q, 128, None, 16)
+    one_tile = ma.compile_mask(ma.causal(), 100, 8192)  # one query tile: counts unknown on the GPU
+    one_tile.nonempty_tiles = 0
+    assert not flash_bwd_sm90.supported(FakeCuda(), one_tile, 128, None, 16)
+    FakeCuda.dtype = torch.float32
+    assert not flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 16)
