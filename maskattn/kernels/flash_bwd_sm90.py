@@ -1,6 +1,4 @@
-"""DRAFT (never run on the GPU; the tested kernel is the commit before): FA3's product order.
-
-Hopper backward kernel (Gluon, warp-specialized): dK, dV and dQ in one pass over the map's
+"""Hopper backward kernel (Gluon, warp-specialized): dK, dV and dQ in one pass over the map's
 column view, dQ added with fp32 TMA reduce-adds (FlashAttention-3's backward: 5 matrix
 products per tile pair instead of the portable path's 7).
 
@@ -232,12 +230,11 @@ if HAVE_GLUON:
                         allowed = _bits_t(BITMAPS, gl.load(T_PART_SLOT + e), r0, WG * HALF, S_LAYOUT, TILE_Q, TILE_K)
                         p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, allowed, S_LAYOUT, True)
                     ds = ds.to(dtype)
-                    # FA3's order: dV, then dQ (after the dS exchange), then dK, whose product
-                    # runs on the tensor cores while dQ goes out
                     dv_tok = warpgroup_mma(gl.convert_layout(p.to(dtype), A_LAYOUT), dob, dv, is_async=True)
-                    dq_tok = _dq_block(WG, ds, it, ds_buf, ds_ready, ds_free, k_buf, S_LAYOUT, BLOCK_D)
                     dk_tok = warpgroup_mma(gl.convert_layout(ds, A_LAYOUT), qb, dk, is_async=True)
-                    dq = warpgroup_mma_wait(1, deps=[dq_tok])  # dV and dQ done, dK may still run
+                    dq_tok = _dq_block(WG, ds, it, ds_buf, ds_ready, ds_free, k_buf, S_LAYOUT, BLOCK_D)
+                    dv, dk, dq = warpgroup_mma_wait(0, deps=[dv_tok, dk_tok, dq_tok])
+                    mbarrier.arrive(qd_empty.index(s), count=1)
                     mbarrier.arrive(ds_free.index(it % 2), count=1)
                     # dQ rows [m0, m0 + 64) x this warpgroup's 64 dims += scale * dq: one TMA
                     # reduce-add from shared memory (rows past Lq are clipped by the copy engine)
@@ -246,8 +243,6 @@ if HAVE_GLUON:
                     fence_async_shared()
                     gl.thread_barrier()
                     _tma_reduce_add(dqa_desc, [b, h, m0, WG * HALF], dq_buf.index(WG))
-                    dv, dk = warpgroup_mma_wait(0, deps=[dv_tok, dk_tok])
-                    mbarrier.arrive(qd_empty.index(s), count=1)
                     it += 1
             mbarrier.arrive(kv_empty, count=1)
             offs_n = kt * TILE_K + WG * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(1, O_LAYOUT))
