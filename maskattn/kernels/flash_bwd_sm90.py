@@ -381,7 +381,7 @@ def _stat_layout():
 
 def padded_stats(t: torch.Tensor) -> torch.Tensor:
     """(B, Hq, Lq) fp32 -> (B, Hq, Lq rounded up to 64) contiguous, zero-padded: the layout the
-    dK/dV kernel's TMA loads of lse and delta need (every 64-row block 256-byte aligned)."""
+    backward kernel's TMA loads of lse and delta need (every 64-row block 256-byte aligned)."""
     pad = -t.shape[-1] % 64
     return torch.nn.functional.pad(t, (0, pad)) if pad else t.contiguous()
 
