@@ -37,18 +37,18 @@ import functools
 import torch
 
 from ..block_map import BlockMap
-from .config import gluon_tested, is_row_bound
+from .config import is_row_bound
+from .sm90_common import HAVE_GLUON, eligible, smem_layout
 
-try:
+if HAVE_GLUON:
+    from triton._C.libtriton import ir
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language._core import builtin
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
-    from triton.experimental.gluon.language._core import builtin
-    from triton._C.libtriton import ir
-    HAVE_GLUON = hasattr(gl, "warp_specialize") and gluon_tested()
-except ImportError:  # pragma: no cover - older Triton
-    HAVE_GLUON = False
+
+    from .sm90_common import block_bits
 
 ENABLED = True
 STAGES = 3  # Q / dO blocks in the ring (H200, session 9: 1-3% faster than 2; 226 KB of shared memory)
@@ -132,21 +132,6 @@ if HAVE_GLUON:
                     it += 1
 
     @gluon.jit
-    def _bits_t(BITMAPS, slot, r0, c0, S_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
-        """Bits of partial tile ``slot`` in the S^T layout: rows = keys [c0, c0 + HALF) and columns
-        = query rows [r0, r0 + HALF) inside the tile (``c0`` a multiple of 32): one 32-bit word
-        load per (query row, word), broadcast along the keys."""
-        WORDS: gl.constexpr = TILE_K // 32
-        rows = r0 + gl.arange(0, HALF, layout=gl.SliceLayout(0, S_LAYOUT))
-        keys = c0 + gl.arange(0, HALF, layout=gl.SliceLayout(1, S_LAYOUT))
-        base = BITMAPS + slot.to(gl.int64) * (TILE_Q * WORDS) + rows * WORDS + c0 // 32
-        shift = (keys % 32)[:, None]
-        bits = (gl.load(base)[None, :] >> shift) & 1
-        second = ((keys // 32 - c0 // 32) == 1)[:, None]
-        bits = gl.where(second, (gl.load(base + 1)[None, :] >> shift) & 1, bits)
-        return bits != 0
-
-    @gluon.jit
     def _grads(st, dpt_tok, lse2, delta_smem, c, allowed, S_LAYOUT: gl.constexpr, MASKED: gl.constexpr):
         """P^T and dS^T of a block from the raw scores S^T (waits for dP^T, still in flight;
         delta read from shared memory only then)."""
@@ -227,7 +212,8 @@ if HAVE_GLUON:
                     if j < nf:
                         p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, None, S_LAYOUT, False)
                     else:
-                        allowed = _bits_t(BITMAPS, gl.load(T_PART_SLOT + e), r0, WG * HALF, S_LAYOUT, TILE_Q, TILE_K)
+                        allowed = block_bits(BITMAPS, gl.load(T_PART_SLOT + e), r0, WG * HALF, S_LAYOUT, HALF, HALF,
+                                             TILE_Q, TILE_K, True)
                         p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, allowed, S_LAYOUT, True)
                     ds = ds.to(dtype)
                     dv_tok = warpgroup_mma(gl.convert_layout(p.to(dtype), A_LAYOUT), dob, dv, is_async=True)
@@ -328,11 +314,6 @@ if HAVE_GLUON:
         ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
-@functools.lru_cache(maxsize=None)
-def _capability(device: torch.device) -> tuple[int, int]:
-    return torch.cuda.get_device_capability(device)
-
-
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
     """Can the Hopper kernel run this backward? sm_90, fp16/bf16, head dim 128, no softcap,
     128 x 128 tiles, a map of several query tiles (its tile counts known on the host) that is
@@ -340,11 +321,7 @@ def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int)
     elements (int32 indexing). The kernel is written for head dims 65-128, key tiles of 128 and
     query tiles of any multiple of 64, and maps of one query tile, but only the cases above
     were checked on the GPU (session 9); the others take the portable kernels."""
-    if not (ENABLED and HAVE_GLUON) or q.device.type != "cuda" or softcap is not None:
-        return False
-    if q.dtype not in (torch.float16, torch.bfloat16) or d_tma != 128:
-        return False
-    if _capability(q.device) != (9, 0):
+    if not (ENABLED and eligible(q, softcap)) or d_tma != 128:
         return False
     if bm.block_k != 128 or bm.block_q != 128 or bm.nonempty_tiles <= 0:
         return False
@@ -362,11 +339,6 @@ def column_bound(bm: BlockMap, batch_heads: int, group: int) -> bool:
     key tile over more programs); causal, sliding and documents maps are not."""
     return is_row_bound(group * bm.max_col_tiles, bm.nonempty_tiles, batch_heads // (bm.batch * bm.heads),
                         bm.full_ptr.device, per_sm=1)
-
-
-@functools.lru_cache(maxsize=None)
-def _smem_layout(shape: tuple, dtype: torch.dtype):
-    return gl.NVMMASharedLayout.get_default_for(list(shape), gl.bfloat16 if dtype == torch.bfloat16 else gl.float16)
 
 
 @functools.lru_cache(maxsize=None)
@@ -402,7 +374,7 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, bm: BlockMap, scale: fl
         *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3],
         *dv.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d, d_tma, map_sb, map_sh, bm.n_k_tiles,
         n_items, scale,
-        SMEM=_smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(), DS_SMEM=_smem_layout((64, 64), q.dtype),
+        SMEM=smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(), DS_SMEM=smem_layout((64, 64), q.dtype),
         STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES,
         CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
     return dq_acc[..., :d].to(q.dtype)

@@ -28,26 +28,24 @@ one 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per progra
 Used on sm_90 for fp16/bf16, padded head dims 65-128 (zero-padded to 128 in shared memory),
 no softcap, maps with query tiles of a multiple of 128 rows and key tiles of at least 64
 (``supported``); everything else, and the CPU interpreter, runs the portable kernel. Gluon
-functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so the bitmap
-reader and the softmax step below restate ``common.rows_bits`` / ``common.softmax_step``.
+functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so the softmax step
+below restates ``common.softmax_step`` (the bitmap reader is ``sm90_common.block_bits``).
 """
 from __future__ import annotations
-
-import functools
 
 import torch
 
 from ..block_map import BlockMap
-from .config import gluon_tested, is_row_bound, sm_count
+from .config import is_row_bound, sm_count
+from .sm90_common import HAVE_GLUON, eligible, smem_layout
 
-try:  # Gluon is Triton's lower-level frontend (warp specialization on Hopper: Triton >= 3.5)
+if HAVE_GLUON:
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
-    HAVE_GLUON = hasattr(gl, "warp_specialize") and gluon_tested()
-except ImportError:  # pragma: no cover - older Triton
-    HAVE_GLUON = False
+
+    from .sm90_common import block_bits
 
 ENABLED = True
 STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
@@ -141,24 +139,6 @@ if HAVE_GLUON:
                 it += 1
 
     @gluon.jit
-    def _block_bits(BITMAPS, slot, row0, c0, S_LAYOUT: gl.constexpr, BLOCK_M: gl.constexpr,
-                    BLOCK_N: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
-        """Bits of rows [row0, row0+BLOCK_M) x columns [c0, c0+BLOCK_N) of partial tile ``slot``
-        (coordinates inside the tile) in the score layout: one 32-bit word load per (row, word),
-        broadcast along the row."""
-        WORDS: gl.constexpr = TILE_K // 32
-        N_WORDS: gl.constexpr = (BLOCK_N + 31) // 32
-        rows = row0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, S_LAYOUT))
-        cols = c0 + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, S_LAYOUT))
-        base = BITMAPS + slot.to(gl.int64) * (TILE_Q * WORDS) + rows * WORDS + c0 // 32
-        word_of_col = cols // 32 - c0 // 32
-        shift = (cols % 32)[None, :]
-        bits = (gl.load(base)[:, None] >> shift) & 1
-        for w in gl.static_range(1, N_WORDS):
-            bits = gl.where((word_of_col == w)[None, :], (gl.load(base + w)[:, None] >> shift) & 1, bits)
-        return bits != 0
-
-    @gluon.jit
     def _softmax_block(s, m_i, l_i, allowed, c, MASKED: gl.constexpr, NEG_SCALE: gl.constexpr):
         """One online-softmax step on raw scores s = q.k (M, N): -> p, alpha, new m, new l (log2 units)."""
         if MASKED:
@@ -187,8 +167,8 @@ if HAVE_GLUON:
             p, alpha, m_i, l_i = _softmax_block(s, m_i, l_i, None, c, False, NEG_SCALE)
         else:
             jp = j - nf
-            allowed = _block_bits(BITMAPS, p0 + jp // SUB_N, row0, (jp % SUB_N) * BLOCK_N, S_LAYOUT,
-                                  HALF_M, BLOCK_N, TILE_Q, TILE_K)
+            allowed = block_bits(BITMAPS, p0 + jp // SUB_N, row0, (jp % SUB_N) * BLOCK_N, S_LAYOUT,
+                                 HALF_M, BLOCK_N, TILE_Q, TILE_K, False)
             p, alpha, m_i, l_i = _softmax_block(s, m_i, l_i, allowed, c, True, NEG_SCALE)
         return gl.convert_layout(p.to(DTYPE), P_LAYOUT), alpha, m_i, l_i
 
@@ -333,24 +313,15 @@ if HAVE_GLUON:
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
-@functools.lru_cache(maxsize=None)
-def _capability(device: torch.device) -> tuple[int, int]:
-    return torch.cuda.get_device_capability(device)
-
-
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap) -> bool:
     """Can the Hopper kernel run this forward? sm_90, fp16/bf16, padded head dim in (64, 128]
     (zero-padded to 128 in shared memory), no softcap, query tiles of a multiple of 128 rows
     and key tiles of >= 64 keys."""
-    if not (ENABLED and HAVE_GLUON) or q.device.type != "cuda" or softcap is not None:
+    if not (ENABLED and eligible(q, softcap)):
         return False
     # head dim 64 stays on the portable kernel (H200: 0.88-0.95x there, its products are too
     # short to hide the softmax)
-    if q.dtype not in (torch.float16, torch.bfloat16) or not 64 < d_tma <= 128:
-        return False
-    if _capability(q.device) != (9, 0):
-        return False
-    return bm.block_q % 128 == 0 and bm.block_k >= 64
+    return 64 < d_tma <= 128 and bm.block_q % 128 == 0 and bm.block_k >= 64
 
 
 # Persistent grid only for maps whose rows are short on average (blocks of 128 x 128): there
@@ -373,11 +344,6 @@ def persistent(bm: BlockMap, heads_per_group: int) -> bool:
     return not is_row_bound(bm.max_row_tiles, bm.nonempty_tiles, heads_per_group, bm.full_ptr.device, per_sm=1)
 
 
-@functools.lru_cache(maxsize=None)
-def _smem_layout(shape: tuple, dtype: torch.dtype):
-    return gl.NVMMASharedLayout.get_default_for(list(shape), gl.bfloat16 if dtype == torch.bfloat16 else gl.float16)
-
-
 def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int, map_sh: int):
     """q: (B, Hq, Lq, d_tma), k/v: (B, Hkv, Lk, d_tma), TMA-ready (``tma.tma_operand``);
     writes out (B, Hq, Lq, d) and lse (B, Hq, Lq) fp32 natural log."""
@@ -394,6 +360,6 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
         q, k, v, out, lse, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
         *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
         b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, bm.n_q_tiles, b * hq, n_items, scale,
-        Q_SMEM=_smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=_smem_layout((1, 1, block_n, block_d), q.dtype),
+        Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
         NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)

@@ -5,7 +5,7 @@ import torch
 
 import maskattn as ma
 from benchmarks import families
-from maskattn.kernels import config, flash_bwd_sm90
+from maskattn.kernels import config, flash_bwd_sm90, sm90_common
 
 
 def test_not_used_off_the_gpu():
@@ -40,7 +40,7 @@ def test_gluon_kernels_only_on_checked_triton_releases():
     from maskattn.kernels import flash_fwd_sm90
     assert config.gluon_tested("3.6.0") and config.gluon_tested("3.6.1")
     assert not config.gluon_tested("3.9.0") and not config.gluon_tested("3.5.1")
-    for module in (flash_fwd_sm90, flash_bwd_sm90):
+    for module in (sm90_common, flash_fwd_sm90, flash_bwd_sm90):
         assert not module.HAVE_GLUON or config.gluon_tested()
 
 
@@ -51,8 +51,8 @@ def test_supported_only_where_checked(monkeypatch):
         dtype = torch.bfloat16
         shape = (1, 16, 8192, 128)
 
-    monkeypatch.setattr(flash_bwd_sm90, "HAVE_GLUON", True)
-    monkeypatch.setattr(flash_bwd_sm90, "_capability", lambda device: (9, 0))
+    monkeypatch.setattr(sm90_common, "HAVE_GLUON", True)
+    monkeypatch.setattr(sm90_common, "capability", lambda device: (9, 0))
     monkeypatch.setattr(config, "sm_count", lambda device: 132)
     bm = ma.compile_mask(ma.causal(), 8192, 8192)
     assert flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 16)

@@ -1,0 +1,65 @@
+"""What the two Hopper kernels written in Gluon (``flash_fwd_sm90``, ``flash_bwd_sm90``) share:
+the Gluon imports, the inputs either kernel can take, shared-memory layouts and the bitmap
+reader. Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so
+``block_bits`` restates ``common.rows_bits`` for a given register layout."""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from .config import gluon_tested
+
+try:  # Gluon is Triton's lower-level frontend (warp specialization on Hopper: Triton >= 3.5)
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    HAVE_GLUON = hasattr(gl, "warp_specialize") and gluon_tested()
+except ImportError:  # pragma: no cover - older Triton
+    HAVE_GLUON = False
+
+
+@functools.lru_cache(maxsize=None)
+def capability(device: torch.device) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device)
+
+
+def eligible(q: torch.Tensor, softcap) -> bool:
+    """Can a Hopper kernel take these inputs at all? q on an sm_90 GPU, fp16/bf16, no softcap,
+    and a Triton release whose Gluon kernels were checked (``config.gluon_tested``)."""
+    if not HAVE_GLUON or q.device.type != "cuda" or softcap is not None:
+        return False
+    return q.dtype in (torch.float16, torch.bfloat16) and capability(q.device) == (9, 0)
+
+
+@functools.lru_cache(maxsize=None)
+def smem_layout(shape: tuple, dtype: torch.dtype):
+    """The wgmma / TMA shared-memory layout of a ``shape`` block of fp16 / bf16."""
+    return gl.NVMMASharedLayout.get_default_for(list(shape), gl.bfloat16 if dtype == torch.bfloat16 else gl.float16)
+
+
+if HAVE_GLUON:
+    @gluon.jit
+    def block_bits(BITMAPS, slot, row0, col0, LAYOUT: gl.constexpr, BLOCK_R: gl.constexpr, BLOCK_C: gl.constexpr,
+                   TILE_Q: gl.constexpr, TILE_K: gl.constexpr, TRANSPOSED: gl.constexpr):
+        """Bits of tile rows [row0, row0+BLOCK_R) x columns [col0, col0+BLOCK_C) of partial tile
+        ``slot`` (coordinates inside the tile) in register layout ``LAYOUT``: (BLOCK_R, BLOCK_C),
+        or (BLOCK_C, BLOCK_R) with ``TRANSPOSED`` (keys on rows: the backward's S^T). One 32-bit
+        word load per (row, word), broadcast along the row."""
+        WORDS: gl.constexpr = TILE_K // 32
+        N_WORDS: gl.constexpr = (BLOCK_C + 31) // 32
+        ROW_DIM: gl.constexpr = 0 if TRANSPOSED else 1  # the layout dim a row vector is sliced from
+        rows = row0 + gl.arange(0, BLOCK_R, layout=gl.SliceLayout(ROW_DIM, LAYOUT))
+        cols = col0 + gl.arange(0, BLOCK_C, layout=gl.SliceLayout(1 - ROW_DIM, LAYOUT))
+        base = BITMAPS + slot.to(gl.int64) * (TILE_Q * WORDS) + rows * WORDS + col0 // 32
+        word_of_col = cols // 32 - col0 // 32
+        if TRANSPOSED:
+            shift = (cols % 32)[:, None]
+            bits = (gl.load(base)[None, :] >> shift) & 1
+            for w in gl.static_range(1, N_WORDS):
+                bits = gl.where((word_of_col == w)[:, None], (gl.load(base + w)[None, :] >> shift) & 1, bits)
+        else:
+            shift = (cols % 32)[None, :]
+            bits = (gl.load(base)[:, None] >> shift) & 1
+            for w in gl.static_range(1, N_WORDS):
+                bits = gl.where((word_of_col == w)[None, :], (gl.load(base + w)[:, None] >> shift) & 1, bits)
+        return bits != 0
