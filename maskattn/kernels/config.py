@@ -65,8 +65,10 @@ _DKDV = {"d64": (64, 64, 4, 3), "d128": (64, 64, 4, 3), "d256": (64, 64, 8, 1), 
 _DQ = {"d64": (64, 64, 4, 3), "d128": (64, 64, 4, 3), "d256": (64, 64, 8, 1), "fp32": (64, 64, 8, 1)}
 # split-KV decoding: (BLOCK_M packed query rows, BLOCK_N keys, warps, stages) by packed rows
 # (H100 sweeps, benchmarks/results/tune_decode*.log: 64 keys and 4 warps best on decode q=1, q=4 and
-# tree; 3 stages for <= 16 rows, decode 0.374 -> 0.371 ms, but 2 for 128 rows, tree 0.465 vs 0.539)
-_DECODE = {16: (16, 64, 4, 3), 32: (32, 64, 4, 2), 64: (64, 64, 4, 2), 128: (128, 64, 4, 2)}
+# tree; 2 stages for 128 rows, tree 0.465 vs 0.539 ms. H200 sweep, session 10
+# (results/session10/decode_sweep.log): for <= 16 rows 128-key blocks in 2 stages beat 64 in 3,
+# decode q=1 0.273 -> 0.260 ms, q=4 0.273 -> 0.261, both at the default 4 splits)
+_DECODE = {16: (16, 128, 4, 2), 32: (32, 64, 4, 2), 64: (64, 64, 4, 2), 128: (128, 64, 4, 2)}
 _INTERPRETER = (64, 64, 4, 1)  # any valid shape; the interpreter ignores warps and stages
 
 
