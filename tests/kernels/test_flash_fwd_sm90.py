@@ -107,7 +107,7 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
     # key (fully masked rows) are skipped by the producer and written as 0 / -inf
     monkeypatch.setattr(flash_fwd_sm90, "sm_count", lambda device: 3)
     monkeypatch.setattr(flash_fwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10 ** 9)
-    monkeypatch.setattr(flash_fwd_sm90, "is_row_bound", lambda *args: False)
+    monkeypatch.setattr(flash_fwd_sm90, "is_row_bound", lambda *args, **kwargs: False)
     monkeypatch.setattr(flash_fwd_sm90, "ENABLED", True)
     lq = lk = 1100
     q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV)
