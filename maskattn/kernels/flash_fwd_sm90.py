@@ -8,7 +8,9 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
 
 * **producer** (the default partition, few registers): TMA loads of Q, then of each key
   block's K and V into a ring of ``STAGES`` buffers, each refilled as soon as both
-  consumers have released it (mbarriers, no CTA-wide barrier).
+  consumers have released it (mbarriers, no CTA-wide barrier). On partial tiles it also
+  cleans V of non-finite entries in shared memory before handing it over, so a NaN in an
+  unwritten cache slot cannot leak into rows that may not see it through ``0 * NaN``.
 * **two consumers** (64 query rows each): per key block, S_j = Q K_j^T and O += P_{j-1} V_{j-1}
   are issued back to back (async wgmma), the softmax of S_j then runs while P_{j-1} V_{j-1}
   is still on the tensor cores (intra-warpgroup overlap), and the two consumers take turns
@@ -22,14 +24,6 @@ portable kernel. Maps with short rows run a persistent grid (one program per SM 
 over the items, ``persistent``), so the producer loads the next item while the consumers
 finish the current one; other maps run one program per item. The operands are read through
 one 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program.
-
-V is not cleaned of non-finite values on the way: a NaN or Inf in a V row that some query
-row of a partial tile may not see would reach that row through ``0 * NaN`` in P V (masked
-scores are handled by ``where``). So each consumer checks its output for NaN at the end of an
-item and lists the item; a second launch (``REDO``) recomputes the listed items with the
-producer cleaning V of their partial tiles in shared memory (land, clean, hand over). The list
-is almost always empty and the second launch only reads its count: cleaning every partial tile
-cost the forward 4-22% on sparse maps (H200, session 11).
 
 Used on sm_90 for fp16/bf16, padded head dims 65-128 (zero-padded to 128 in shared memory),
 no softcap, maps with query tiles of a multiple of 128 rows and key tiles of at least 64
@@ -103,34 +97,17 @@ if HAVE_GLUON:
         return bh, b, h, h // GROUP, qt * TILE_Q + row0, row0, f0, nf, p0, n
 
     @gluon.jit
-    def _work_count(n_items, REDO_LIST, REDO: gl.constexpr):
-        """Work items of this launch: all of them, or (REDO) those the first launch listed."""
-        if REDO:
-            return gl.load(REDO_LIST)
-        else:
-            return n_items
-
-    @gluon.jit
-    def _work(i, REDO_LIST, REDO: gl.constexpr):
-        """The i-th work item of this launch."""
-        if REDO:
-            return gl.load(REDO_LIST + 1 + i)
-        else:
-            return i
-
-    @gluon.jit
     def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
                   v_land, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX,
-                  PART_IDX, REDO_LIST, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
-                  BLOCK_D: gl.constexpr, REDO: gl.constexpr):
+                  PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  BLOCK_D: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         nbytes: gl.constexpr = k_desc.block_type.nbytes
         it = 0  # key blocks loaded so far (ring slot and phase)
         qi = 0  # query slices loaded so far
         pl = 0  # partial V blocks cleaned so far
-        for i in range(gl.program_id(0), _work_count(n_items, REDO_LIST, REDO), gl.num_programs(0)):
-            t = _work(i, REDO_LIST, REDO)
+        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
             bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
                                                          FULL_PTR, PART_PTR, TILE_Q, SUB_N)
             if n > 0:
@@ -149,16 +126,16 @@ if HAVE_GLUON:
                 mbarrier.expect(k_ready.index(s), nbytes)
                 tma.async_copy_global_to_shared(k_desc, [b, kvh, n0, 0], k_ready.index(s), k_buf.index(s))
                 mbarrier.wait(v_empty.index(s), ph ^ 1)
-                if REDO and j >= nf:  # partial tile of a listed item: land, clean, then hand over
+                if j < nf:
+                    mbarrier.expect(v_ready.index(s), nbytes)
+                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
+                else:  # partial tile: land, clean, then hand over
                     mbarrier.expect(v_land, nbytes)
                     tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_land, v_buf.index(s))
                     mbarrier.wait(v_land, pl & 1)
                     pl += 1
                     _clean_block(v_buf.index(s).reshape([BLOCK_N, BLOCK_D]), BLOCK_N, BLOCK_D)
                     mbarrier.arrive(v_ready.index(s), count=1)
-                else:
-                    mbarrier.expect(v_ready.index(s), nbytes)
-                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
                 it += 1
 
     @gluon.jit
@@ -198,8 +175,8 @@ if HAVE_GLUON:
     @gluon.jit
     def _consumer(WG: gl.constexpr, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
                   turn, O, LSE, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
-                  REDO_LIST, sob, soh, som, Lq, D, c, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
-                  BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr, REDO: gl.constexpr):
+                  sob, soh, som, Lq, D, c, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -215,8 +192,7 @@ if HAVE_GLUON:
         t_phase = 1 - WG  # consumer 0 issues first (a fresh mbarrier passes a parity-1 wait)
         it = 0  # key blocks consumed so far (ring slot and phase), as in the producer
         qi = 0
-        for i in range(gl.program_id(0), _work_count(n_items, REDO_LIST, REDO), gl.num_programs(0)):
-            t = _work(i, REDO_LIST, REDO)
+        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
             bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
                                                          FULL_PTR, PART_PTR, TILE_Q, SUB_N)
             m0 = m0 + WG * HALF_M
@@ -266,9 +242,6 @@ if HAVE_GLUON:
                 mbarrier.arrive(v_empty.index(vs), count=1)
                 it += n
 
-            if not REDO:  # a NaN here may come from a masked non-finite value: list the item
-                if gl.max(gl.max(gl.where(o != o, 1, 0), 1), 0) != 0:
-                    gl.store(REDO_LIST + 1 + gl.atomic_add(REDO_LIST, 1), t)
             # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
             l_safe = gl.where(l_i == 0.0, 1.0, l_i)
             lse = gl.where(l_i == 0.0, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
@@ -288,12 +261,12 @@ if HAVE_GLUON:
     @gluon.jit
     def _attn_fwd_sm90(
         Q, K, V, O, LSE,
-        FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER, REDO_LIST,
+        FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
         B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, scale,
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, NEG_SCALE: gl.constexpr,
-        CONSUMER_REGS: gl.constexpr, REDO: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
         # one descriptor per operand over the whole (B, H, L, D_TMA) tensor, made once: rows
@@ -330,13 +303,13 @@ if HAVE_GLUON:
         gl.warp_specialize([
             (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready,
                          v_empty, v_land, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR,
-                         FULL_IDX, PART_IDX, REDO_LIST, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, REDO)),
+                         FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D)),
             (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, O, LSE,
                          n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
-                         REDO_LIST, sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, REDO)),
+                         sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
             (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, O, LSE,
                          n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
-                         REDO_LIST, sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, REDO)),
+                         sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -382,16 +355,11 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
         grid = (max(1, min(n_items, sm_count(q.device))),)
     else:
         grid = (n_items,)
-    # the items whose output met a NaN: a count, then up to two entries per item (one per consumer)
-    redo_list = torch.zeros(1 + 2 * n_items, dtype=torch.int32, device=q.device)
-    args = (q, k, v, out, lse, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order, redo_list,
-            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
-            b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, bm.n_q_tiles, b * hq, n_items, scale)
-    meta = dict(Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
-                TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
-                NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, num_warps=4,
-                # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
-                maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
-    _attn_fwd_sm90[grid](*args, REDO=False, **meta)
-    # the listed items again, with V cleaned (almost always none: every program reads the count and stops)
-    _attn_fwd_sm90[(sm_count(q.device),)](*args, REDO=True, **meta)
+    # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
+    _attn_fwd_sm90[grid](
+        q, k, v, out, lse, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
+        *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
+        b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, bm.n_q_tiles, b * hq, n_items, scale,
+        Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
+        TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
+        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
