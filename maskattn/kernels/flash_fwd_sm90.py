@@ -8,14 +8,9 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
 
 * **producer** (the default partition, few registers): TMA loads of Q, then of each key
   block's K and V into a ring of ``STAGES`` buffers, each refilled as soon as both
-  consumers have released it (mbarriers, no CTA-wide barrier). V is handed over as it
-  landed: a NaN in a V row that some query row may not see (an unwritten cache slot) would
-  reach that row through ``0 * NaN`` in P V, so a consumer that finds NaN in its O at the
-  end of an item sets a flag in shared memory; after their last item both consumers meet
-  the producer at a barrier, and if the flag is set all three walk the program's items a
-  second time with the producer cleaning V of every partial tile in shared memory (land,
-  clean, hand over). The common case costs that one barrier; cleaning every partial tile
-  cost 4-22% on sparse maps (H200, session 11).
+  consumers have released it (mbarriers, no CTA-wide barrier). On partial tiles it also
+  cleans V of non-finite entries in shared memory before handing it over, so a NaN in an
+  unwritten cache slot cannot leak into rows that may not see it through ``0 * NaN``.
 * **two consumers** (64 query rows each): per key block, S_j = Q K_j^T and O += P_{j-1} V_{j-1}
   are issued back to back (async wgmma), the softmax of S_j then runs while P_{j-1} V_{j-1}
   is still on the tensor cores (intra-warpgroup overlap), and the two consumers take turns
@@ -103,8 +98,8 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  v_land, done, redo_flag, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR,
-                  FULL_IDX, PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  v_land, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX,
+                  PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
                   BLOCK_D: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
@@ -112,49 +107,36 @@ if HAVE_GLUON:
         it = 0  # key blocks loaded so far (ring slot and phase)
         qi = 0  # query slices loaded so far
         pl = 0  # partial V blocks cleaned so far
-        for rp in range(2):  # pass 1 only if a consumer met a NaN in pass 0 (``_redo_stop``)
-            for t in range(gl.program_id(0), _redo_stop(rp, n_items, done, redo_flag), gl.num_programs(0)):
-                bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
-                                                             FULL_PTR, PART_PTR, TILE_Q, SUB_N)
-                if n > 0:
-                    # both consumers are past their last Q K^T of the previous slice (a fresh
-                    # mbarrier counts as having completed the phase before 0: the first wait passes)
-                    mbarrier.wait(q_empty, (qi & 1) ^ 1)
-                    mbarrier.expect(q_ready, 2 * q_desc.block_type.nbytes)
-                    tma.async_copy_global_to_shared(q_desc, [b, h, m0, 0], q_ready, q_buf.index(0))
-                    tma.async_copy_global_to_shared(q_desc, [b, h, m0 + HALF_M, 0], q_ready, q_buf.index(1))
-                    qi += 1
-                for j in range(n):
-                    s = it % NUM
-                    ph = (it // NUM) & 1
-                    n0 = _key_block(j, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, SUB_N, BLOCK_N)
-                    mbarrier.wait(k_empty.index(s), ph ^ 1)
-                    mbarrier.expect(k_ready.index(s), nbytes)
-                    tma.async_copy_global_to_shared(k_desc, [b, kvh, n0, 0], k_ready.index(s), k_buf.index(s))
-                    mbarrier.wait(v_empty.index(s), ph ^ 1)
-                    if (rp == 1) & (j >= nf):  # a partial tile in the redo pass: land, clean, then hand over
-                        mbarrier.expect(v_land, nbytes)
-                        tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_land, v_buf.index(s))
-                        mbarrier.wait(v_land, pl & 1)
-                        pl += 1
-                        _clean_block(v_buf.index(s).reshape([BLOCK_N, BLOCK_D]), BLOCK_N, BLOCK_D)
-                        mbarrier.arrive(v_ready.index(s), count=1)
-                    else:
-                        mbarrier.expect(v_ready.index(s), nbytes)
-                        tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
-                    it += 1
-
-    @gluon.jit
-    def _redo_stop(rp, n_items, done, redo_flag):
-        """End of pass rp's item range: all items in pass 0; in pass 1 (after both consumers
-        have finished pass 0: the ``done`` barrier) all items again if a consumer set
-        ``redo_flag``, else none."""
-        stop = n_items
-        if rp == 1:
-            mbarrier.wait(done, 0)
-            flag = redo_flag.load(gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
-            stop = n_items * (gl.max(flag, 0) != 0).to(gl.int32)
-        return stop
+        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
+                                                         FULL_PTR, PART_PTR, TILE_Q, SUB_N)
+            if n > 0:
+                # both consumers are past their last Q K^T of the previous slice (a fresh
+                # mbarrier counts as having completed the phase before 0: the first wait passes)
+                mbarrier.wait(q_empty, (qi & 1) ^ 1)
+                mbarrier.expect(q_ready, 2 * q_desc.block_type.nbytes)
+                tma.async_copy_global_to_shared(q_desc, [b, h, m0, 0], q_ready, q_buf.index(0))
+                tma.async_copy_global_to_shared(q_desc, [b, h, m0 + HALF_M, 0], q_ready, q_buf.index(1))
+                qi += 1
+            for j in range(n):
+                s = it % NUM
+                ph = (it // NUM) & 1
+                n0 = _key_block(j, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, SUB_N, BLOCK_N)
+                mbarrier.wait(k_empty.index(s), ph ^ 1)
+                mbarrier.expect(k_ready.index(s), nbytes)
+                tma.async_copy_global_to_shared(k_desc, [b, kvh, n0, 0], k_ready.index(s), k_buf.index(s))
+                mbarrier.wait(v_empty.index(s), ph ^ 1)
+                if j < nf:
+                    mbarrier.expect(v_ready.index(s), nbytes)
+                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
+                else:  # partial tile: land, clean, then hand over
+                    mbarrier.expect(v_land, nbytes)
+                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_land, v_buf.index(s))
+                    mbarrier.wait(v_land, pl & 1)
+                    pl += 1
+                    _clean_block(v_buf.index(s).reshape([BLOCK_N, BLOCK_D]), BLOCK_N, BLOCK_D)
+                    mbarrier.arrive(v_ready.index(s), count=1)
+                it += 1
 
     @gluon.jit
     def _softmax_block(s, m_i, l_i, allowed, c, MASKED: gl.constexpr, NEG_SCALE: gl.constexpr):
@@ -192,8 +174,8 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _consumer(WG: gl.constexpr, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  turn, done, redo_flag, O, LSE, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR,
-                  PART_PTR, BITMAPS, sob, soh, som, Lq, D, c, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  turn, O, LSE, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
+                  sob, soh, som, Lq, D, c, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
                   BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
@@ -210,72 +192,66 @@ if HAVE_GLUON:
         t_phase = 1 - WG  # consumer 0 issues first (a fresh mbarrier passes a parity-1 wait)
         it = 0  # key blocks consumed so far (ring slot and phase), as in the producer
         qi = 0
-        for rp in range(2):  # pass 1: the program's items again, V cleaned, if pass 0 met a NaN
-            if rp == 1:  # both consumers are done with pass 0: then ``redo_flag`` is final
-                mbarrier.arrive(done, count=1)
-            for t in range(gl.program_id(0), _redo_stop(rp, n_items, done, redo_flag), gl.num_programs(0)):
-                bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
-                                                             FULL_PTR, PART_PTR, TILE_Q, SUB_N)
-                m0 = m0 + WG * HALF_M
-                row0 = row0 + WG * HALF_M
-                m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
-                l_i = gl.zeros([HALF_M], gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
-                o = gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT)
-                if n > 0:
-                    mbarrier.wait(q_ready, qi & 1)
-                    qi += 1
-                    ks = it % NUM
-                    mbarrier.wait(k_ready.index(ks), (it // NUM) & 1)
+        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
+            bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
+                                                         FULL_PTR, PART_PTR, TILE_Q, SUB_N)
+            m0 = m0 + WG * HALF_M
+            row0 = row0 + WG * HALF_M
+            m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
+            l_i = gl.zeros([HALF_M], gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
+            o = gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT)
+            if n > 0:
+                mbarrier.wait(q_ready, qi & 1)
+                qi += 1
+                ks = it % NUM
+                mbarrier.wait(k_ready.index(ks), (it // NUM) & 1)
+                mbarrier.wait(my_turn, t_phase)
+                t_phase ^= 1
+                s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero, use_acc=False,
+                                      is_async=True)
+                mbarrier.arrive(their_turn, count=1)
+                s = warpgroup_mma_wait(0, deps=[s_tok])
+                mbarrier.arrive(k_empty.index(ks), count=1)
+                p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
+                                                 TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
+                for j in range(1, n):
+                    ks = (it + j) % NUM
+                    vs = (it + j - 1) % NUM
+                    mbarrier.wait(k_ready.index(ks), ((it + j) // NUM) & 1)
                     mbarrier.wait(my_turn, t_phase)
                     t_phase ^= 1
-                    s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero, use_acc=False,
-                                          is_async=True)
-                    mbarrier.arrive(their_turn, count=1)
-                    s = warpgroup_mma_wait(0, deps=[s_tok])
-                    mbarrier.arrive(k_empty.index(ks), count=1)
-                    p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
-                                                     TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
-                    for j in range(1, n):
-                        ks = (it + j) % NUM
-                        vs = (it + j - 1) % NUM
-                        mbarrier.wait(k_ready.index(ks), ((it + j) // NUM) & 1)
-                        mbarrier.wait(my_turn, t_phase)
-                        t_phase ^= 1
-                        s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero,
-                                              use_acc=False, is_async=True)
-                        o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
-                        mbarrier.wait(v_ready.index(vs), ((it + j - 1) // NUM) & 1)
-                        o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
-                        mbarrier.arrive(their_turn, count=1)
-                        s = warpgroup_mma_wait(1, deps=[s_tok])  # S_j done; P_{j-1} V_{j-1} may still run
-                        mbarrier.arrive(k_empty.index(ks), count=1)
-                        p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
-                                                         TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
-                        o = warpgroup_mma_wait(0, deps=[o_tok])
-                        mbarrier.arrive(v_empty.index(vs), count=1)
-                    # every Q K^T of this slice is done: the producer may load the next Q
-                    mbarrier.arrive(q_empty, count=1)
-                    vs = (it + n - 1) % NUM
+                    s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero,
+                                          use_acc=False, is_async=True)
                     o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
-                    mbarrier.wait(v_ready.index(vs), ((it + n - 1) // NUM) & 1)
+                    mbarrier.wait(v_ready.index(vs), ((it + j - 1) // NUM) & 1)
                     o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
+                    mbarrier.arrive(their_turn, count=1)
+                    s = warpgroup_mma_wait(1, deps=[s_tok])  # S_j done; P_{j-1} V_{j-1} may still run
+                    mbarrier.arrive(k_empty.index(ks), count=1)
+                    p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
+                                                     TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
                     o = warpgroup_mma_wait(0, deps=[o_tok])
                     mbarrier.arrive(v_empty.index(vs), count=1)
-                    it += n
+                # every Q K^T of this slice is done: the producer may load the next Q
+                mbarrier.arrive(q_empty, count=1)
+                vs = (it + n - 1) % NUM
+                o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+                mbarrier.wait(v_ready.index(vs), ((it + n - 1) // NUM) & 1)
+                o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
+                o = warpgroup_mma_wait(0, deps=[o_tok])
+                mbarrier.arrive(v_empty.index(vs), count=1)
+                it += n
 
-                if rp == 0:  # a NaN here may come from a masked non-finite V value: redo with cleaning
-                    if gl.max(gl.max(gl.where(o != o, 1, 0), 1), 0) != 0:
-                        redo_flag.store(gl.full([1], 1, gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
-                # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
-                l_safe = gl.where(l_i == 0.0, 1.0, l_i)
-                lse = gl.where(l_i == 0.0, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
-                out = o / gl.convert_layout(l_safe, gl.SliceLayout(1, O_LAYOUT))[:, None]
-                offs_m = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, O_LAYOUT))
-                offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
-                gl.store(O + b.to(gl.int64) * sob + h.to(gl.int64) * soh + offs_m[:, None].to(gl.int64) * som
-                         + offs_d[None, :], out.to(dtype), mask=(offs_m < Lq)[:, None] & (offs_d[None, :] < D))
-                offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
-                gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
+            # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
+            l_safe = gl.where(l_i == 0.0, 1.0, l_i)
+            lse = gl.where(l_i == 0.0, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
+            out = o / gl.convert_layout(l_safe, gl.SliceLayout(1, O_LAYOUT))[:, None]
+            offs_m = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, O_LAYOUT))
+            offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
+            gl.store(O + b.to(gl.int64) * sob + h.to(gl.int64) * soh + offs_m[:, None].to(gl.int64) * som
+                     + offs_d[None, :], out.to(dtype), mask=(offs_m < Lq)[:, None] & (offs_d[None, :] < D))
+            offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
+            gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
 
     @gluon.jit
     def _kv(bufs, i, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr):
@@ -307,8 +283,6 @@ if HAVE_GLUON:
         q_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         q_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         v_land = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-        done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-        redo_flag = gl.allocate_shared_memory(gl.int32, [1], gl.SwizzledSharedLayout(1, 1, 1, [0]))
         k_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         v_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         k_empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
@@ -317,8 +291,6 @@ if HAVE_GLUON:
         mbarrier.init(q_ready, count=1)
         mbarrier.init(q_empty, count=2)  # released by both consumers
         mbarrier.init(v_land, count=1)
-        mbarrier.init(done, count=2)  # both consumers finished pass 0
-        redo_flag.store(gl.zeros([1], gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
         for i in gl.static_range(NUM_STAGES):
             mbarrier.init(k_ready.index(i), count=1)
             mbarrier.init(v_ready.index(i), count=1)
@@ -330,14 +302,12 @@ if HAVE_GLUON:
         c = scale * 1.4426950408889634
         gl.warp_specialize([
             (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready,
-                         v_empty, v_land, done, redo_flag, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR,
+                         v_empty, v_land, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR,
                          FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D)),
-            (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, done,
-                         redo_flag, O, LSE,
+            (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, O, LSE,
                          n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
                          sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
-            (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, done,
-                         redo_flag, O, LSE,
+            (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, O, LSE,
                          n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
                          sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
