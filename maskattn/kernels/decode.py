@@ -23,6 +23,11 @@ Instead:
   grid, so they stream the chunk at the same time and the second read is mostly an L2 hit
   (H100: L2 hit rate 25 -> 40%, tree verification 0.487 -> 0.449 ms).
 
+* **Hopper.** On sm_90, blocks of at least 128 packed rows per KV head with enough of them to
+  fill the GPU (``flash_decode_sm90.supported``: tree verification at batch >= 2-4) run the
+  same items on the warp-specialized Hopper forward kernel instead, whole key tiles per split,
+  then the same merge launch.
+
 The result (out, lse) is exactly what ``attention_forward`` returns, so the usual backward
 runs from it when gradients are needed.
 
@@ -40,6 +45,7 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
+from . import flash_decode_sm90
 from .common import finite_or_zero, row_desc, rows_bits, softmax_step
 from .config import decode_config, dot_precision, launch, next_pow2, programs_per_sm, sm_count
 from .forward import map_strides
@@ -233,23 +239,29 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     else:
         d_tma = d
         k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (k, v))
+    sb, sh = map_strides(bm)
+    grid0 = b * hkv * (group // pack)
+    units = b * hkv * flash_decode_sm90.row_blocks(group * lq)
+    if not paged and pack == group and flash_decode_sm90.supported(q, bm, d_tma, softcap, group * lq, units):
+        # many packed rows (tree verification): the Hopper kernel's items, whole key tiles per split
+        q = tma_operand(q, d_tma)
+        splits = num_splits(units, bm.n_k_tiles, 1, q.device)
+        acc, m, l_ = _partials(b * hq * lq * splits, d_tma, q.device)
+        flash_decode_sm90.split_kv_partials(q, k, v, (acc, m, l_), bm, scale, d, d_tma, sb, splits)
+        _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits)
+        return out, lse
     if q.shape[-1] != d_tma or q.stride(-1) != 1:  # rows of q are read with a unit last stride
         q = tma_operand(q, d_tma)
     cfg = decode_config(pack * lq, bm.block_k, d, q.dtype)
     row_blocks = -(-pack * lq // cfg["BLOCK_M"])
     units = b * hkv * (group // pack) * row_blocks
     splits = num_splits(units, bm.n_k_tiles * (bm.block_k // cfg["BLOCK_N"]), programs_per_sm(cfg), q.device)
-    # partials of every split (acc, then m and l) in one buffer
-    rows = b * hq * lq * splits
-    parts = torch.empty(rows * (d_tma + 2), dtype=torch.float32, device=q.device)
-    acc, m, l_ = parts[:rows * d_tma], parts[rows * d_tma:rows * (d_tma + 1)], parts[rows * (d_tma + 1):]
-    grid0 = b * hkv * (group // pack)
+    acc, m, l_ = _partials(b * hq * lq * splits, d_tma, q.device)
     # decoding a few tokens: the last split merges (one launch; the step is host-bound). Longer
     # blocks (trees): one program merging 128 rows is a serial tail, a second launch is cheaper
     fused = pack * lq <= _FUSED_ROWS
     # a zeroed counter per row block (sized for the smallest block, should launch() step down)
     counters = torch.zeros(grid0 * -(-pack * lq // 16) if fused else 1, dtype=torch.int32, device=q.device)
-    sb, sh = map_strides(bm)
     launch(_decode_split, lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits),
            (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else bm.full_ptr,
             bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps,
@@ -261,7 +273,18 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
                 FUSED_MERGE=fused),
            cfg, ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device))
     if not fused:
-        _decode_combine[(grid0, -(-pack * lq // _FUSED_ROWS))](
-            acc, m, l_, out, lse, *out.stride()[:3], hq, hkv, group, pack, lq, d, d_tma, splits,
-            MERGE_M=_FUSED_ROWS, BLOCK_D=next_pow2(max(d_tma, 16)))
+        _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits)
     return out, lse
+
+
+def _partials(rows: int, d_tma: int, device: torch.device):
+    """Partials of every split in one buffer: acc (rows, d_tma), then m and l (rows,), fp32."""
+    parts = torch.empty(rows * (d_tma + 2), dtype=torch.float32, device=device)
+    return parts[:rows * d_tma], parts[rows * d_tma:rows * (d_tma + 1)], parts[rows * (d_tma + 1):]
+
+
+def _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits) -> None:
+    """The merge of the splits as its own launch (``_decode_combine``), into out and lse."""
+    _decode_combine[(grid0, -(-pack * lq // _FUSED_ROWS))](
+        acc, m, l_, out, lse, *out.stride()[:3], hq, hkv, group, pack, lq, d, d_tma, splits,
+        MERGE_M=_FUSED_ROWS, BLOCK_D=next_pow2(max(d_tma, 16)))

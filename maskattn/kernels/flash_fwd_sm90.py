@@ -8,9 +8,15 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
 
 * **producer** (the default partition, few registers): TMA loads of Q, then of each key
   block's K and V into a ring of ``STAGES`` buffers, each refilled as soon as both
-  consumers have released it (mbarriers, no CTA-wide barrier). On partial tiles it also
-  cleans V of non-finite entries in shared memory before handing it over, so a NaN in an
-  unwritten cache slot cannot leak into rows that may not see it through ``0 * NaN``.
+  consumers have released it (mbarriers, no CTA-wide barrier). A NaN in a V row that some
+  query row may not see (an unwritten cache slot) would reach that row through ``0 * NaN``
+  in P V, so V of partial tiles is cleaned of non-finite values in shared memory (land,
+  clean, hand over), which costs up to 22% on sparse maps (H200, session 11). On the
+  persistent grid (``PASSES=2``) V is first handed over as it landed: a consumer that finds
+  NaN in its O at the end of an item sets a flag in shared memory; after their last item both
+  consumers meet the producer at a barrier, and if the flag is set all three walk the
+  program's items a second time, cleaning. The common case costs that one barrier. (With
+  one program per item the same scheme measured 1-5% slower than cleaning, session 12.)
 * **two consumers** (64 query rows each): per key block, S_j = Q K_j^T and O += P_{j-1} V_{j-1}
   are issued back to back (async wgmma), the softmax of S_j then runs while P_{j-1} V_{j-1}
   is still on the tensor cores (intra-warpgroup overlap), and the two consumers take turns
@@ -29,7 +35,7 @@ Used on sm_90 for fp16/bf16, padded head dims 65-128 (zero-padded to 128 in shar
 no softcap, maps with query tiles of a multiple of 128 rows and key tiles of at least 64
 (``supported``); everything else, and the CPU interpreter, runs the portable kernel. Gluon
 functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so the softmax step
-below restates ``common.softmax_step`` (the bitmap reader is ``sm90_common.block_bits``).
+below restates ``common.softmax_step`` (the bitmap reader is ``sm90_common.rows_bits``).
 """
 from __future__ import annotations
 
@@ -45,7 +51,7 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .sm90_common import block_bits
+    from .sm90_common import rows_bits
 
 ENABLED = True
 STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
@@ -76,67 +82,116 @@ if HAVE_GLUON:
         fence_async_shared()
 
     @gluon.jit
-    def _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q: gl.constexpr,
-              SUB_N: gl.constexpr):
-        """Work item t (rank-major: every head's heaviest 128-row slices first) -> (bh, b, h, KV head,
-        first query row, that row inside its query tile, first full / partial tile slot, blocks of
-        full tiles, blocks in all)."""
-        SUB_M: gl.constexpr = TILE_Q // (2 * HALF_M)
-        bh = t % n_bh
-        rank = t // n_bh
-        b = bh // H
-        h = bh % H
-        g = b * map_sb + h * map_sh  # which (batch, head) map this item reads
-        qt = gl.load(Q_ORDER + g * n_qt + rank // SUB_M)
-        row0 = (rank % SUB_M) * (2 * HALF_M)
-        row = g * n_qt + qt
-        f0 = gl.load(FULL_PTR + row)
-        nf = (gl.load(FULL_PTR + row + 1) - f0) * SUB_N
-        p0 = gl.load(PART_PTR + row)
-        n = nf + (gl.load(PART_PTR + row + 1) - p0) * SUB_N
-        return bh, b, h, h // GROUP, qt * TILE_Q + row0, row0, f0, nf, p0, n
+    def _item(t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
+              TILE_Q: gl.constexpr, SUB_N: gl.constexpr, PACKED: gl.constexpr):
+        """Work item t -> (bh, b, h, KV head, first query row, that row inside its query tile, first
+        full / partial tile slot, blocks of full tiles, blocks in all, split).
+
+        Rank-major (every head's heaviest 128-row slices first). ``PACKED`` (split-KV decoding,
+        ``flash_decode_sm90``): an item is 128 packed rows ``p = head * Lq + r`` of the query
+        heads of one KV head (one query tile per map row, the same map for every head) times one
+        of ``n_splits`` equal chunks of the row's key tiles; ``n_qt`` counts the 128-row blocks of
+        packed rows, which vary fastest so that the blocks reading one K/V chunk run side by side.
+        Then h is the group's first query head, the first query row is that of the (B, H * Lq)
+        view of Q, and the block counts are shifted to the chunk (a negative count of full blocks:
+        the chunk holds partial tiles only)."""
+        if PACKED:
+            rb = t % n_qt
+            split = (t // n_qt) % n_splits
+            bk = t // n_qt // n_splits  # b * Hkv + KV head
+            b = bk // (H // GROUP)
+            kvh = bk % (H // GROUP)
+            h = kvh * GROUP
+            bh = b * H + h
+            row = b * map_sb
+            f0 = gl.load(FULL_PTR + row)
+            n_full = gl.load(FULL_PTR + row + 1) - f0
+            p0 = gl.load(PART_PTR + row)
+            n_tiles = n_full + gl.load(PART_PTR + row + 1) - p0
+            chunk = gl.cdiv(n_tiles, n_splits)
+            t0 = gl.minimum(split * chunk, n_tiles)
+            row0 = rb * (2 * HALF_M)
+            m0 = h * Lq + row0
+            f0 = f0 + t0
+            nf = (n_full - t0) * SUB_N
+            n = (gl.minimum(t0 + chunk, n_tiles) - t0) * SUB_N
+        else:
+            SUB_M: gl.constexpr = TILE_Q // (2 * HALF_M)
+            bh = t % n_bh
+            rank = t // n_bh
+            b = bh // H
+            h = bh % H
+            g = b * map_sb + h * map_sh  # which (batch, head) map this item reads
+            qt = gl.load(Q_ORDER + g * n_qt + rank // SUB_M)
+            row0 = (rank % SUB_M) * (2 * HALF_M)
+            row = g * n_qt + qt
+            f0 = gl.load(FULL_PTR + row)
+            nf = (gl.load(FULL_PTR + row + 1) - f0) * SUB_N
+            p0 = gl.load(PART_PTR + row)
+            n = nf + (gl.load(PART_PTR + row + 1) - p0) * SUB_N
+            kvh = h // GROUP
+            m0 = qt * TILE_Q + row0
+            split = 0
+        return bh, b, h, kvh, m0, row0, f0, nf, p0, n, split
 
     @gluon.jit
     def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  v_land, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX,
-                  PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
-                  BLOCK_D: gl.constexpr):
+                  v_land, done, redo_flag, n_items, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
+                  FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
+                  BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         nbytes: gl.constexpr = k_desc.block_type.nbytes
         it = 0  # key blocks loaded so far (ring slot and phase)
         qi = 0  # query slices loaded so far
         pl = 0  # partial V blocks cleaned so far
-        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
-            bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
-                                                         FULL_PTR, PART_PTR, TILE_Q, SUB_N)
-            if n > 0:
-                # both consumers are past their last Q K^T of the previous slice (a fresh
-                # mbarrier counts as having completed the phase before 0: the first wait passes)
-                mbarrier.wait(q_empty, (qi & 1) ^ 1)
-                mbarrier.expect(q_ready, 2 * q_desc.block_type.nbytes)
-                tma.async_copy_global_to_shared(q_desc, [b, h, m0, 0], q_ready, q_buf.index(0))
-                tma.async_copy_global_to_shared(q_desc, [b, h, m0 + HALF_M, 0], q_ready, q_buf.index(1))
-                qi += 1
-            for j in range(n):
-                s = it % NUM
-                ph = (it // NUM) & 1
-                n0 = _key_block(j, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, SUB_N, BLOCK_N)
-                mbarrier.wait(k_empty.index(s), ph ^ 1)
-                mbarrier.expect(k_ready.index(s), nbytes)
-                tma.async_copy_global_to_shared(k_desc, [b, kvh, n0, 0], k_ready.index(s), k_buf.index(s))
-                mbarrier.wait(v_empty.index(s), ph ^ 1)
-                if j < nf:
-                    mbarrier.expect(v_ready.index(s), nbytes)
-                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
-                else:  # partial tile: land, clean, then hand over
-                    mbarrier.expect(v_land, nbytes)
-                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_land, v_buf.index(s))
-                    mbarrier.wait(v_land, pl & 1)
-                    pl += 1
-                    _clean_block(v_buf.index(s).reshape([BLOCK_N, BLOCK_D]), BLOCK_N, BLOCK_D)
-                    mbarrier.arrive(v_ready.index(s), count=1)
-                it += 1
+        for rp in range(PASSES):  # pass 1 only if a consumer met a NaN in pass 0 (``_redo_stop``)
+            for t in range(gl.program_id(0), _redo_stop(rp, n_items, done, redo_flag), gl.num_programs(0)):
+                bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
+                    t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
+                    PACKED)
+                q_head = h
+                if PACKED:  # packed rows of the (B, 1, H * Lq) view of Q
+                    q_head = 0
+                if n > 0:
+                    # both consumers are past their last Q K^T of the previous slice (a fresh
+                    # mbarrier counts as having completed the phase before 0: the first wait passes)
+                    mbarrier.wait(q_empty, (qi & 1) ^ 1)
+                    mbarrier.expect(q_ready, 2 * q_desc.block_type.nbytes)
+                    tma.async_copy_global_to_shared(q_desc, [b, q_head, m0, 0], q_ready, q_buf.index(0))
+                    tma.async_copy_global_to_shared(q_desc, [b, q_head, m0 + HALF_M, 0], q_ready, q_buf.index(1))
+                    qi += 1
+                for j in range(n):
+                    s = it % NUM
+                    ph = (it // NUM) & 1
+                    n0 = _key_block(j, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, SUB_N, BLOCK_N)
+                    mbarrier.wait(k_empty.index(s), ph ^ 1)
+                    mbarrier.expect(k_ready.index(s), nbytes)
+                    tma.async_copy_global_to_shared(k_desc, [b, kvh, n0, 0], k_ready.index(s), k_buf.index(s))
+                    mbarrier.wait(v_empty.index(s), ph ^ 1)
+                    if (rp == PASSES - 1) & (j >= nf):  # a partial tile in the last pass: land, clean, hand over
+                        mbarrier.expect(v_land, nbytes)
+                        tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_land, v_buf.index(s))
+                        mbarrier.wait(v_land, pl & 1)
+                        pl += 1
+                        _clean_block(v_buf.index(s).reshape([BLOCK_N, BLOCK_D]), BLOCK_N, BLOCK_D)
+                        mbarrier.arrive(v_ready.index(s), count=1)
+                    else:
+                        mbarrier.expect(v_ready.index(s), nbytes)
+                        tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
+                    it += 1
+
+    @gluon.jit
+    def _redo_stop(rp, n_items, done, redo_flag):
+        """End of pass rp's item range: all items in pass 0; in pass 1 (after both consumers
+        have finished pass 0: the ``done`` barrier) all items again if a consumer set
+        ``redo_flag``, else none."""
+        stop = n_items
+        if rp == 1:
+            mbarrier.wait(done, 0)
+            flag = redo_flag.load(gl.BlockedLayout([1], [32], [gl.num_warps()], [0]))
+            stop = n_items * (gl.max(flag, 0) != 0).to(gl.int32)
+        return stop
 
     @gluon.jit
     def _softmax_block(s, m_i, l_i, allowed, c, MASKED: gl.constexpr, NEG_SCALE: gl.constexpr):
@@ -158,25 +213,31 @@ if HAVE_GLUON:
         return p, alpha, m_new, l_i
 
     @gluon.jit
-    def _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT: gl.constexpr, P_LAYOUT: gl.constexpr,
+    def _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, Lq, c, S_LAYOUT: gl.constexpr, P_LAYOUT: gl.constexpr,
                     TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
-                    NEG_SCALE: gl.constexpr, DTYPE: gl.constexpr):
-        """Softmax step of key block j on its raw scores s -> (P_j as the A operand, alpha, m, l)."""
+                    NEG_SCALE: gl.constexpr, DTYPE: gl.constexpr, PACKED: gl.constexpr):
+        """Softmax step of key block j on its raw scores s -> (P_j as the A operand, alpha, m, l).
+        ``row0``: the first row inside the query tile, or with ``PACKED`` the first packed row
+        (packed row p is query row p % Lq)."""
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         if j < nf:
             p, alpha, m_i, l_i = _softmax_block(s, m_i, l_i, None, c, False, NEG_SCALE)
         else:
             jp = j - nf
-            allowed = block_bits(BITMAPS, p0 + jp // SUB_N, row0, (jp % SUB_N) * BLOCK_N, S_LAYOUT,
-                                 HALF_M, BLOCK_N, TILE_Q, TILE_K, False)
+            rows = row0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
+            if PACKED:
+                rows = rows % Lq
+            allowed = rows_bits(BITMAPS, p0 + jp // SUB_N, rows, (jp % SUB_N) * BLOCK_N, S_LAYOUT, BLOCK_N,
+                                TILE_Q, TILE_K, False)
             p, alpha, m_i, l_i = _softmax_block(s, m_i, l_i, allowed, c, True, NEG_SCALE)
         return gl.convert_layout(p.to(DTYPE), P_LAYOUT), alpha, m_i, l_i
 
     @gluon.jit
     def _consumer(WG: gl.constexpr, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  turn, O, LSE, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
-                  sob, soh, som, Lq, D, c, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
-                  BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr):
+                  turn, done, redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits,
+                  Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q: gl.constexpr,
+                  TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr,
+                  PACKED: gl.constexpr, PASSES: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -192,66 +253,85 @@ if HAVE_GLUON:
         t_phase = 1 - WG  # consumer 0 issues first (a fresh mbarrier passes a parity-1 wait)
         it = 0  # key blocks consumed so far (ring slot and phase), as in the producer
         qi = 0
-        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
-            bh, b, h, kvh, m0, row0, f0, nf, p0, n = _item(t, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER,
-                                                         FULL_PTR, PART_PTR, TILE_Q, SUB_N)
-            m0 = m0 + WG * HALF_M
-            row0 = row0 + WG * HALF_M
-            m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
-            l_i = gl.zeros([HALF_M], gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
-            o = gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT)
-            if n > 0:
-                mbarrier.wait(q_ready, qi & 1)
-                qi += 1
-                ks = it % NUM
-                mbarrier.wait(k_ready.index(ks), (it // NUM) & 1)
-                mbarrier.wait(my_turn, t_phase)
-                t_phase ^= 1
-                s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero, use_acc=False,
-                                      is_async=True)
-                mbarrier.arrive(their_turn, count=1)
-                s = warpgroup_mma_wait(0, deps=[s_tok])
-                mbarrier.arrive(k_empty.index(ks), count=1)
-                p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
-                                                 TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
-                for j in range(1, n):
-                    ks = (it + j) % NUM
-                    vs = (it + j - 1) % NUM
-                    mbarrier.wait(k_ready.index(ks), ((it + j) // NUM) & 1)
+        for rp in range(PASSES):  # pass 1: the program's items again, V cleaned, if pass 0 met a NaN
+            if rp == 1:  # both consumers are done with pass 0: then ``redo_flag`` is final
+                mbarrier.arrive(done, count=1)
+            for t in range(gl.program_id(0), _redo_stop(rp, n_items, done, redo_flag), gl.num_programs(0)):
+                bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
+                    t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
+                    PACKED)
+                m0 = m0 + WG * HALF_M
+                row0 = row0 + WG * HALF_M
+                m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
+                l_i = gl.zeros([HALF_M], gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
+                o = gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT)
+                if n > 0:
+                    mbarrier.wait(q_ready, qi & 1)
+                    qi += 1
+                    ks = it % NUM
+                    mbarrier.wait(k_ready.index(ks), (it // NUM) & 1)
                     mbarrier.wait(my_turn, t_phase)
                     t_phase ^= 1
-                    s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero,
-                                          use_acc=False, is_async=True)
-                    o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
-                    mbarrier.wait(v_ready.index(vs), ((it + j - 1) // NUM) & 1)
-                    o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
+                    s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero, use_acc=False,
+                                          is_async=True)
                     mbarrier.arrive(their_turn, count=1)
-                    s = warpgroup_mma_wait(1, deps=[s_tok])  # S_j done; P_{j-1} V_{j-1} may still run
+                    s = warpgroup_mma_wait(0, deps=[s_tok])
                     mbarrier.arrive(k_empty.index(ks), count=1)
-                    p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, c, S_LAYOUT, P_LAYOUT,
-                                                     TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype)
+                    p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, p0, BITMAPS, row0, Lq, c, S_LAYOUT,
+                                                     P_LAYOUT, TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype, PACKED)
+                    for j in range(1, n):
+                        ks = (it + j) % NUM
+                        vs = (it + j - 1) % NUM
+                        mbarrier.wait(k_ready.index(ks), ((it + j) // NUM) & 1)
+                        mbarrier.wait(my_turn, t_phase)
+                        t_phase ^= 1
+                        s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero,
+                                              use_acc=False, is_async=True)
+                        o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+                        mbarrier.wait(v_ready.index(vs), ((it + j - 1) // NUM) & 1)
+                        o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
+                        mbarrier.arrive(their_turn, count=1)
+                        s = warpgroup_mma_wait(1, deps=[s_tok])  # S_j done; P_{j-1} V_{j-1} may still run
+                        mbarrier.arrive(k_empty.index(ks), count=1)
+                        p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, Lq, c, S_LAYOUT,
+                                                         P_LAYOUT, TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype, PACKED)
+                        o = warpgroup_mma_wait(0, deps=[o_tok])
+                        mbarrier.arrive(v_empty.index(vs), count=1)
+                    # every Q K^T of this slice is done: the producer may load the next Q
+                    mbarrier.arrive(q_empty, count=1)
+                    vs = (it + n - 1) % NUM
+                    o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
+                    mbarrier.wait(v_ready.index(vs), ((it + n - 1) // NUM) & 1)
+                    o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
                     o = warpgroup_mma_wait(0, deps=[o_tok])
                     mbarrier.arrive(v_empty.index(vs), count=1)
-                # every Q K^T of this slice is done: the producer may load the next Q
-                mbarrier.arrive(q_empty, count=1)
-                vs = (it + n - 1) % NUM
-                o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
-                mbarrier.wait(v_ready.index(vs), ((it + n - 1) // NUM) & 1)
-                o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
-                o = warpgroup_mma_wait(0, deps=[o_tok])
-                mbarrier.arrive(v_empty.index(vs), count=1)
-                it += n
+                    it += n
 
-            # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
-            l_safe = gl.where(l_i == 0.0, 1.0, l_i)
-            lse = gl.where(l_i == 0.0, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
-            out = o / gl.convert_layout(l_safe, gl.SliceLayout(1, O_LAYOUT))[:, None]
-            offs_m = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, O_LAYOUT))
-            offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
-            gl.store(O + b.to(gl.int64) * sob + h.to(gl.int64) * soh + offs_m[:, None].to(gl.int64) * som
-                     + offs_d[None, :], out.to(dtype), mask=(offs_m < Lq)[:, None] & (offs_d[None, :] < D))
-            offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
-            gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
+                if rp < PASSES - 1:  # a NaN here may come from a masked non-finite V value: redo with cleaning
+                    if gl.max(gl.max(gl.where(o != o, 1, 0), 1), 0) != 0:
+                        redo_flag.store(gl.full([1], 1, gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
+                offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
+                if PACKED:
+                    # this split's partials in decode's layout ((B, Hq, Lq, n_splits) rows; acc
+                    # unnormalised, m and l in log2 units), merged by ``decode._decode_combine``
+                    rows = row0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, O_LAYOUT))
+                    at = ((b * H + h).to(gl.int64) * Lq + rows) * n_splits + split
+                    gl.store(ACC + at[:, None] * D_TMA + offs_d[None, :], o,
+                             mask=(rows < GROUP * Lq)[:, None] & (offs_d[None, :] < D_TMA))
+                    rows_s = row0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
+                    at_s = ((b * H + h).to(gl.int64) * Lq + rows_s) * n_splits + split
+                    gl.store(M + at_s, m_i, mask=rows_s < GROUP * Lq)
+                    gl.store(L + at_s, l_i, mask=rows_s < GROUP * Lq)
+                else:
+                    # fully masked rows: l = 0 -> out 0, lse -inf (never NaN)
+                    l_safe = gl.where(l_i == 0.0, 1.0, l_i)
+                    lse = gl.where(l_i == 0.0, float("-inf"), (m_i + gl.log2(l_safe)) * 0.6931471805599453)
+                    out = o / gl.convert_layout(l_safe, gl.SliceLayout(1, O_LAYOUT))[:, None]
+                    offs_m = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, O_LAYOUT))
+                    gl.store(O + b.to(gl.int64) * sob + h.to(gl.int64) * soh + offs_m[:, None].to(gl.int64) * som
+                             + offs_d[None, :], out.to(dtype), mask=(offs_m < Lq)[:, None] & (offs_d[None, :] < D))
+                    offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
+                    gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
 
     @gluon.jit
     def _kv(bufs, i, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr):
@@ -260,19 +340,24 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _attn_fwd_sm90(
-        Q, K, V, O, LSE,
+        Q, K, V, O, LSE, ACC, M, L,
         FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
-        B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, scale,
+        B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, n_splits, scale,
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, NEG_SCALE: gl.constexpr,
-        CONSUMER_REGS: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
         # one descriptor per operand over the whole (B, H, L, D_TMA) tensor, made once: rows
-        # past L read as zeros within each (batch, head)
-        q_desc = tma.make_tensor_descriptor(Q, shape=[B, H, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
-                                            block_shape=[1, 1, HALF_M, BLOCK_D], layout=Q_SMEM)
+        # past L read as zeros within each (batch, head). PACKED: Q as (B, 1, H * Lq, D_TMA)
+        # (its heads and rows merge: sqh == Lq * sqm), rows past H * Lq read as zeros
+        if PACKED:
+            q_desc = tma.make_tensor_descriptor(Q, shape=[B, 1, H * Lq, D_TMA], strides=[sqb, sqb, sqm, 1],
+                                                block_shape=[1, 1, HALF_M, BLOCK_D], layout=Q_SMEM)
+        else:
+            q_desc = tma.make_tensor_descriptor(Q, shape=[B, H, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
+                                                block_shape=[1, 1, HALF_M, BLOCK_D], layout=Q_SMEM)
         k_desc = tma.make_tensor_descriptor(K, shape=[B, H // GROUP, Lk, D_TMA], strides=[skb, skh, skn, 1],
                                             block_shape=[1, 1, BLOCK_N, BLOCK_D], layout=KV_SMEM)
         v_desc = tma.make_tensor_descriptor(V, shape=[B, H // GROUP, Lk, D_TMA], strides=[svb, svh, svn, 1],
@@ -283,6 +368,8 @@ if HAVE_GLUON:
         q_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         q_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         v_land = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        redo_flag = gl.allocate_shared_memory(gl.int32, [1], gl.SwizzledSharedLayout(1, 1, 1, [0]))
         k_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         v_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         k_empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
@@ -291,6 +378,8 @@ if HAVE_GLUON:
         mbarrier.init(q_ready, count=1)
         mbarrier.init(q_empty, count=2)  # released by both consumers
         mbarrier.init(v_land, count=1)
+        mbarrier.init(done, count=2)  # both consumers finished pass 0
+        redo_flag.store(gl.zeros([1], gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
         for i in gl.static_range(NUM_STAGES):
             mbarrier.init(k_ready.index(i), count=1)
             mbarrier.init(v_ready.index(i), count=1)
@@ -302,14 +391,17 @@ if HAVE_GLUON:
         c = scale * 1.4426950408889634
         gl.warp_specialize([
             (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready,
-                         v_empty, v_land, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR,
-                         FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D)),
-            (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, O, LSE,
-                         n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
-                         sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
-            (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, O, LSE,
-                         n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS,
-                         sob, soh, som, Lq, D, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE)),
+                         v_empty, v_land, done, redo_flag, n_items, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits,
+                         Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED,
+                         PASSES)),
+            (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, done,
+                         redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
+                         FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D,
+                         NEG_SCALE, PACKED, PASSES)),
+            (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, done,
+                         redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
+                         FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D,
+                         NEG_SCALE, PACKED, PASSES)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -348,18 +440,30 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     """q: (B, Hq, Lq, d_tma), k/v: (B, Hkv, Lk, d_tma), TMA-ready (``tma.tma_operand``);
     writes out (B, Hq, Lq, d) and lse (B, Hq, Lq) fp32 natural log."""
     b, hq, lq, _ = q.shape
+    n_items = b * hq * bm.n_q_tiles * (bm.block_q // 128)
+    on_persistent_grid = persistent(bm, b * hq // (bm.batch * bm.heads))
+    grid = (max(1, min(n_items, sm_count(q.device))),) if on_persistent_grid else (n_items,)
+    # the NaN redo pass only on the persistent grid (session 12: it beat cleaning there, not
+    # with one program per item)
+    launch_sm90(grid, q, k, v, out, lse, (lse, lse, lse), bm, scale, d, d_tma, map_sb, map_sh, bm.n_q_tiles, n_items, 1,
+                packed=False, passes=2 if on_persistent_grid else 1)
+
+
+def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int,
+                map_sh: int, n_qt: int, n_items: int, n_splits: int, packed: bool, passes: int):
+    """One launch of the kernel: the ordinary forward (writes out, lse), or with ``packed`` the
+    split-KV items of ``flash_decode_sm90`` (write ``partials`` = (acc, m, l); ``n_qt``: row
+    blocks of packed rows per KV head). ``passes``: 2 to hand V of partial tiles over uncleaned
+    and redo the program's items with cleaning if an output met a NaN, 1 to always clean."""
+    b, hq, lq, _ = q.shape
     block_d = 128  # head dims 65-128, zero-padded
     block_n = min(128, bm.block_k)
-    n_items = b * hq * bm.n_q_tiles * (bm.block_q // 128)
-    if persistent(bm, b * hq // (bm.batch * bm.heads)):
-        grid = (max(1, min(n_items, sm_count(q.device))),)
-    else:
-        grid = (n_items,)
     # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
     _attn_fwd_sm90[grid](
-        q, k, v, out, lse, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
+        q, k, v, out, lse, *partials, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
         *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
-        b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, bm.n_q_tiles, b * hq, n_items, scale,
+        b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, n_qt, b * hq, n_items, n_splits, scale,
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
-        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
+        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes, num_warps=4,
+        maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)

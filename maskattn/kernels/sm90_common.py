@@ -1,7 +1,7 @@
 """What the two Hopper kernels written in Gluon (``flash_fwd_sm90``, ``flash_bwd_sm90``) share:
 the Gluon imports, the inputs either kernel can take, shared-memory layouts and the bitmap
 reader. Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so
-``block_bits`` restates ``common.rows_bits`` for a given register layout."""
+``rows_bits`` restates ``common.rows_bits`` for a given register layout."""
 from __future__ import annotations
 
 import functools
@@ -43,12 +43,18 @@ if HAVE_GLUON:
                    TILE_Q: gl.constexpr, TILE_K: gl.constexpr, TRANSPOSED: gl.constexpr):
         """Bits of tile rows [row0, row0+BLOCK_R) x columns [col0, col0+BLOCK_C) of partial tile
         ``slot`` (coordinates inside the tile) in register layout ``LAYOUT``: (BLOCK_R, BLOCK_C),
-        or (BLOCK_C, BLOCK_R) with ``TRANSPOSED`` (keys on rows: the backward's S^T). One 32-bit
-        word load per (row, word), broadcast along the row."""
+        or (BLOCK_C, BLOCK_R) with ``TRANSPOSED`` (keys on rows: the backward's S^T)."""
+        rows = row0 + gl.arange(0, BLOCK_R, layout=gl.SliceLayout(0 if TRANSPOSED else 1, LAYOUT))
+        return rows_bits(BITMAPS, slot, rows, col0, LAYOUT, BLOCK_C, TILE_Q, TILE_K, TRANSPOSED)
+
+    @gluon.jit
+    def rows_bits(BITMAPS, slot, rows, col0, LAYOUT: gl.constexpr, BLOCK_C: gl.constexpr, TILE_Q: gl.constexpr,
+                  TILE_K: gl.constexpr, TRANSPOSED: gl.constexpr):
+        """``block_bits`` for any vector of tile rows (the packed rows of a decode tile), given in
+        the row slice of ``LAYOUT``. One 32-bit word load per (row, word), broadcast along the row."""
         WORDS: gl.constexpr = TILE_K // 32
         N_WORDS: gl.constexpr = (BLOCK_C + 31) // 32
         ROW_DIM: gl.constexpr = 0 if TRANSPOSED else 1  # the layout dim a row vector is sliced from
-        rows = row0 + gl.arange(0, BLOCK_R, layout=gl.SliceLayout(ROW_DIM, LAYOUT))
         cols = col0 + gl.arange(0, BLOCK_C, layout=gl.SliceLayout(1 - ROW_DIM, LAYOUT))
         base = BITMAPS + slot.to(gl.int64) * (TILE_Q * WORDS) + rows * WORDS + col0 // 32
         word_of_col = cols // 32 - col0 // 32

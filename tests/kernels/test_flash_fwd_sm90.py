@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings
 
 import maskattn as ma
-from attention_checks import check_forward, rand_qkv
+from maskattn import reference
+from attention_checks import check_close, check_forward, rand_qkv
 from maskattn.kernels import flash_fwd_sm90
 from test_forward import attention_cases
 
@@ -128,3 +129,27 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
     out, lse = ma.attention(q, kn, vn, bm, return_lse=True)
     assert not torch.isnan(out).any()
     check_forward(q, k, v, mask, out=out, lse=lse)
+
+
+def test_persistent_grid_nan_some_rows_see(monkeypatch):
+    # a NaN value that some rows may see (their outputs are not specified): every other row of
+    # every item of the same program (which the kernel may walk a second time, V cleaned) is exact
+    monkeypatch.setattr(flash_fwd_sm90, "sm_count", lambda device: 3)
+    monkeypatch.setattr(flash_fwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10 ** 9)
+    monkeypatch.setattr(flash_fwd_sm90, "is_row_bound", lambda *args, **kwargs: False)
+    monkeypatch.setattr(flash_fwd_sm90, "ENABLED", True)
+    lq = lk = 1100
+    q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV, seed=3)
+    mask = (ma.sliding_window(150) & ma.causal()).to(DEV)
+    bm = ma.compile_mask(mask, lq, lk, device=DEV)
+    assert _used_sm90(q, bm) and flash_fwd_sm90.persistent(bm, 1)
+    vn = v.clone()
+    vn[1, 0, 600:603] = float("nan")  # batch 1, KV head 0: query heads 0 and 1
+    out, lse = ma.attention(q, k, vn, bm, return_lse=True)
+    sees_nan = mask.materialize(lq, lk, device=DEV)[0, 0, :, 600:603].any(-1)  # (Lq,)
+    rows = torch.ones(2, 4, lq, dtype=torch.bool, device=DEV)
+    rows[1, :2] = ~sees_nan
+    ref_o, ref_l = reference.attention(q, k, v, mask)
+    low_o, low_l = reference.attention_low_precision(q, k, v, mask)
+    check_close("out", out[rows], ref_o[rows], low_o[rows], torch.bfloat16, 2)
+    check_close("lse", lse[rows], ref_l[rows], low_l[rows], torch.bfloat16, 2)
