@@ -24,7 +24,7 @@ Instead:
   (H100: L2 hit rate 25 -> 40%, tree verification 0.487 -> 0.449 ms).
 
 * **Hopper.** On sm_90, blocks of at least 128 packed rows per KV head with enough of them to
-  fill the GPU (``flash_decode_sm90.supported``: tree verification at batch >= 2-4) run the
+  fill the GPU (``flash_decode_sm90.supported``: e.g. a 64-node tree, GQA 4, batch >= 2) run the
   same items on the warp-specialized Hopper forward kernel instead, whole key tiles per split,
   then the same merge launch.
 
