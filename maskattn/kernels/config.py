@@ -148,21 +148,24 @@ _WORKING: dict = {}
 RESOURCES: dict = {}
 
 
-def launch(kernel, grid_fn, args, constexprs: dict, cfg: dict, key) -> None:
+def launch(kernel, grid_fn, args, constexprs: dict, cfg: dict, key):
     """Launch ``kernel[grid_fn(cfg)](*args, **constexprs, **cfg)``, stepping down on
     OutOfResources (shared memory): first fewer stages, then halved sub-blocks. ``args``
-    is a tuple or a function of the config (for arguments that depend on the block sizes)."""
+    is a tuple or a function of the config (for arguments that depend on the block sizes).
+    Returns ``(compiled kernel, grid, config)`` of the launch that ran (the compiled kernel is
+    None under the interpreter)."""
     key = (key, tuple(sorted(cfg.items())))
     cfg = _WORKING.get(key, cfg)
     while True:
         try:
-            compiled = kernel[grid_fn(cfg)](*(args(cfg) if callable(args) else args), **constexprs, **cfg)
+            grid = grid_fn(cfg)
+            compiled = kernel[grid](*(args(cfg) if callable(args) else args), **constexprs, **cfg)
             _WORKING[key] = cfg
             if not interpreting() and compiled is not None:
                 RESOURCES[kernel.fn.__name__ if hasattr(kernel, "fn") else str(kernel)] = (
                     getattr(compiled, "n_regs", None), getattr(compiled, "n_spills", None),
                     getattr(compiled.metadata, "shared", None) if hasattr(compiled, "metadata") else None)
-            return
+            return compiled, grid, cfg
         except OutOfResources:
             if cfg["num_stages"] > 1:
                 cfg = dict(cfg, num_stages=cfg["num_stages"] - 1)

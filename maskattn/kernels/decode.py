@@ -45,9 +45,9 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from . import flash_decode_sm90
+from . import flash_decode_sm90, relaunch
 from .common import finite_or_zero, row_desc, rows_bits, softmax_step
-from .config import decode_config, dot_precision, launch, next_pow2, programs_per_sm, sm_count
+from .config import OVERRIDES, decode_config, dot_precision, launch, next_pow2, programs_per_sm, sm_count
 from .forward import map_strides
 from .tma import ensure_allocator, padded_dim, tma_operand
 
@@ -149,6 +149,7 @@ def _decode_split(
             tl.debug_barrier()
             _merge_splits(ACC, M, L, O, LSE, row_block * BLOCK_M, b, h0, sob, soh, som, Hq, Lq, PACK,
                           D, D_TMA, n_splits, BLOCK_M, BLOCK_D)
+            tl.store(COUNTERS + unit, 0)  # back to zero: a replayed launch reuses the counters
 
 
 @triton.jit
@@ -224,7 +225,15 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
                    softcap: float | None, page_table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """q: (B, Hq, Lq, D) with Lq <= block_q, k/v: (B, Hkv, Lk, D) -> out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32.
     With ``page_table`` (B, max_pages) int32, k/v are page pools (num_pages, Hkv, page_size, D) and
-    the logical length is ``bm.kv_len`` (max_pages * page_size)."""
+    the logical length is ``bm.kv_len`` (max_pages * page_size).
+
+    A call like an earlier one with the same map (every layer of a decode step) replays that
+    call's launch (``_DecodePlan``)."""
+    key = None if page_table is not None else _plan_key(q, k, v, scale, softcap)  # paged: a new map per call
+    plans = bm.__dict__.get("_decode_plans") if key is not None else None
+    if plans is not None and key in plans:
+        return plans[key](q, k, v)
+    q_in, k_in, v_in = q, k, v
     b, hq, lq, d = q.shape
     paged = page_table is not None
     hkv, lk = k.shape[1], (bm.kv_len if paged else k.shape[2])
@@ -262,18 +271,23 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     fused = pack * lq <= _FUSED_ROWS
     # a zeroed counter per row block (sized for the smallest block, should launch() step down)
     counters = torch.zeros(grid0 * -(-pack * lq // 16) if fused else 1, dtype=torch.int32, device=q.device)
-    launch(_decode_split, lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits),
-           (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else bm.full_ptr,
+    args = (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else bm.full_ptr,
             bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             hq, hkv, group, pack, lq, lk, d, d_tma, sb, sh, splits,
-            page_table.shape[1] if paged else 0, k.shape[2] if paged else 1, scale, softcap if softcap else 1.0),
-           dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
-                HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0, PAGED=paged,
-                FUSED_MERGE=fused),
-           cfg, ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device))
-    if not fused:
-        _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits)
+            page_table.shape[1] if paged else 0, k.shape[2] if paged else 1, scale, softcap if softcap else 1.0)
+    constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
+                      HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0,
+                      PAGED=paged, FUSED_MERGE=fused)
+    compiled, grid, used = launch(_decode_split, lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits), args,
+                                  constexprs, cfg, ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device))
+    combine = None if fused else _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits)
+    if key is not None and relaunch.can_record(compiled) and q is q_in and k is k_in and v is v_in:  # inputs used as given
+        split = relaunch.Relaunch(_decode_split, compiled, grid, args, constexprs, used, (0, 1, 2, 3, 4))
+        plans = bm.__dict__.setdefault("_decode_plans", {})
+        if len(plans) >= _PLANS_PER_MAP:
+            plans.pop(next(iter(plans)))
+        plans[key] = _DecodePlan(out, lse, split, combine)
     return out, lse
 
 
@@ -283,8 +297,48 @@ def _partials(rows: int, d_tma: int, device: torch.device):
     return parts[:rows * d_tma], parts[rows * d_tma:rows * (d_tma + 1)], parts[rows * (d_tma + 1):]
 
 
-def _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits) -> None:
-    """The merge of the splits as its own launch (``_decode_combine``), into out and lse."""
-    _decode_combine[(grid0, -(-pack * lq // _FUSED_ROWS))](
-        acc, m, l_, out, lse, *out.stride()[:3], hq, hkv, group, pack, lq, d, d_tma, splits,
-        MERGE_M=_FUSED_ROWS, BLOCK_D=next_pow2(max(d_tma, 16)))
+def _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits):
+    """The merge of the splits as its own launch (``_decode_combine``), into out and lse.
+    Returns its ``Relaunch`` (slots: out, lse) where launches can be replayed, else None."""
+    grid = (grid0, -(-pack * lq // _FUSED_ROWS))
+    args = (acc, m, l_, out, lse, *out.stride()[:3], hq, hkv, group, pack, lq, d, d_tma, splits)
+    constexprs = dict(MERGE_M=_FUSED_ROWS, BLOCK_D=next_pow2(max(d_tma, 16)))
+    compiled = _decode_combine[grid](*args, **constexprs)
+    if not relaunch.can_record(compiled):
+        return None
+    return relaunch.Relaunch(_decode_combine, compiled, grid, args, constexprs, {}, (3, 4))
+
+
+# ---- replayed launches ---------------------------------------------------------------------------
+_PLANS_PER_MAP = 8
+
+
+def _plan_key(q, k, v, scale, softcap):
+    """What a decode launch depends on besides the map and the tensors' contents, or None where
+    launches are not replayed (CPU, other Triton releases, tuning overrides, CUDA graph capture:
+    a graph gets buffers of its own). Pointer alignment is part of it: the kernel is specialised
+    on it. The stream too: a plan's partials and counters serve one stream's calls in order."""
+    if not q.is_cuda or "decode" in OVERRIDES or not relaunch.available() or torch.cuda.is_current_stream_capturing():
+        return None
+    return (tuple((t.shape, t.stride(), t.dtype, t.data_ptr() % 16) for t in (q, k, v)), scale, softcap,
+            torch._C._cuda_getCurrentRawStream(q.device.index),
+            flash_decode_sm90.MIN_PACKED_ROWS, flash_decode_sm90.MIN_UNITS)
+
+
+class _DecodePlan:
+    """A recorded portable decode call on one map (every layer of a decode step shares one): its
+    launch (and merge launch) replayed with new q, k, v, fresh out / lse, and the recorded call's
+    partials and counters (the launch leaves its counters at zero; calls on one stream run in
+    order, so they never use the buffers at the same time)."""
+
+    def __init__(self, out, lse, split: "relaunch.Relaunch", combine: "relaunch.Relaunch | None"):
+        self._out_shape, self._lse_shape, self._dtype = out.shape, lse.shape, out.dtype
+        self._split, self._combine = split, combine
+
+    def __call__(self, q, k, v):
+        out = torch.empty(self._out_shape, dtype=self._dtype, device=q.device)
+        lse = torch.empty(self._lse_shape, dtype=torch.float32, device=q.device)
+        self._split(q, k, v, out, lse)
+        if self._combine is not None:
+            self._combine(out, lse)
+        return out, lse

@@ -96,8 +96,9 @@ def _unit_stride(t: torch.Tensor) -> torch.Tensor:
 
 
 def _interpreter_dtype(t: torch.Tensor) -> torch.Tensor:
-    # the interpreter's bf16 tl.dot is wrong: bf16 runs in fp32 there (results are cast back)
-    return t.float() if interpreting() and not t.is_cuda and t.dtype == torch.bfloat16 else t
+    # the interpreter's bf16 tl.dot is wrong: bf16 runs in fp32 there (results are cast back);
+    # the environment is read last: it costs microseconds, and a decode step is host-bound
+    return t.float() if t.dtype == torch.bfloat16 and not t.is_cuda and interpreting() else t
 
 
 def _no_autocast(device_type: str):
@@ -110,10 +111,13 @@ _NULL_CONTEXT = contextlib.nullcontext()
 
 def _forward(q, k, v, bm: BlockMap, scale: float, softcap):
     """The forward computation behind both entry points (custom op and eager Function)."""
-    q, k, v = (_unit_stride(t) for t in (q, k, v))
+    q, k, v = _unit_stride(q), _unit_stride(k), _unit_stride(v)
     with _no_autocast(q.device.type):
-        if _use_triton(q):
-            out, lse = attention_forward(*(_interpreter_dtype(t) for t in (q, k, v)), bm, scale, softcap)
+        if q.is_cuda:
+            out, lse = attention_forward(q, k, v, bm, scale, softcap)
+        elif interpreting():
+            out, lse = attention_forward(_interpreter_dtype(q), _interpreter_dtype(k), _interpreter_dtype(v), bm,
+                                         scale, softcap)
         else:
             out, lse = blocksparse_attention(q, k, v, bm, scale, softcap)
     return out.to(q.dtype).contiguous(), lse.contiguous()
@@ -265,12 +269,24 @@ class _EagerAttention(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None
 
 
-def _traced(*tensors) -> bool:
-    """Inside torch.compile, or on fake / meta / functorch-wrapped tensors: the op's path."""
+_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+
+
+def _traced(q, k, v) -> bool:
+    """Inside torch.compile, or on fake / meta / functorch-wrapped tensors: the op's path.
+    (Plain tensors and parameters, the eager case, are told apart by their type first.)"""
     if torch.compiler.is_compiling():
         return True
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return any(t.device.type == "meta" or isinstance(t, torch._subclasses.FakeTensor) or wrapped(t) for t in tensors)
+    for t in (q, k, v):
+        if t.is_meta or _is_wrapped(t) or (type(t) is not torch.Tensor and isinstance(t, _fake_tensor_type())):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _fake_tensor_type():
+    from torch._subclasses.fake_tensor import FakeTensor
+    return FakeTensor
 
 
 # ---- entry point ----------------------------------------------------------------------------------

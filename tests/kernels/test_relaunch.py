@@ -1,0 +1,118 @@
+"""Replayed decode launches (``relaunch.Relaunch`` through ``decode._DecodePlan``): a decode call
+like an earlier one on the same map replays its launch with the new tensors. Each replay must
+give exactly what a fresh launch gives (GPU only: replays need a compiled kernel)."""
+import pytest
+import torch
+
+import maskattn as ma
+from attention_checks import check_forward, rand_qkv
+from helpers import random_parents
+from maskattn.kernels import config, decode, relaunch
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not (torch.cuda.is_available() and relaunch.available()),
+                                                  reason="needs a CUDA GPU and a Triton release with replays")]
+DEV = "cuda"
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Counts normal (not replayed) launches of the decode kernel."""
+    calls = []
+    real = decode.launch
+
+    def spy(kernel, *args, **kwargs):
+        calls.append(kernel)
+        return real(kernel, *args, **kwargs)
+
+    monkeypatch.setattr(decode, "launch", spy)
+    return calls
+
+
+def _fresh(bm):
+    """The same map without its recorded plans: what a first call computes."""
+    return ma.BlockMap(**{f: getattr(bm, f) for f in bm.__dataclass_fields__})
+
+
+def _mask(name, lq, lk):
+    if name == "tree":
+        return ma.tree(random_parents(lq, 5, "rollout"), prefix=lk - lq)
+    return {"causal": ma.causal(), "sliding": ma.sliding_window(700), "full": ma.full()}[name]
+
+
+@pytest.mark.parametrize("b,hq,hkv,lq,lk,name", [
+    (1, 16, 8, 1, 8192, "causal"),   # a decode step, fused merge
+    (8, 32, 8, 4, 5001, "sliding"),  # 4 tokens, odd key count
+    (2, 8, 2, 64, 3000, "tree"),     # tree verification on the portable kernel: the merge launch
+    (3, 4, 4, 7, 777, "full"),       # no GQA
+])
+def test_replays_equal_fresh_launches(launches, b, hq, hkv, lq, lk, name):
+    bm = ma.compile_mask(_mask(name, lq, lk).to(DEV), lq, lk, device=DEV, block_q=max(16, 1 << (lq - 1).bit_length()))
+    first = rand_qkv(b, hq, hkv, lq, lk, 128, torch.bfloat16, DEV, seed=1)
+    ma.attention(*first, bm)
+    assert len(launches) == 1 and len(bm._decode_plans) == 1
+    for seed in range(2, 6):  # replays keep using the recorded counters: each must be reset
+        q, k, v = rand_qkv(b, hq, hkv, lq, lk, 128, torch.bfloat16, DEV, seed=seed)
+        before = len(launches)
+        out, lse = ma.attention(q, k, v, bm, return_lse=True)
+        assert len(launches) == before, "the call was launched again instead of replayed"
+        ref_out, ref_lse = ma.attention(q, k, v, _fresh(bm), return_lse=True)
+        assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
+        check_forward(q, k, v, _mask(name, lq, lk).to(DEV), out=out, lse=lse)
+
+
+def test_new_layouts_launch_again(launches):
+    # another stride, another alignment of q, another scale: other specialisations, other plans
+    lk = 2048
+    bm = ma.compile_mask(ma.causal(), 1, lk, device=DEV, block_q=16)
+    q, k, v = rand_qkv(2, 8, 4, 1, lk, 128, torch.float16, DEV, seed=0)
+    ma.attention(q, k, v, bm)
+    q_wide = torch.zeros(2, 8, 1, 136, dtype=q.dtype, device=DEV)[..., 8:]  # 16-byte aligned, other stride
+    q_wide.copy_(q)
+    q_odd = torch.zeros(2 * 8 * 128 + 4, dtype=q.dtype, device=DEV)[4:].view(2, 8, 1, 128)  # 8-byte aligned
+    q_odd.copy_(q)
+    ref = ma.attention(q, k, v, _fresh(bm))
+    ref_half = ma.attention(q, k, v, _fresh(bm), scale=0.5)
+    before = len(launches)
+    for qq in (q_wide, q_odd):
+        assert torch.equal(ma.attention(qq, k, v, bm), ref)
+        assert torch.equal(ma.attention(qq, k, v, bm), ref)  # now a replay of its own plan
+    assert torch.equal(ma.attention(q, k, v, bm, scale=0.5), ref_half)
+    assert torch.equal(ma.attention(q, k, v, bm), ref)  # the first plan still there
+    assert len(launches) - before == 3 and len(bm._decode_plans) == 4
+
+
+def test_other_streams_and_cuda_graphs_keep_their_own_buffers(launches):
+    lk = 4096
+    bm = ma.compile_mask(ma.causal(), 4, lk, device=DEV, block_q=16)
+    inputs = [rand_qkv(4, 16, 4, 4, lk, 128, torch.bfloat16, DEV, seed=s) for s in range(3)]
+    refs = [ma.attention(*x, _fresh(bm)) for x in inputs]
+    ma.attention(*inputs[0], bm)  # eager plan on the current stream
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        side_out = ma.attention(*inputs[1], bm)  # a plan of its own (own partials and counters)
+    torch.cuda.current_stream().wait_stream(side)
+    assert torch.equal(side_out, refs[1]) and len(bm._decode_plans) == 2
+    static = [t.clone() for t in inputs[0]]
+    graph = torch.cuda.CUDAGraph()
+    capture_stream = torch.cuda.Stream()
+    with torch.cuda.stream(capture_stream):
+        ma.attention(*static, bm)  # warm-up on the capture stream records a plan there...
+    torch.cuda.current_stream().wait_stream(capture_stream)
+    with torch.cuda.graph(graph, stream=capture_stream):
+        graph_out = ma.attention(*static, bm)  # ...which the capture does not use
+    for i in (2, 1, 0):
+        for t, src in zip(static, inputs[i]):
+            t.copy_(src)
+        graph.replay()
+        eager = ma.attention(*inputs[(i + 1) % 3], bm)  # eager replays interleaved with graph replays
+        torch.cuda.synchronize()
+        assert torch.equal(graph_out, refs[i]) and torch.equal(eager, refs[(i + 1) % 3])
+
+
+def test_tuning_overrides_are_not_replayed(launches, monkeypatch):
+    bm = ma.compile_mask(ma.causal(), 1, 1024, device=DEV, block_q=16)
+    q, k, v = rand_qkv(1, 8, 8, 1, 1024, 128, torch.bfloat16, DEV, seed=0)
+    monkeypatch.setitem(config.OVERRIDES, "decode", dict(BLOCK_M=16, BLOCK_N=64, num_warps=4, num_stages=2))
+    ma.attention(q, k, v, bm)
+    ma.attention(q, k, v, bm)
+    assert len(launches) == 2 and not bm.__dict__.get("_decode_plans")
