@@ -28,6 +28,11 @@ Instead:
   same items on the warp-specialized Hopper forward kernel instead, whole key tiles per split,
   then the same merge launch.
 
+* **Replayed launches.** Every layer of a decode step calls this with the step's map and the
+  same shapes; the first call records its launch on the map (``_DecodePlan``) and the others
+  replay it with their tensors (``relaunch.py``), skipping Triton's per-call argument binding
+  (host time per call 219 -> 92 us, H200 host, session 13).
+
 The result (out, lse) is exactly what ``attention_forward`` returns, so the usual backward
 runs from it when gradients are needed.
 
@@ -281,7 +286,8 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
                       PAGED=paged, FUSED_MERGE=fused)
     compiled, grid, used = launch(_decode_split, lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits), args,
                                   constexprs, cfg, ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device))
-    combine = None if fused else _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits)
+    combine = None if fused else _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits,
+                                          record=key is not None)
     if key is not None and relaunch.can_record(compiled) and q is q_in and k is k_in and v is v_in:  # inputs used as given
         split = relaunch.Relaunch(_decode_split, compiled, grid, args, constexprs, used, (0, 1, 2, 3, 4))
         plans = bm.__dict__.setdefault("_decode_plans", {})
@@ -297,14 +303,14 @@ def _partials(rows: int, d_tma: int, device: torch.device):
     return parts[:rows * d_tma], parts[rows * d_tma:rows * (d_tma + 1)], parts[rows * (d_tma + 1):]
 
 
-def _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits):
-    """The merge of the splits as its own launch (``_decode_combine``), into out and lse.
-    Returns its ``Relaunch`` (slots: out, lse) where launches can be replayed, else None."""
+def _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits, record: bool = False):
+    """The merge of the splits as its own launch (``_decode_combine``), into out and lse. With
+    ``record``, returns its ``Relaunch`` (slots: out, lse) where launches can be replayed, else None."""
     grid = (grid0, -(-pack * lq // _FUSED_ROWS))
     args = (acc, m, l_, out, lse, *out.stride()[:3], hq, hkv, group, pack, lq, d, d_tma, splits)
     constexprs = dict(MERGE_M=_FUSED_ROWS, BLOCK_D=next_pow2(max(d_tma, 16)))
     compiled = _decode_combine[grid](*args, **constexprs)
-    if not relaunch.can_record(compiled):
+    if not (record and relaunch.can_record(compiled)):
         return None
     return relaunch.Relaunch(_decode_combine, compiled, grid, args, constexprs, {}, (3, 4))
 
