@@ -259,10 +259,16 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     if not paged and pack == group and flash_decode_sm90.supported(q, bm, d_tma, softcap, group * lq, units):
         # many packed rows (tree verification): the Hopper kernel's items, whole key tiles per split
         q = tma_operand(q, d_tma)
+        if q.stride(1) != lq * q.stride(2):  # heads and rows merge into one axis for the kernel's view of Q
+            q = q.contiguous()
         splits = num_splits(units, bm.n_k_tiles, 1, q.device)
         acc, m, l_ = _partials(b * hq * lq * splits, d_tma, q.device)
-        flash_decode_sm90.split_kv_partials(q, k, v, (acc, m, l_), bm, scale, d, d_tma, sb, splits)
-        _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits)
+        record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
+        split = flash_decode_sm90.split_kv_partials(q, k, v, out, lse, (acc, m, l_), bm, scale, d, d_tma, sb, splits,
+                                                    record=record)
+        combine = _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits, record=record)
+        if split is not None and combine is not None:
+            _remember(bm, key, _DecodePlan(out, lse, split, combine))
         return out, lse
     if q.shape[-1] != d_tma or q.stride(-1) != 1:  # rows of q are read with a unit last stride
         q = tma_operand(q, d_tma)
@@ -290,10 +296,7 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
                                           record=key is not None)
     if key is not None and relaunch.can_record(compiled) and q is q_in and k is k_in and v is v_in:  # inputs used as given
         split = relaunch.Relaunch(_decode_split, compiled, grid, args, constexprs, used, (0, 1, 2, 3, 4))
-        plans = bm.__dict__.setdefault("_decode_plans", {})
-        if len(plans) >= _PLANS_PER_MAP:
-            plans.pop(next(iter(plans)))
-        plans[key] = _DecodePlan(out, lse, split, combine)
+        _remember(bm, key, _DecodePlan(out, lse, split, combine))
     return out, lse
 
 
@@ -331,9 +334,17 @@ def _plan_key(q, k, v, scale, softcap):
             flash_decode_sm90.MIN_PACKED_ROWS, flash_decode_sm90.MIN_UNITS)
 
 
+def _remember(bm: BlockMap, key, plan: "_DecodePlan") -> None:
+    """Keep ``plan`` on the map under ``key``, the oldest of ``_PLANS_PER_MAP`` making room."""
+    plans = bm.__dict__.setdefault("_decode_plans", {})
+    if len(plans) >= _PLANS_PER_MAP:
+        plans.pop(next(iter(plans)))
+    plans[key] = plan
+
+
 class _DecodePlan:
-    """A recorded portable decode call on one map (every layer of a decode step shares one): its
-    launch (and merge launch) replayed with new q, k, v, fresh out / lse, and the recorded call's
+    """A recorded decode call on one map (every layer of a decode step shares one): its split
+    launch (portable, or the Hopper kernel's packed items) and merge launch, if any, replayed with new q, k, v, fresh out / lse, and the recorded call's
     partials and counters (the launch leaves its counters at zero; calls on one stream run in
     order, so they never use the buffers at the same time)."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ..block_map import BlockMap
-from . import flash_fwd_sm90
+from . import flash_fwd_sm90, relaunch
 from .sm90_common import eligible
 
 # When this kernel takes over from decode's portable one (H200, session 12, 64-node trees):
@@ -46,15 +46,25 @@ def row_blocks(packed_rows: int) -> int:
     return -(-packed_rows // 128)
 
 
-def split_kv_partials(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, partials, bm: BlockMap, scale: float,
-                      d: int, d_tma: int, map_sb: int, n_splits: int) -> None:
-    """q: (B, Hq, Lq, d_tma), k/v: (B, Hkv, Lk, d_tma), TMA-ready; ``partials`` = (acc, m, l), fp32
-    flat buffers of (B, Hq, Lq, n_splits) rows (acc: d_tma values a row), as ``decode`` lays them
-    out. Writes every split's unnormalised partial result (m, l in log2 units)."""
+def split_kv_partials(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
+                      partials, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int, n_splits: int,
+                      record: bool = False):
+    """q: (B, Hq, Lq, d_tma), k/v: (B, Hkv, Lk, d_tma), TMA-ready, with q's heads and rows
+    mergeable into one axis (``q.stride(1) == Lq * q.stride(2)``); ``partials`` = (acc, m, l),
+    fp32 flat buffers of (B, Hq, Lq, n_splits) rows (acc: d_tma values a row), as ``decode``
+    lays them out. Writes every split's unnormalised partial result (m, l in log2 units);
+    out (B, Hq, Lq, d) and lse (B, Hq, Lq) are the merge's outputs, passed along unwritten so
+    that a replay substitutes them like the other tensors. With ``record``, returns the launch
+    as a ``relaunch.Relaunch`` (slots: q, k, v, out, lse) where launches can be replayed, else None."""
     b, hq, lq, _ = q.shape
-    if q.stride(1) != lq * q.stride(2):  # heads and rows must merge into one axis for the TMA view
-        q = q.contiguous()
+    if q.stride(1) != lq * q.stride(2):
+        raise ValueError(f"q: heads and rows must merge into one axis (stride(1) == Lq * stride(2)), got strides "
+                         f"{tuple(q.stride())} for shape {tuple(q.shape)}")
     n_qt = row_blocks(hq // k.shape[1] * lq)
     n_items = b * k.shape[1] * n_splits * n_qt
-    flash_fwd_sm90.launch_sm90((n_items,), q, k, v, q, partials[1], partials, bm, scale, d, d_tma, map_sb, 0,
-                               n_qt, n_items, n_splits, packed=True, passes=1)
+    grid = (n_items,)
+    compiled, args, constexprs = flash_fwd_sm90.launch_sm90(grid, q, k, v, out, lse, partials, bm, scale, d, d_tma,
+                                                            map_sb, 0, n_qt, n_items, n_splits, packed=True, passes=1)
+    if not (record and relaunch.can_record(compiled)):
+        return None
+    return relaunch.Relaunch(flash_fwd_sm90._attn_fwd_sm90, compiled, grid, args, constexprs, {}, (0, 1, 2, 3, 4))

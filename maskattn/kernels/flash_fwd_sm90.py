@@ -454,16 +454,19 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
     """One launch of the kernel: the ordinary forward (writes out, lse), or with ``packed`` the
     split-KV items of ``flash_decode_sm90`` (write ``partials`` = (acc, m, l); ``n_qt``: row
     blocks of packed rows per KV head). ``passes``: 2 to hand V of partial tiles over uncleaned
-    and redo the program's items with cleaning if an output met a NaN, 1 to always clean."""
+    and redo the program's items with cleaning if an output met a NaN, 1 to always clean.
+    Returns (compiled kernel, arguments, constexprs) as launched, for ``relaunch.Relaunch``."""
     b, hq, lq, _ = q.shape
     block_d = 128  # head dims 65-128, zero-padded
     block_n = min(128, bm.block_k)
-    # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
-    _attn_fwd_sm90[grid](
-        q, k, v, out, lse, *partials, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
-        *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
-        b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, n_qt, b * hq, n_items, n_splits, scale,
+    args = (q, k, v, out, lse, *partials, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
+            b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, n_qt, b * hq, n_items, n_splits, scale)
+    constexprs = dict(
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
-        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes, num_warps=4,
-        maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
+        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes)
+    # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
+    compiled = _attn_fwd_sm90[grid](*args, **constexprs, num_warps=4,
+                                    maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
+    return compiled, args, constexprs

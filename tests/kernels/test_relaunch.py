@@ -7,7 +7,7 @@ import torch
 import maskattn as ma
 from attention_checks import check_forward, rand_qkv
 from helpers import random_parents
-from maskattn.kernels import config, decode, relaunch
+from maskattn.kernels import config, decode, flash_decode_sm90, flash_fwd_sm90, relaunch
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not (torch.cuda.is_available() and relaunch.available()),
                                                   reason="needs a CUDA GPU and a Triton release with replays")]
@@ -58,6 +58,30 @@ def test_replays_equal_fresh_launches(launches, b, hq, hkv, lq, lk, name):
         ref_out, ref_lse = ma.attention(q, k, v, _fresh(bm), return_lse=True)
         assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
         check_forward(q, k, v, _mask(name, lq, lk).to(DEV), out=out, lse=lse)
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and flash_fwd_sm90.HAVE_GLUON
+                          and torch.cuda.get_device_capability() == (9, 0)), reason="needs an sm_90 GPU and Gluon")
+@pytest.mark.parametrize("b,hq,hkv,lq,lk", [(2, 8, 2, 64, 5000), (4, 32, 8, 64, 32768)])
+def test_hopper_split_kv_replays_equal_fresh_launches(monkeypatch, b, hq, hkv, lq, lk):
+    # tree verification on the Hopper kernel (flash_decode_sm90): its packed launch and the merge
+    # launch are replayed together; the small case takes that kernel too (no minimum of units)
+    monkeypatch.setattr(flash_decode_sm90, "MIN_UNITS", 1)
+    calls = []
+    real = flash_fwd_sm90.launch_sm90
+    monkeypatch.setattr(flash_fwd_sm90, "launch_sm90", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    bm = ma.compile_mask(_mask("tree", lq, lk).to(DEV), lq, lk, device=DEV)
+    ma.attention(*rand_qkv(b, hq, hkv, lq, lk, 128, torch.bfloat16, DEV, seed=1), bm)
+    assert len(calls) == 1 and len(bm._decode_plans) == 1
+    for seed in range(2, 5):
+        q, k, v = rand_qkv(b, hq, hkv, lq, lk, 128, torch.bfloat16, DEV, seed=seed)
+        out, lse = ma.attention(q, k, v, bm, return_lse=True)
+        assert len(calls) == 1, "the call was launched again instead of replayed"
+        ref_out, ref_lse = ma.attention(q, k, v, _fresh(bm), return_lse=True)
+        assert len(calls) == 2 and torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
+        calls.pop()
+        if lk <= 5000:  # the float64 reference at 32k keys is slow; the replay equals the fresh launch there
+            check_forward(q, k, v, _mask("tree", lq, lk).to(DEV), out=out, lse=lse)
 
 
 def test_new_layouts_launch_again(launches):
