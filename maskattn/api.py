@@ -62,6 +62,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
 
 
 def _check_tensors(q, k, v):
+    # the common case in one expression (a decode step calls this per layer); anything off
+    # takes the checks below, which name what is wrong
+    if isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor):
+        qs, ks = q.shape, k.shape
+        if (len(qs) == 4 and len(ks) == 4 and ks == v.shape and q.dtype in _DTYPES and q.dtype == k.dtype == v.dtype
+                and ks[0] == qs[0] and ks[3] == qs[3] and 16 <= qs[3] <= 256 and ks[1] != 0 and qs[1] % ks[1] == 0
+                and qs[0] != 0 and qs[2] != 0 and ks[2] != 0 and q.device == k.device == v.device):
+            return q, k, v
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
