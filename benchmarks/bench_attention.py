@@ -40,9 +40,11 @@ def parse_args():
     p.add_argument("--quick", action="store_true", help="L=8k only, short sweeps, fewer repeats")
     p.add_argument("--sizes", type=int, nargs="*", default=None, help="sequence lengths (default 8192 32768)")
     p.add_argument("--long", type=int, nargs="*", default=[131072],
-                   help="extra lengths for causal, sliding and documents only (default 131072)")
+                   help="extra lengths for causal, sliding and documents only (default 131072; "
+                        "the flag without values runs none)")
     p.add_argument("--other-head-dims", type=int, nargs="*", default=[64, 256],
-                   help="extra rows at 32k for causal, sliding and documents with these head dims")
+                   help="extra rows at 32k for causal, sliding and documents with these head dims "
+                        "(default 64 256; the flag without values runs none)")
     p.add_argument("--families", nargs="*", default=list(families.FAMILIES))
     p.add_argument("--no-sweeps", action="store_true")
     p.add_argument("--heads", type=int, default=16)
