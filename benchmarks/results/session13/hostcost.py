@@ -1,20 +1,15 @@
 """Host cost per decode call with and without replayed launches; GPU time (do_bench) too."""
-import sys, time, os
+import sys, os
 import torch
 sys.path.insert(0, os.getcwd())
 import maskattn as ma
+from benchmarks.decode_host import per_call_us
 from maskattn.kernels import decode as dec
 import torch.nn.functional as F
 from triton.testing import do_bench
 
 def per_call(fn, n=400):
-    for _ in range(30): fn()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(n): fn()
-    host = (time.perf_counter() - t0) / n * 1e6
-    torch.cuda.synchronize()
-    return host
+    return per_call_us(fn, n)[0]  # host microseconds per call
 
 print("GPU", torch.cuda.get_device_name(), torch.__version__)
 real_key = dec._plan_key

@@ -1,20 +1,15 @@
 """Session 14 probe: where tree verification's time goes (host vs kernels, split counts, K/V sharing)."""
-import os, sys, time
+import os, sys
 import torch
 sys.path.insert(0, os.getcwd())
 import maskattn as ma
+from benchmarks.decode_host import per_call_us
 from maskattn.kernels import decode as dec
 from triton.testing import do_bench
 from benchmarks.bench_inference import tree_parents
 
 def per_call(fn, n=200):
-    for _ in range(20): fn()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(n): fn()
-    host = (time.perf_counter() - t0) / n * 1e6
-    torch.cuda.synchronize()
-    return host
+    return per_call_us(fn, n)[0]  # host microseconds per call
 
 def kernels(fn, n=20):
     fn(); torch.cuda.synchronize()
