@@ -5,8 +5,14 @@ compiled kernel up on each call: about 35 us of host time for the 45 arguments o
 kernel (H200 host, session 13), as long as the GPU work of decoding one token at B=1, 8k keys.
 A decode step calls the same launch once per layer with only the tensors changed, so
 ``Relaunch`` keeps the compiled kernel, its grid and its full argument list from one normal
-launch and replays it through the compiled kernel's own launcher (``CompiledKernel[grid]``),
-substituting the tensors at the given argument positions.
+launch and replays it with the tensors substituted at the given argument positions.
+
+A replay calls the compiled kernel's C launcher itself: Triton's own replay path
+(``CompiledKernel[grid](*args)``) would look the device and stream up again, build launch
+metadata for hooks, and allocate the kernel's global scratch (the device-side tensor
+descriptors live there) from the allocator on every call. Here the scratch is allocated once per
+stream and reused: launches on one stream run one after the other. When a launch hook is
+installed (a profiler such as proton), replays take Triton's path so that the hook sees them.
 
 That is only the same launch if the new call specialises exactly as the recorded one: the
 caller must key its ``Relaunch`` objects on everything the kernel's arguments are specialised
@@ -16,11 +22,12 @@ Replays run only on Triton releases whose launcher this was checked against on t
 """
 from __future__ import annotations
 
+import torch
 import triton
 
 from .config import interpreting
 
-_CHECKED_RELEASES = ("3.6.",)  # CompiledKernel[grid](*all arguments, constexprs included), tested on the GPU
+_CHECKED_RELEASES = ("3.6.",)  # the CompiledKernel / CudaLauncher internals used below, tested on the GPU
 _RELEASE_OK = triton.__version__.startswith(_CHECKED_RELEASES)
 
 
@@ -32,6 +39,11 @@ def available() -> bool:
 def can_record(compiled) -> bool:
     """Can this launch's result be replayed: a compiled GPU kernel (not the interpreter's)?"""
     return _RELEASE_OK and compiled is not None and not interpreting()
+
+
+def _hooks():
+    from triton import knobs
+    return knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
 
 
 class Relaunch:
@@ -46,10 +58,30 @@ class Relaunch:
         given.update((k, v) for k, v in cfg.items() if k in names)
         self._args = [given[n] for n in names]  # every parameter in signature order, constexprs included
         self._slots = slots
-        self._run = compiled[tuple(grid) + (1,) * (3 - len(grid))]
+        grid = tuple(grid) + (1,) * (3 - len(grid))
+        self._run = compiled[grid]  # Triton's replay path (installs the handles; used under launch hooks)
+        launcher = compiled.run
+        self._launch = launcher.launch  # the C entry point
+        self._head = (*grid, None, compiled.function, launcher.launch_cooperative_grid, launcher.launch_pdl)
+        self._meta = compiled.packed_metadata
+        self._scratch_bytes = grid[0] * grid[1] * grid[2] * launcher.num_ctas * launcher.global_scratch_size
+        self._scratch_align = launcher.global_scratch_align
+        self._direct = launcher.profile_scratch_size == 0  # instrumented kernels keep Triton's path
+        self._scratch = {}  # stream -> this launch's global scratch on it
+        self._device = torch.cuda.current_device()
 
     def __call__(self, *tensors) -> None:
         args = self._args.copy()
         for i, t in zip(self._slots, tensors):
             args[i] = t
-        self._run(*args)
+        enter, leave = _hooks()
+        if not self._direct or enter.calls or leave.calls:
+            self._run(*args)
+            return
+        stream = torch._C._cuda_getCurrentRawStream(self._device)
+        scratch = self._scratch.get(stream)
+        if scratch is None and self._scratch_bytes:
+            from triton.runtime import _allocation
+            scratch = self._scratch[stream] = _allocation._allocator.get()(self._scratch_bytes, self._scratch_align, stream)
+        gx, gy, gz, _, function, coop, pdl = self._head
+        self._launch(gx, gy, gz, stream, function, coop, pdl, scratch, None, self._meta, None, None, None, *args)

@@ -128,6 +128,13 @@ def _tile_lists(N_TRUE, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, PART_POS, T_FULL
         tl.store(T_PART_PTR, 0)
 
 
+def _numel(shape: tuple) -> int:
+    n = 1
+    for x in shape:
+        n *= x
+    return n
+
+
 def build_row_lists(bits: torch.Tensor, q_len: int, kv_len: int, block_q: int, block_k: int) -> dict:
     """bits: (B, H, q_len, kv_len) bool (any strides, broadcast dimensions included) -> the
     ``BlockMap`` fields of a one-query-tile map with ``B * H`` groups, lists padded to
@@ -135,18 +142,21 @@ def build_row_lists(bits: torch.Tensor, q_len: int, kv_len: int, block_q: int, b
     nb, nh = bits.shape[:2]
     groups, tk = nb * nh, -(-kv_len // block_k)
     n, dev = groups * tk, bits.device
-    i32 = dict(dtype=torch.int32, device=dev)
-    n_true = torch.empty(n, **i32)
-    words = torch.empty(n, block_q, block_k // 32, **i32)
+    # every int32 output is a view of one buffer: one allocation instead of fourteen (each costs
+    # microseconds of host time, and a decode step compiles its map every step)
+    # (each view starts on a 16-byte boundary, as a fresh tensor would: kernels are specialised on it)
+    sizes = dict(num_allowed=(nb, nh, 2),  # int64 as two int32 words, viewed back below
+                 n_true=(n,), words=(n, block_q, block_k // 32), full_ptr=(groups + 1,), part_ptr=(groups + 1,),
+                 full_idx=(n,), part_idx=(n,), t_full_ptr=(n + 1,), t_part_ptr=(n + 1,), t_full_idx=(n,),
+                 t_part_idx=(n,), t_part_slot=(n,), q_order=(groups, 1), k_order=(groups, tk), part_pos=(n,))
+    counts = [_numel(shape) for shape in sizes.values()]
+    padded = [-(-c // 4) * 4 for c in counts]
+    buf = torch.empty(sum(padded), dtype=torch.int32, device=dev)
+    f = {name: part[:c].view(shape) for (name, shape), part, c in zip(sizes.items(), buf.split(padded), counts)}
+    f["num_allowed"] = f["num_allowed"].view(torch.int64).view(nb, nh)
+    n_true, words, part_pos = f.pop("n_true"), f.pop("words"), f.pop("part_pos")
     _tile_words[(groups, tk)](bits.view(torch.uint8), n_true, words, *bits.stride(), nh, q_len, kv_len, tk,
                               BLOCK_Q=block_q, BLOCK_K=block_k, num_warps=4)
-    f = dict(full_ptr=torch.empty(groups + 1, **i32), part_ptr=torch.empty(groups + 1, **i32),
-             full_idx=torch.empty(n, **i32), part_idx=torch.empty(n, **i32),
-             t_full_ptr=torch.empty(n + 1, **i32), t_part_ptr=torch.empty(n + 1, **i32),
-             t_full_idx=torch.empty(n, **i32), t_part_idx=torch.empty(n, **i32),
-             t_part_slot=torch.empty(n, **i32), q_order=torch.empty(groups, 1, **i32),
-             k_order=torch.empty(groups, tk, **i32), num_allowed=torch.empty(nb, nh, dtype=torch.int64, device=dev))
-    part_pos = torch.empty(n, **i32)
     _tile_lists[(groups,)](n_true, f["full_ptr"], f["part_ptr"], f["full_idx"], f["part_idx"], part_pos,
                            f["t_full_ptr"], f["t_part_ptr"], f["t_full_idx"], f["t_part_idx"], f["t_part_slot"],
                            f["q_order"], f["k_order"], f["num_allowed"], groups, tk, block_q * block_k,
