@@ -41,6 +41,10 @@ def can_record(compiled) -> bool:
     return _RELEASE_OK and compiled is not None and not interpreting()
 
 
+def _current_stream(device: int) -> int:
+    return torch._C._cuda_getCurrentRawStream(device)
+
+
 def _hooks():
     from triton import knobs
     return knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
@@ -58,6 +62,8 @@ class Relaunch:
         given.update((k, v) for k, v in cfg.items() if k in names)
         self._args = [given[n] for n in names]  # every parameter in signature order, constexprs included
         self._slots = slots
+        for i in slots:  # filled by every replay; not kept alive here (they may be a whole KV cache)
+            self._args[i] = None
         grid = tuple(grid) + (1,) * (3 - len(grid))
         self._run = compiled[grid]  # Triton's replay path (installs the handles; used under launch hooks)
         launcher = compiled.run
@@ -68,7 +74,7 @@ class Relaunch:
         self._scratch_align = launcher.global_scratch_align
         self._direct = launcher.profile_scratch_size == 0  # instrumented kernels keep Triton's path
         self._scratch = {}  # stream -> this launch's global scratch on it
-        self._device = torch.cuda.current_device()
+        self._device = None  # the current device at the first replay (Triton launches on the current device)
 
     def __call__(self, *tensors) -> None:
         args = self._args.copy()
@@ -78,7 +84,9 @@ class Relaunch:
         if not self._direct or enter.calls or leave.calls:
             self._run(*args)
             return
-        stream = torch._C._cuda_getCurrentRawStream(self._device)
+        if self._device is None:
+            self._device = torch.cuda.current_device()
+        stream = _current_stream(self._device)
         scratch = self._scratch.get(stream)
         if scratch is None and self._scratch_bytes:
             from triton.runtime import _allocation

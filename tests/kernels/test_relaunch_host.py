@@ -10,24 +10,63 @@ class _Kernel:
     arg_names = ["A", "B", "n", "BLOCK", "FLAG"]
 
 
-class _Compiled:
+class _Launcher:
+    """What a replay reads of Triton 3.6's CudaLauncher; ``launch`` records its arguments."""
+    launch_cooperative_grid, launch_pdl, num_ctas = 0, 0, 1
+    global_scratch_size, global_scratch_align, profile_scratch_size = 0, 1, 0
+
     def __init__(self):
-        self.grids, self.calls = [], []
+        self.calls = []
 
-    def __getitem__(self, grid):
+    def launch(self, *args):
+        self.calls.append(args)
+
+
+class _Compiled:
+    function, packed_metadata = 1234, (4, 1, 0)
+
+    def __init__(self):
+        self.grids, self.run = [], _Launcher()
+
+    def __getitem__(self, grid):  # Triton's own replay path
         self.grids.append(grid)
-        return lambda *args: self.calls.append(args)
+        return lambda *args: self.run.calls.append(("runner",) + args)
 
 
-def test_replays_every_argument_in_signature_order_with_new_tensors():
+def _replay(monkeypatch):
     compiled = _Compiled()
+    monkeypatch.setattr(relaunch, "_current_stream", lambda device: 77)
+    monkeypatch.setattr(relaunch.torch.cuda, "current_device", lambda: 0)
+    return compiled
+
+
+def test_replays_every_argument_in_signature_order_with_new_tensors(monkeypatch):
+    compiled = _replay(monkeypatch)
     a, b, a2, b2 = (torch.zeros(1) for _ in range(4))
     run = relaunch.Relaunch(_Kernel, compiled, (3, 2), (a, b, 7), {"FLAG": True}, {"BLOCK": 64, "num_warps": 4}, (0, 1))
     assert compiled.grids == [(3, 2, 1)]  # padded to three grid axes once, at recording
+    assert run._args[:2] == [None, None]  # the recorded call's tensors are not kept alive
     run(a2, b2)
     run(a, b)
-    assert compiled.calls[0][0] is a2 and compiled.calls[0][1] is b2 and compiled.calls[0][2:] == (7, 64, True)
-    assert compiled.calls[1][0] is a and compiled.calls[1][1] is b  # the recorded list itself is not changed
+    head = (3, 2, 1, 77, 1234, 0, 0, None, None, (4, 1, 0), None, None, None)  # the C launcher's own arguments
+    first, second = compiled.run.calls
+    assert first[:13] == head and first[13] is a2 and first[14] is b2 and first[15:] == (7, 64, True)
+    assert second[13] is a and second[14] is b  # the recorded list itself is not changed
+
+
+def test_replays_take_tritons_path_under_launch_hooks(monkeypatch):
+    from triton import knobs
+    compiled = _replay(monkeypatch)
+    a = torch.zeros(1)
+    run = relaunch.Relaunch(_Kernel, compiled, (5,), (a, a, 3), {"FLAG": False}, {"BLOCK": 16}, (0,))
+    hook = lambda metadata: None  # noqa: E731
+    knobs.runtime.launch_enter_hook.add(hook)
+    try:
+        run(a)
+    finally:
+        knobs.runtime.launch_enter_hook.remove(hook)
+    run(a)
+    assert compiled.run.calls[0] == ("runner", a, a, 3, 16, False) and compiled.run.calls[1][0] == 5
 
 
 def test_no_replays_without_a_compiled_gpu_kernel():
