@@ -27,6 +27,11 @@ import triton
 
 from .config import interpreting
 
+try:
+    from triton import knobs as _knobs
+except ImportError:  # pragma: no cover - Triton < 3.4, where nothing is replayed (``_RELEASE_OK``)
+    _knobs = None
+
 _CHECKED_RELEASES = ("3.6.",)  # the CompiledKernel / CudaLauncher internals used below, tested on the GPU
 _RELEASE_OK = triton.__version__.startswith(_CHECKED_RELEASES)
 
@@ -45,9 +50,10 @@ def _current_stream(device: int) -> int:
     return torch._C._cuda_getCurrentRawStream(device)
 
 
-def _hooks():
-    from triton import knobs
-    return knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
+def _hooks_active() -> bool:
+    """Is a launch hook installed (Triton 3.6 keeps them in chains; a plain function counts too)?"""
+    enter, leave = _knobs.runtime.launch_enter_hook, _knobs.runtime.launch_exit_hook
+    return bool(getattr(enter, "calls", enter)) or bool(getattr(leave, "calls", leave))
 
 
 class Relaunch:
@@ -80,8 +86,7 @@ class Relaunch:
         args = self._args.copy()
         for i, t in zip(self._slots, tensors):
             args[i] = t
-        enter, leave = _hooks()
-        if not self._direct or enter.calls or leave.calls:
+        if not self._direct or _hooks_active():
             self._run(*args)
             return
         if self._device is None:

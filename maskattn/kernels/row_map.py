@@ -143,8 +143,8 @@ def build_row_lists(bits: torch.Tensor, q_len: int, kv_len: int, block_q: int, b
     groups, tk = nb * nh, -(-kv_len // block_k)
     n, dev = groups * tk, bits.device
     # every int32 output is a view of one buffer: one allocation instead of fourteen (each costs
-    # microseconds of host time, and a decode step compiles its map every step)
-    # (each view starts on a 16-byte boundary, as a fresh tensor would: kernels are specialised on it)
+    # microseconds of host time, and a decode step compiles its map every step); each view starts
+    # on a 16-byte boundary, as a fresh tensor would (kernels are specialised on it)
     sizes = dict(num_allowed=(nb, nh, 2),  # int64 as two int32 words, viewed back below
                  n_true=(n,), words=(n, block_q, block_k // 32), full_ptr=(groups + 1,), part_ptr=(groups + 1,),
                  full_idx=(n,), part_idx=(n,), t_full_ptr=(n + 1,), t_part_ptr=(n + 1,), t_full_idx=(n,),

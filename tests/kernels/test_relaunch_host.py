@@ -66,7 +66,10 @@ def test_replays_take_tritons_path_under_launch_hooks(monkeypatch):
     finally:
         knobs.runtime.launch_enter_hook.remove(hook)
     run(a)
-    assert compiled.run.calls[0] == ("runner", a, a, 3, 16, False) and compiled.run.calls[1][0] == 5
+    monkeypatch.setattr(knobs.runtime, "launch_exit_hook", hook, raising=False)  # a plain function, not a chain
+    run(a)
+    calls = compiled.run.calls
+    assert calls[0] == ("runner", a, a, 3, 16, False) and calls[1][0] == 5 and calls[2][0] == "runner"
 
 
 def test_no_replays_without_a_compiled_gpu_kernel():
