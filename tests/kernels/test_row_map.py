@@ -60,6 +60,9 @@ def test_triton_build_equals_torch_build(device, case):
     for name, value in want.items():
         assert got[name].dtype == value.dtype and got[name].shape == value.shape, name
         assert torch.equal(got[name].cpu(), value), name
+        # the fields are views of one buffer: each must start where a fresh tensor would, 16-byte
+        # aligned (kernels are specialised on it) and contiguous
+        assert got[name].data_ptr() % 16 == 0 and got[name].is_contiguous(), name
 
 
 @pytest.mark.parametrize("device", DEVICES)
