@@ -74,8 +74,9 @@ class Relaunch:
         self._run = compiled[grid]  # Triton's replay path (installs the handles; used under launch hooks)
         launcher = compiled.run
         self._launch = launcher.launch  # the C entry point
-        self._head = (*grid, None, compiled.function, launcher.launch_cooperative_grid, launcher.launch_pdl)
-        self._meta = compiled.packed_metadata
+        self._grid = grid
+        self._function, self._meta = compiled.function, compiled.packed_metadata
+        self._coop, self._pdl = launcher.launch_cooperative_grid, launcher.launch_pdl
         self._scratch_bytes = grid[0] * grid[1] * grid[2] * launcher.num_ctas * launcher.global_scratch_size
         self._scratch_align = launcher.global_scratch_align
         self._direct = launcher.profile_scratch_size == 0  # instrumented kernels keep Triton's path
@@ -96,5 +97,6 @@ class Relaunch:
         if scratch is None and self._scratch_bytes:
             from triton.runtime import _allocation
             scratch = self._scratch[stream] = _allocation._allocator.get()(self._scratch_bytes, self._scratch_align, stream)
-        gx, gy, gz, _, function, coop, pdl = self._head
-        self._launch(gx, gy, gz, stream, function, coop, pdl, scratch, None, self._meta, None, None, None, *args)
+        gx, gy, gz = self._grid
+        self._launch(gx, gy, gz, stream, self._function, self._coop, self._pdl, scratch, None, self._meta,
+                     None, None, None, *args)  # no launch metadata, no hooks (``_hooks_active`` is false)

@@ -18,6 +18,8 @@ their pointers' last value, so nothing waits for the host.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 import triton.language as tl
@@ -128,13 +130,6 @@ def _tile_lists(N_TRUE, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, PART_POS, T_FULL
         tl.store(T_PART_PTR, 0)
 
 
-def _numel(shape: tuple) -> int:
-    n = 1
-    for x in shape:
-        n *= x
-    return n
-
-
 def build_row_lists(bits: torch.Tensor, q_len: int, kv_len: int, block_q: int, block_k: int) -> dict:
     """bits: (B, H, q_len, kv_len) bool (any strides, broadcast dimensions included) -> the
     ``BlockMap`` fields of a one-query-tile map with ``B * H`` groups, lists padded to
@@ -149,7 +144,7 @@ def build_row_lists(bits: torch.Tensor, q_len: int, kv_len: int, block_q: int, b
                  n_true=(n,), words=(n, block_q, block_k // 32), full_ptr=(groups + 1,), part_ptr=(groups + 1,),
                  full_idx=(n,), part_idx=(n,), t_full_ptr=(n + 1,), t_part_ptr=(n + 1,), t_full_idx=(n,),
                  t_part_idx=(n,), t_part_slot=(n,), q_order=(groups, 1), k_order=(groups, tk), part_pos=(n,))
-    counts = [_numel(shape) for shape in sizes.values()]
+    counts = [math.prod(shape) for shape in sizes.values()]
     padded = [-(-c // 4) * 4 for c in counts]
     buf = torch.empty(sum(padded), dtype=torch.int32, device=dev)
     f = {name: part[:c].view(shape) for (name, shape), part, c in zip(sizes.items(), buf.split(padded), counts)}
