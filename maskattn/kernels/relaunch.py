@@ -11,7 +11,9 @@ A replay calls the compiled kernel's C launcher itself: Triton's own replay path
 (``CompiledKernel[grid](*args)``) would look the device and stream up again, build launch
 metadata for hooks, and allocate the kernel's global scratch (the device-side tensor
 descriptors live there) from the allocator on every call. Here the scratch is allocated once per
-stream and reused: launches on one stream run one after the other. When a launch hook is
+stream and reused: launches on one stream run one after the other. Tensors reach the launcher as
+their addresses: given a tensor, the launcher calls its ``data_ptr()`` and asks the driver about
+the pointer, for each of the 15 tensors of the decode kernel. When a launch hook is
 installed (a profiler such as proton), replays take Triton's path so that the hook sees them.
 
 That is only the same launch if the new call specialises exactly as the recorded one: the
@@ -70,6 +72,10 @@ class Relaunch:
         self._slots = slots
         for i in slots:  # filled by every replay; not kept alive here (they may be a whole KV cache)
             self._args[i] = None
+        # the other tensors go to the launcher as their addresses: for a tensor it calls data_ptr()
+        # and asks the driver about the pointer, one argument at a time (most of a replay's host time)
+        self._tensors = [a for a in self._args if isinstance(a, torch.Tensor)]  # kept alive for the addresses
+        self._args = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in self._args]
         grid = tuple(grid) + (1,) * (3 - len(grid))
         self._run = compiled[grid]  # Triton's replay path (installs the handles; used under launch hooks)
         launcher = compiled.run
@@ -80,23 +86,27 @@ class Relaunch:
         self._scratch_bytes = grid[0] * grid[1] * grid[2] * launcher.num_ctas * launcher.global_scratch_size
         self._scratch_align = launcher.global_scratch_align
         self._direct = launcher.profile_scratch_size == 0  # instrumented kernels keep Triton's path
-        self._scratch = {}  # stream -> this launch's global scratch on it
+        self._scratch = {}  # stream -> the address of this launch's global scratch on it
         self._device = None  # the current device at the first replay (Triton launches on the current device)
 
     def __call__(self, *tensors) -> None:
         args = self._args.copy()
-        for i, t in zip(self._slots, tensors):
-            args[i] = t
         if not self._direct or _hooks_active():
+            for i, t in zip(self._slots, tensors):
+                args[i] = t
             self._run(*args)
             return
+        for i, t in zip(self._slots, tensors):  # the callers checked device and layout of these
+            args[i] = t.data_ptr()
         if self._device is None:
             self._device = torch.cuda.current_device()
         stream = _current_stream(self._device)
         scratch = self._scratch.get(stream)
         if scratch is None and self._scratch_bytes:
             from triton.runtime import _allocation
-            scratch = self._scratch[stream] = _allocation._allocator.get()(self._scratch_bytes, self._scratch_align, stream)
+            buffer = _allocation._allocator.get()(self._scratch_bytes, self._scratch_align, stream)
+            self._tensors.append(buffer)
+            scratch = self._scratch[stream] = buffer.data_ptr()
         gx, gy, gz = self._grid
         self._launch(gx, gy, gz, stream, self._function, self._coop, self._pdl, scratch, None, self._meta,
                      None, None, None, *args)  # no launch metadata, no hooks (``_hooks_active`` is false)

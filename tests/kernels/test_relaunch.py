@@ -140,3 +140,33 @@ def test_tuning_overrides_are_not_replayed(launches, monkeypatch):
     ma.attention(q, k, v, bm)
     ma.attention(q, k, v, bm)
     assert len(launches) == 2 and not bm.__dict__.get("_decode_plans")
+
+
+def test_attention_replays_without_the_full_path_and_still_checks(monkeypatch):
+    # ``attention`` with a map holding a plan replays it before its own checks (decode.replay);
+    # what that skips must not change results or let bad arguments through
+    lk = 3000
+    bm = ma.compile_mask(ma.causal(), 1, lk, device=DEV, block_q=16)
+    q, k, v = rand_qkv(2, 16, 8, 1, lk, 128, torch.bfloat16, DEV, seed=3)
+    ma.attention(q, k, v, bm, scale=1.0)
+    ref_out, ref_lse = ma.attention(q, k, v, _fresh(bm), scale=1.0, return_lse=True)
+    full_path = []
+    real = ma.api._check_tensors
+    monkeypatch.setattr(ma.api, "_check_tensors", lambda *a: full_path.append(1) or real(*a))
+    out = ma.attention(q, k, v, bm, scale=1.0)
+    out2, lse = ma.attention(q, k, v, bm, scale=1.0, return_lse=True)
+    assert not full_path and torch.equal(out, ref_out) and torch.equal(out2, ref_out) and torch.equal(lse, ref_lse)
+    assert out.data_ptr() != out2.data_ptr()  # every call gets an output of its own
+    with pytest.raises(TypeError, match="scale"):
+        ma.attention(q, k, v, bm, scale=True)  # == 1.0, but not a float
+    with pytest.raises(TypeError, match="deterministic"):
+        ma.attention(q, k, v, bm, scale=1.0, deterministic="yes")
+    with pytest.raises(TypeError, match="softcap"):
+        ma.attention(q, k, v, bm, scale=1.0, softcap=True)
+    with pytest.raises(ValueError, match="q_offset"):
+        ma.attention(q, k, v, bm, scale=1.0, q_offset=5)
+    qg = q.clone().requires_grad_()
+    out_g = ma.attention(qg, k, v, bm, scale=1.0)  # autograd: the full path, differentiable
+    assert out_g.grad_fn is not None and full_path and torch.equal(out_g.detach(), ref_out)
+    out_g.float().sum().backward()
+    assert qg.grad is not None and torch.isfinite(qg.grad).all()

@@ -50,8 +50,19 @@ def test_replays_every_argument_in_signature_order_with_new_tensors(monkeypatch)
     run(a, b)
     head = (3, 2, 1, 77, 1234, 0, 0, None, None, (4, 1, 0), None, None, None)  # the C launcher's own arguments
     first, second = compiled.run.calls
-    assert first[:13] == head and first[13] is a2 and first[14] is b2 and first[15:] == (7, 64, True)
-    assert second[13] is a and second[14] is b  # the recorded list itself is not changed
+    # tensors go as their addresses (the launcher would look each one up)
+    assert first[:13] == head and first[13:] == (a2.data_ptr(), b2.data_ptr(), 7, 64, True)
+    assert second[13:15] == (a.data_ptr(), b.data_ptr())  # the recorded list itself is not changed
+
+
+def test_recorded_tensors_go_as_addresses_and_stay_alive(monkeypatch):
+    compiled = _replay(monkeypatch)
+    a, kept = torch.zeros(1), torch.zeros(3)
+    run = relaunch.Relaunch(_Kernel, compiled, (1,), (a, kept, 5), {"FLAG": True}, {"BLOCK": 32}, (0,))
+    address = kept.data_ptr()
+    del kept  # the replay passes its address: the Relaunch holds the tensor
+    run(a)
+    assert compiled.run.calls[0][14] == address and any(t.data_ptr() == address for t in run._tensors)
 
 
 def test_replays_take_tritons_path_under_launch_hooks(monkeypatch):
@@ -69,7 +80,8 @@ def test_replays_take_tritons_path_under_launch_hooks(monkeypatch):
     monkeypatch.setattr(knobs.runtime, "launch_exit_hook", hook, raising=False)  # a plain function, not a chain
     run(a)
     calls = compiled.run.calls
-    assert calls[0] == ("runner", a, a, 3, 16, False) and calls[1][0] == 5 and calls[2][0] == "runner"
+    # Triton's path gets the replay's tensors as tensors (hooks may look at them)
+    assert calls[0] == ("runner", a, a.data_ptr(), 3, 16, False) and calls[1][0] == 5 and calls[2][0] == "runner"
 
 
 def test_no_replays_without_a_compiled_gpu_kernel():
@@ -79,3 +91,13 @@ def test_no_replays_without_a_compiled_gpu_kernel():
     bm = ma.compile_mask(ma.causal(), 1, 64, block_q=16)
     ma.attention(q, k, v, bm)
     assert "_decode_plans" not in bm.__dict__
+
+
+def test_replay_declines_without_a_plan_or_off_the_gpu():
+    q, k, v = torch.zeros(1, 4, 1, 32), torch.zeros(1, 2, 64, 32), torch.zeros(1, 2, 64, 32)
+    bm = ma.compile_mask(ma.causal(), 1, 64, block_q=16)
+    assert decode.replay(bm, q, k, v, None, None, None, False) is None  # no plan on the map
+    bm.__dict__["_decode_plans"] = {}
+    assert decode.replay(bm, q, k, v, None, None, None, False) is None  # CPU tensors: no key
+    out = ma.attention(q, k, v, bm)
+    assert out.shape == q.shape
