@@ -17,7 +17,8 @@ head dim 128) on CUDA, all implementations in the same process and on the same w
 
 Each (workload, implementation) is warmed up (compilation of flex_attention and of the Triton
 kernels happens there), then timed ``--repeats`` times with ``torch.cuda.synchronize``; the table
-reports the median, tokens/s and the peak memory. A failure (e.g. sdpa running out of memory on
+reports the median, tokens/s and the peak memory. The generate workloads alternate the
+implementations from run to run (host-bound runs of seconds: the host's speed drifts). A failure (e.g. sdpa running out of memory on
 the dense packed mask) is recorded and the run goes on.
 
     python benchmarks/bench_transformers.py            # full run
@@ -71,6 +72,7 @@ def parse_args(argv=None):
     p.add_argument("--gen-prompt", type=int, default=8192)
     p.add_argument("--gen-new", type=int, default=256)
     p.add_argument("--gen-batches", default="1,8")
+    p.add_argument("--gen-caches", default="dynamic,static", help="comma-separated: dynamic, static")
     p.add_argument("--skip-train-prefill", action="store_true")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "transformers"),
                    help="output path without extension (.md and .json are written)")
@@ -155,6 +157,45 @@ def run_one(model, impl, workload, tokens, fn, a):
     return row
 
 
+def run_interleaved(model, impls, workload, tokens, fn, a):
+    """Like ``run_one`` for every implementation, but the timed runs alternate between them
+    (round r runs each once, in an order that reverses every round): a generate run is host-bound
+    and takes seconds, and the host's speed drifts over minutes, which would favour whichever
+    implementation happens to run in a fast stretch."""
+    rows = {impl: {"workload": workload, "impl": impl, "tokens": tokens, "times_s": [], "peak_mem_gib": 0.0}
+            for impl in impls}
+    live = list(impls)
+    for rnd in range(a.warmup + a.repeats):  # the first rounds warm up
+        for impl in (list(live) if rnd % 2 == 0 else live[::-1]):
+            row = rows[impl]
+            try:
+                model.set_attn_implementation(impl)
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                t0 = time.perf_counter()
+                fn()
+                torch.cuda.synchronize()
+                if rnd >= a.warmup:
+                    row["times_s"].append(time.perf_counter() - t0)
+                    row["peak_mem_gib"] = max(row["peak_mem_gib"], torch.cuda.max_memory_allocated() / 2**30)
+            except Exception as e:  # recorded, and that implementation leaves the rounds
+                kind = "OOM" if isinstance(e, torch.OutOfMemoryError) else type(e).__name__
+                row["error"] = f"{kind}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                log(f"{workload}: {impl}: FAILED {row['error']}")
+                traceback.print_exc(limit=3)
+                live.remove(impl)
+            finally:
+                gc.collect()
+                torch.cuda.empty_cache()
+    for impl, row in rows.items():
+        if "error" not in row:
+            med = statistics.median(row["times_s"])
+            row.update(median_s=med, tokens_per_s=tokens / med)
+            log(f"{workload}: {impl}: {med * 1e3:.1f} ms, {tokens / med:,.0f} tok/s, peak {row['peak_mem_gib']:.1f} GiB "
+                f"(runs: {', '.join(f'{t * 1e3:.0f}' for t in row['times_s'])} ms)")
+    return [rows[impl] for impl in impls]
+
+
 def write_results(a, meta, rows):
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out + ".json", "w") as f:
@@ -230,7 +271,7 @@ def generate_workloads(a, meta, rows):
     for batch in (int(x) for x in a.gen_batches.split(",")):
         g = torch.Generator().manual_seed(2)
         prompt = torch.randint(0, a.vocab, (batch, a.gen_prompt), generator=g).cuda()
-        for cache in ("dynamic", "static"):
+        for cache in a.gen_caches.split(","):
             for new, label in ((a.gen_new, f"generate-B{batch}-{cache}"), (1, f"ttft-B{batch}-{cache}")):
                 cfg = GenerationConfig(max_new_tokens=new, min_new_tokens=new, do_sample=False,
                                        cache_implementation=cache if cache == "static" else None, pad_token_id=0)
@@ -239,10 +280,8 @@ def generate_workloads(a, meta, rows):
                 def gen():
                     model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=cfg)
 
-                for impl in a.impls:
-                    row = run_one(model, impl, label, batch * new, gen, a)
-                    rows.append(row)
-                    write_results(a, meta, rows)
+                rows.extend(run_interleaved(model, a.impls, label, batch * new, gen, a))
+                write_results(a, meta, rows)
 
 
 def train_and_prefill(a, meta, model, rows):

@@ -29,12 +29,14 @@ _POSITIONS: dict = {}  # device -> cached arange
 _MAX_CACHED = 1 << 22  # positions (32 MiB of int64): longer ranges are made fresh
 
 
-def positions(start: int, n: int, device: torch.device) -> torch.Tensor:
+def positions(start: int, n: int, device: torch.device, capturing: bool | None = None) -> torch.Tensor:
     """``torch.arange(start, start + n)`` (int64), as a view of a cached arange where it fits:
     a decode step compiles its map every step, and each arange is a kernel launch on the GPU.
-    Made fresh while a CUDA graph is being captured (the graph owns what it allocates)."""
+    Made fresh while a CUDA graph is being captured (the graph owns what it allocates);
+    ``capturing``: whether it is, if the caller knows (None: look it up)."""
     end = start + n
-    capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    if capturing is None:
+        capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
     if start < 0 or end > _MAX_CACHED or capturing:
         return torch.arange(start, end, device=device)
     cached = _POSITIONS.get(device)
@@ -50,15 +52,16 @@ def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch
     dev, lq = grid.device, grid.q_len
     nb, nh = m.batch_size, m.num_heads
     offset = grid.q_offset
+    capturing = dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
     if q_offsets is None:
-        i = positions(offset, lq, dev).view(1, 1, -1, 1)
+        i = positions(offset, lq, dev, capturing).view(1, 1, -1, 1)
     else:
         nb = max(nb, q_offsets.numel())
         offset = q_offsets.view(-1, 1, 1, 1)
-        i = positions(0, lq, dev).view(1, 1, -1, 1) + offset
-    b = positions(0, nb, dev).view(-1, 1, 1, 1)
-    h = positions(0, nh, dev).view(1, -1, 1, 1)
-    j = positions(0, grid.kv_len, dev).view(1, 1, 1, -1)
+        i = positions(0, lq, dev, capturing).view(1, 1, -1, 1) + offset
+    b = positions(0, nb, dev, capturing).view(-1, 1, 1, 1)
+    h = positions(0, nh, dev, capturing).view(1, -1, 1, 1)
+    j = positions(0, grid.kv_len, dev, capturing).view(1, 1, 1, -1)
     bits = m._allowed(b, h, i, j, offset).expand(nb, nh, lq, grid.kv_len)
     if dev.type == "cuda" or interpreting():  # three launches (kernels/row_map.py)
         lists = build_row_lists(bits, lq, grid.kv_len, grid.block_q, grid.block_k)

@@ -292,13 +292,17 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
                       HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0,
                       PAGED=paged, FUSED_MERGE=fused)
-    compiled, grid, used = launch(_decode_split, lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits), args,
-                                  constexprs, cfg, ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device))
+    grid_fn = lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits)  # noqa: E731
+    launch_key = ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device)
     record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
+    if record:  # through the compiled kernel of an earlier map's launch where Triton would pick the same
+        split = relaunch.launch_recorded(_decode_split, grid_fn, args, constexprs, cfg, launch_key, (0, 1, 2, 3, 4))
+    else:
+        split = None
+        launch(_decode_split, grid_fn, args, constexprs, cfg, launch_key)
     combine = None if fused else _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits,
                                           record=record)
-    if record and relaunch.can_record(compiled) and (fused or combine is not None):
-        split = relaunch.Relaunch(_decode_split, compiled, grid, args, constexprs, used, (0, 1, 2, 3, 4))
+    if split is not None and (fused or combine is not None):
         _remember(bm, key, _DecodePlan(out, lse, split, combine))
     return out, lse
 

@@ -27,12 +27,13 @@ from __future__ import annotations
 import torch
 import triton
 
-from .config import interpreting
+from .config import interpreting, launch
 
 try:
     from triton import knobs as _knobs
+    from triton._C.libtriton import native_specialize_impl as _specialize
 except ImportError:  # pragma: no cover - Triton < 3.4, where nothing is replayed (``_RELEASE_OK``)
-    _knobs = None
+    _knobs = _specialize = None
 
 _CHECKED_RELEASES = ("3.6.",)  # the CompiledKernel / CudaLauncher internals used below, tested on the GPU
 _RELEASE_OK = triton.__version__.startswith(_CHECKED_RELEASES)
@@ -110,3 +111,95 @@ class Relaunch:
         gx, gy, gz = self._grid
         self._launch(gx, gy, gz, stream, self._function, self._coop, self._pdl, scratch, None, self._meta,
                      None, None, None, *args)  # no launch metadata, no hooks (``_hooks_active`` is false)
+
+
+# (kernel, device, constexprs, block sizes, Triton's specialisation of each argument) -> (compiled
+# kernel, block sizes it was launched with). Compiled kernels only, no tensors: entries outlive the
+# calls that made them (a CUDA graph pool's buffers must not be kept alive from here).
+_COMPILED: dict = {}
+_MAX_COMPILED = 256
+
+
+def _specialisation(kernel, args: tuple, device: int):
+    """How Triton's JIT specialises the positional ``args`` of ``kernel`` on ``device`` (per argument:
+    type, 16-byte alignment or divisibility by 16, the value 1), computed by Triton's own function;
+    None for kernels with annotated parameters (not used here)."""
+    backend = kernel.device_caches[device][3]
+    spec = []
+    for param, arg in zip(kernel.params, args):
+        if param.is_constexpr:
+            spec.append(("constexpr", arg))
+        elif param.annotation_type:
+            return None
+        else:
+            spec.append(_specialize(backend, arg, param.is_const, not param.do_not_specialize,
+                                    not param.do_not_specialize_on_alignment))
+    return tuple(spec)
+
+
+def _cached(kernel, args: tuple, constexprs: dict, cfg: dict):
+    """(entry key, its (compiled kernel, block sizes used) or None) for a launch of ``kernel`` on
+    the current device; key None where launches are not cached (kernels with annotated parameters)."""
+    device = torch.cuda.current_device()
+    spec = _specialisation(kernel, args, device)
+    if spec is None:
+        return None, None
+    entry = (kernel, device, tuple(constexprs.items()), tuple(cfg.items()), spec)
+    return entry, _COMPILED.get(entry)
+
+
+def _keep(entry, compiled, used: dict) -> None:
+    if entry is not None:
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.clear()
+        _COMPILED[entry] = (compiled, used)
+
+
+def launch_recorded(kernel, grid_fn, args: tuple, constexprs: dict, cfg: dict, key, slots: tuple) -> "Relaunch | None":
+    """``config.launch(kernel, grid_fn, args, constexprs, cfg, key)``, returned as a ``Relaunch``
+    (``slots`` as there) for later replays, or None where launches cannot be replayed.
+
+    A launch that Triton would specialise exactly like an earlier one (same kernel, device,
+    constexprs and block sizes, and the same specialisation of every argument) runs the earlier
+    launch's compiled kernel through a new ``Relaunch``, without Triton's binding and cache
+    lookup: a decode step builds a new map, so its first layer records a launch every step."""
+    if not _RELEASE_OK or interpreting():
+        launch(kernel, grid_fn, args, constexprs, cfg, key)
+        return None
+    entry, hit = _cached(kernel, args, constexprs, cfg)
+    if hit is not None:
+        compiled, used = hit
+        run = Relaunch(kernel, compiled, grid_fn(used), args, constexprs, used, slots)
+        run(*(args[i] for i in slots))
+        return run
+    compiled, grid, used = launch(kernel, grid_fn, args, constexprs, cfg, key)
+    if not can_record(compiled):
+        return None
+    _keep(entry, compiled, used)
+    return Relaunch(kernel, compiled, grid, args, constexprs, used, slots)
+
+
+def launch_direct(kernel, grid: tuple, args: tuple, constexprs: dict, options: dict) -> None:
+    """``kernel[grid](*args, **constexprs, **options)``. Where an earlier launch was specialised
+    the same way (see ``launch_recorded``), its compiled kernel is launched through its C
+    launcher: for small kernels launched once per decode step (the map of each step), Triton's
+    binding costs more host time than the launch. Kernels needing global scratch, launch hooks
+    and the interpreter take Triton's path."""
+    if not _RELEASE_OK or interpreting() or _hooks_active():
+        kernel[grid](*args, **constexprs, **options)
+        return
+    entry, hit = _cached(kernel, args, constexprs, options)
+    if hit is None:
+        compiled = kernel[grid](*args, **constexprs, **options)
+        run = compiled.run
+        if run.global_scratch_size == 0 and run.profile_scratch_size == 0:
+            _keep(entry, compiled, options)
+        return
+    compiled = hit[0]
+    given = dict(zip(kernel.arg_names, args))
+    given.update(constexprs)
+    run = compiled.run
+    grid = tuple(grid) + (1,) * (3 - len(grid))
+    run.launch(*grid, _current_stream(torch.cuda.current_device()), compiled.function, run.launch_cooperative_grid,
+               run.launch_pdl, None, None, compiled.packed_metadata, None, None, None,
+               *(given[name] for name in kernel.arg_names))

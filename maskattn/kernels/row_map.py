@@ -18,6 +18,7 @@ their pointers' last value, so nothing waits for the host.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -25,6 +26,9 @@ import triton
 import triton.language as tl
 
 from .config import next_pow2
+from .relaunch import launch_direct
+
+_WARPS = dict(num_warps=4)
 
 
 @triton.jit
@@ -137,24 +141,38 @@ def build_row_lists(bits: torch.Tensor, q_len: int, kv_len: int, block_q: int, b
     nb, nh = bits.shape[:2]
     groups, tk = nb * nh, -(-kv_len // block_k)
     n, dev = groups * tk, bits.device
-    # every int32 output is a view of one buffer: one allocation instead of fourteen (each costs
-    # microseconds of host time, and a decode step compiles its map every step); each view starts
-    # on a 16-byte boundary, as a fresh tensor would (kernels are specialised on it)
-    sizes = dict(num_allowed=(nb, nh, 2),  # int64 as two int32 words, viewed back below
+    size, layout = _layout(nb, nh, tk, block_q, block_k)
+    buf = torch.empty(size, dtype=torch.int32, device=dev)
+    f = {name: buf.as_strided(shape, stride, offset) for name, shape, stride, offset in layout}
+    f["num_allowed"] = f["num_allowed"].view(torch.int64).view(nb, nh)
+    n_true, words, part_pos = f.pop("n_true"), f.pop("words"), f.pop("part_pos")
+    # launched without Triton's per-call binding where possible (a decode step builds its map every step)
+    launch_direct(_tile_words, (groups, tk), (bits.view(torch.uint8), n_true, words, *bits.stride(), nh, q_len,
+                                              kv_len, tk), dict(BLOCK_Q=block_q, BLOCK_K=block_k), _WARPS)
+    launch_direct(_tile_lists, (groups,), (n_true, f["full_ptr"], f["part_ptr"], f["full_idx"], f["part_idx"], part_pos,
+                                           f["t_full_ptr"], f["t_part_ptr"], f["t_full_idx"], f["t_part_idx"],
+                                           f["t_part_slot"], f["q_order"], f["k_order"], f["num_allowed"], groups, tk,
+                                           block_q * block_k), dict(CHUNK=min(1024, next_pow2(max(tk, 16)))), _WARPS)
+    f["bitmaps"] = words.index_select(0, part_pos)
+    return f
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(nb: int, nh: int, tk: int, block_q: int, block_k: int):
+    """Every int32 output of ``build_row_lists`` as a view of one buffer: (buffer size, ((name,
+    shape, strides, offset), ...)). One allocation instead of fourteen, and each view made by a
+    single ``as_strided`` (a decode step builds its map every step: each tensor op costs host
+    microseconds). Each view starts on a 16-byte boundary, as a fresh tensor would (kernels are
+    specialised on it)."""
+    groups = nb * nh
+    n = groups * tk
+    sizes = dict(num_allowed=(nb, nh, 2),  # int64 as two int32 words, viewed back by the caller
                  n_true=(n,), words=(n, block_q, block_k // 32), full_ptr=(groups + 1,), part_ptr=(groups + 1,),
                  full_idx=(n,), part_idx=(n,), t_full_ptr=(n + 1,), t_part_ptr=(n + 1,), t_full_idx=(n,),
                  t_part_idx=(n,), t_part_slot=(n,), q_order=(groups, 1), k_order=(groups, tk), part_pos=(n,))
-    counts = [math.prod(shape) for shape in sizes.values()]
-    padded = [-(-c // 4) * 4 for c in counts]
-    buf = torch.empty(sum(padded), dtype=torch.int32, device=dev)
-    f = {name: part[:c].view(shape) for (name, shape), part, c in zip(sizes.items(), buf.split(padded), counts)}
-    f["num_allowed"] = f["num_allowed"].view(torch.int64).view(nb, nh)
-    n_true, words, part_pos = f.pop("n_true"), f.pop("words"), f.pop("part_pos")
-    _tile_words[(groups, tk)](bits.view(torch.uint8), n_true, words, *bits.stride(), nh, q_len, kv_len, tk,
-                              BLOCK_Q=block_q, BLOCK_K=block_k, num_warps=4)
-    _tile_lists[(groups,)](n_true, f["full_ptr"], f["part_ptr"], f["full_idx"], f["part_idx"], part_pos,
-                           f["t_full_ptr"], f["t_part_ptr"], f["t_full_idx"], f["t_part_idx"], f["t_part_slot"],
-                           f["q_order"], f["k_order"], f["num_allowed"], groups, tk, block_q * block_k,
-                           CHUNK=min(1024, next_pow2(max(tk, 16))), num_warps=4)
-    f["bitmaps"] = words.index_select(0, part_pos)
-    return f
+    layout, offset = [], 0
+    for name, shape in sizes.items():
+        strides = tuple(math.prod(shape[d + 1:]) for d in range(len(shape)))
+        layout.append((name, shape, strides, offset))
+        offset += -(-math.prod(shape) // 4) * 4
+    return offset, tuple(layout)

@@ -16,15 +16,20 @@ DEV = "cuda"
 
 @pytest.fixture
 def launches(monkeypatch):
-    """Counts normal (not replayed) launches of the decode kernel."""
+    """Counts the decode kernel's launches that are not replays of a plan: normal launches and
+    recorded ones (with Triton's binding, or through an earlier map's compiled kernel). Starts
+    without compiled kernels from other tests."""
     calls = []
-    real = decode.launch
 
-    def spy(kernel, *args, **kwargs):
-        calls.append(kernel)
-        return real(kernel, *args, **kwargs)
+    def spy(real):
+        def counted(kernel, *args, **kwargs):
+            calls.append(kernel)
+            return real(kernel, *args, **kwargs)
+        return counted
 
-    monkeypatch.setattr(decode, "launch", spy)
+    monkeypatch.setattr(decode, "launch", spy(decode.launch))
+    monkeypatch.setattr(relaunch, "launch_recorded", spy(relaunch.launch_recorded))
+    monkeypatch.setattr(relaunch, "_COMPILED", {})
     return calls
 
 
@@ -170,3 +175,30 @@ def test_attention_replays_without_the_full_path_and_still_checks(monkeypatch):
     assert out_g.grad_fn is not None and full_path and torch.equal(out_g.detach(), ref_out)
     out_g.float().sum().backward()
     assert qg.grad is not None and torch.isfinite(qg.grad).all()
+
+
+def test_later_steps_maps_launch_the_compiled_kernel_of_an_earlier_map(monkeypatch):
+    # each decode step compiles a new map; its first call runs the compiled kernel of an earlier
+    # map's launch when Triton would specialise the arguments the same way (here: the key count
+    # a multiple of 16 or not), and must give exactly what Triton's own launch gives
+    jit = []
+    real = relaunch.launch
+    monkeypatch.setattr(relaunch, "launch", lambda kernel, *a, **kw: jit.append(kernel) or real(kernel, *a, **kw))
+    monkeypatch.setattr(relaunch, "_COMPILED", {})
+    results, counts = {}, []
+    for lk in (8193, 8194, 8207, 8208, 8209, 8224):
+        bm = ma.compile_mask(ma.causal(), 1, lk, device=DEV, block_q=16)
+        q, k, v = rand_qkv(2, 16, 8, 1, lk, 128, torch.bfloat16, DEV, seed=lk)
+        results[lk] = (q, k, v, *ma.attention(q, k, v, bm, return_lse=True))
+        assert len(bm._decode_plans) == 1
+        again = ma.attention(q, k, v, bm, return_lse=True)  # the plan's replay
+        assert torch.equal(again[0], results[lk][3]) and torch.equal(again[1], results[lk][4])
+        counts.append(len(jit))
+    assert counts == [1, 1, 1, 2, 2, 2]
+    monkeypatch.setattr(relaunch, "_COMPILED", {})
+    for lk, (q, k, v, out, lse) in results.items():
+        bm = ma.compile_mask(ma.causal(), 1, lk, device=DEV, block_q=16)
+        ref_out, ref_lse = ma.attention(q, k, v, bm, return_lse=True)  # Triton's own launch
+        monkeypatch.setattr(relaunch, "_COMPILED", {})
+        assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
+        check_forward(q, k, v, ma.causal().to(DEV), out=out, lse=lse)
