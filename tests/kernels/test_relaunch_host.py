@@ -101,3 +101,71 @@ def test_replay_declines_without_a_plan_or_off_the_gpu():
     assert decode.replay(bm, q, k, v, None, None, None, False) is None  # CPU tensors: no key
     out = ma.attention(q, k, v, bm)
     assert out.shape == q.shape
+
+
+class _Param:
+    def __init__(self, name, constexpr=False):
+        self.name, self.is_constexpr = name, constexpr
+        self.is_const = self.do_not_specialize = self.do_not_specialize_on_alignment = False
+        self.annotation_type = ""
+
+
+class _JitKernel:
+    """A JIT function as far as the cached launch paths read it; ``kernel[grid](...)`` is Triton's
+    launch (recorded in ``jit``) and returns the compiled kernel."""
+    arg_names = ["A", "n", "BLOCK"]
+    params = [_Param("A"), _Param("n"), _Param("BLOCK", constexpr=True)]
+    device_caches = {0: (None, None, None, "backend", None)}
+
+    def __init__(self):
+        self.jit, self.compiled = [], _Compiled()
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.jit.append((grid, args, kwargs)) or self.compiled
+
+
+def _cached_paths(monkeypatch):
+    monkeypatch.setattr(relaunch, "_RELEASE_OK", True)
+    monkeypatch.setattr(relaunch, "interpreting", lambda: False)
+    monkeypatch.setattr(relaunch, "_COMPILED", {})
+    monkeypatch.setattr(relaunch.torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(relaunch, "_current_stream", lambda device: 77)
+    # Triton's rule, as far as these tests need it: ints by divisibility by 16, tensors by dtype
+    monkeypatch.setattr(relaunch, "_specialize", lambda backend, a, *flags: (
+        ("*" + str(a.dtype), "") if isinstance(a, torch.Tensor) else ("i32", "D" if a % 16 == 0 else "")))
+
+
+def test_direct_launches_reuse_a_compiled_kernel_only_for_the_same_specialisation(monkeypatch):
+    _cached_paths(monkeypatch)
+    kernel = _JitKernel()
+    a = torch.zeros(4)
+    relaunch.launch_direct(kernel, (3,), (a, 17), {"BLOCK": 32}, {"num_warps": 4})
+    relaunch.launch_direct(kernel, (5, 2), (a, 33), {"BLOCK": 32}, {"num_warps": 4})  # 33: like 17
+    relaunch.launch_direct(kernel, (5,), (a, 32), {"BLOCK": 32}, {"num_warps": 4})  # divisible by 16: Triton's path
+    relaunch.launch_direct(kernel, (5,), (a, 33), {"BLOCK": 64}, {"num_warps": 4})  # another constexpr
+    assert [call[0] for call in kernel.jit] == [(3,), (5,), (5,)]
+    (direct,) = kernel.compiled.run.calls
+    assert direct[:4] == (5, 2, 1, 77) and direct[13] is a and direct[14:] == (33, 32)  # signature order
+    assert all(not isinstance(x, torch.Tensor) for entry in relaunch._COMPILED for x in entry[:4])
+
+
+def test_recorded_launches_reuse_the_compiled_kernel_of_an_earlier_map(monkeypatch):
+    _cached_paths(monkeypatch)
+    kernel = _JitKernel()
+    launches = []
+
+    def launch(k, grid_fn, args, constexprs, cfg, key):  # config.launch: Triton's launch, block sizes used
+        launches.append(args)
+        return kernel.compiled, grid_fn(cfg), cfg
+
+    monkeypatch.setattr(relaunch, "launch", launch)
+    a, b = torch.zeros(4), torch.zeros(8)
+    first = relaunch.launch_recorded(kernel, lambda c: (c["BLOCK"],), (a, 17), {}, {"BLOCK": 16}, "key", (0,))
+    second = relaunch.launch_recorded(kernel, lambda c: (c["BLOCK"],), (b, 49), {}, {"BLOCK": 16}, "key", (0,))
+    assert len(launches) == 1 and first is not second
+    (run,) = kernel.compiled.run.calls  # the second call launched through the compiled kernel
+    assert run[0] == 16 and run[13:] == (b.data_ptr(), 49, 16)
+    second(a)  # and is a replayable launch of its own arguments
+    assert kernel.compiled.run.calls[-1][13:] == (a.data_ptr(), 49, 16)
+    relaunch.launch_recorded(kernel, lambda c: (c["BLOCK"],), (b, 48), {}, {"BLOCK": 16}, "key", (0,))
+    assert len(launches) == 2  # another specialisation: Triton's launch
