@@ -11,8 +11,8 @@ import torch
 
 from .block_map import BlockMap
 from .compiler import compile_mask
-from .kernels.decode import replay as replay_decode
-from .kernels.op import masked_attention
+from .kernels.config import default_scale
+from .kernels.op import masked_attention, replay_decode
 from .masks.base import Mask, resolve_q_offset
 from .masks.full import full
 
@@ -105,7 +105,7 @@ def _check_tensors(q, k, v):
 
 def _check_scale(scale, d):
     if scale is None:
-        return 1.0 / math.sqrt(d)
+        return default_scale(d)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise TypeError(f"scale: expected a float, got {type(scale).__name__}")
     if not math.isfinite(scale):

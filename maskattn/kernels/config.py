@@ -7,6 +7,7 @@ more shared memory than the GPU has, and remembers what worked."""
 from __future__ import annotations
 
 import functools
+import math
 import os
 
 import torch
@@ -24,6 +25,12 @@ def gluon_tested(version: str | None = None) -> bool:
     import triton
     major, minor = (int(x) for x in (version or triton.__version__).split(".")[:2])
     return (major, minor) in GLUON_TRITON_VERSIONS
+
+
+def default_scale(head_dim: int) -> float:
+    """The softmax scale when none is given: ``1/sqrt(D)`` (one definition: a replayed decode
+    launch is looked up by the scale it was recorded with)."""
+    return 1.0 / math.sqrt(head_dim)
 
 
 def interpreting() -> bool:

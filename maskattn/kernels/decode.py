@@ -33,7 +33,7 @@ Instead:
   replay it with their tensors (``relaunch.py``), skipping Triton's per-call argument binding
   (host time per call 219 -> 92 us, H200 host, session 13). The Hopper route's packed launch
   and its merge launch are replayed the same way (64-node tree, B=4: 135 -> 62 us, session 14).
-  ``attention()`` tries the replay (``replay``) before its own checks, which the recorded call
+  ``attention()`` tries the replay (``op.replay_decode``) before its own checks, which the recorded call
   already passed for tensors like these (17 us per call against SDPA's 21, session 16). The
   next step's map records its launch through the compiled kernel of this one's where Triton
   would specialise the arguments alike (``relaunch.launch_recorded``).
@@ -49,7 +49,6 @@ tensor descriptor.
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 import triton
@@ -58,7 +57,7 @@ import triton.language as tl
 from ..block_map import BlockMap
 from . import flash_decode_sm90, relaunch
 from .common import finite_or_zero, row_desc, rows_bits, softmax_step
-from .config import OVERRIDES, decode_config, dot_precision, launch, next_pow2, programs_per_sm, sm_count
+from .config import OVERRIDES, decode_config, default_scale, dot_precision, launch, next_pow2, programs_per_sm, sm_count
 from .forward import map_strides
 from .tma import ensure_allocator, padded_dim, tma_operand
 
@@ -345,30 +344,15 @@ def _plan_key(q, k, v, scale, softcap):
             flash_decode_sm90.MIN_PACKED_ROWS, flash_decode_sm90.MIN_UNITS)
 
 
-def replay(bm: BlockMap, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale, softcap, deterministic,
-           return_lse: bool):
-    """``attention(q, k, v, bm, scale=..., softcap=..., ...)`` as a replay of a plan recorded on
-    ``bm``, or None where the call must take the full path: no such plan, arguments that path
-    would reject or convert, autograd, tracing, functorch transforms. q: (B, Hq, Lq, D), k/v:
-    (B, Hkv, Lk, D). A plan is recorded only by a call that passed every check with tensors of
-    the same shapes, strides, dtypes and devices (its key), so those checks hold here too; this
-    skips them because every layer of a decode step pays them (host-bound)."""
+def recorded_plan(bm: BlockMap, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None,
+                  softcap: float | None) -> "_DecodePlan | None":
+    """The plan recorded on ``bm`` for a call with these tensors (their shapes, strides, dtypes,
+    devices, alignment), scale (None: the default ``1/sqrt(D)``) and softcap, or None."""
     plans = bm.__dict__.get("_decode_plans")
-    if (plans is None or type(q) is not torch.Tensor or type(k) is not torch.Tensor or type(v) is not torch.Tensor
-            or (scale is not None and type(scale) is not float) or (softcap is not None and type(softcap) is not float)
-            or not (deterministic is None or deterministic is True or deterministic is False)
-            or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
-            or _is_wrapped(q) or _is_wrapped(k) or _is_wrapped(v) or torch.compiler.is_compiling()):
+    if plans is None:
         return None
-    key = _plan_key(q, k, v, 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale, softcap)  # as api's default
-    plan = plans.get(key) if key is not None else None
-    if plan is None:
-        return None
-    out, lse = plan(q, k, v, fresh_lse=return_lse)
-    return (out, lse) if return_lse else out
-
-
-_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    key = _plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap)
+    return plans.get(key) if key is not None else None
 
 
 def _remember(bm: BlockMap, key, plan: "_DecodePlan") -> None:

@@ -26,6 +26,7 @@ from typing import Optional
 import torch
 
 from ..block_map import BlockMap
+from . import decode
 from .backward import attention_backward
 from .config import interpreting
 from .forward import attention_forward
@@ -289,7 +290,29 @@ def _fake_tensor_type():
     return FakeTensor
 
 
-# ---- entry point ----------------------------------------------------------------------------------
+# ---- entry points ---------------------------------------------------------------------------------
+def replay_decode(bm: BlockMap, q, k, v, scale, softcap, deterministic, return_lse: bool):
+    """``attention(q, k, v, bm, scale=..., softcap=..., deterministic=..., return_lse=...)`` as a
+    replay of a decode plan recorded on ``bm`` (``decode.recorded_plan``), or None where the call
+    must take the full path: no such plan, arguments that path would reject or convert, autograd,
+    tracing, functorch transforms. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D). A plan is recorded
+    only by a call that passed every check with tensors of the same shapes, strides, dtypes and
+    devices (its key), so those checks hold here too; this skips them because every layer of a
+    decode step pays them (host-bound)."""
+    if ("_decode_plans" not in bm.__dict__ or type(q) is not torch.Tensor or type(k) is not torch.Tensor
+            or type(v) is not torch.Tensor
+            or (scale is not None and type(scale) is not float) or (softcap is not None and type(softcap) is not float)
+            or not (deterministic is None or deterministic is True or deterministic is False)
+            or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
+            or _traced(q, k, v)):
+        return None
+    plan = decode.recorded_plan(bm, q, k, v, scale, softcap)
+    if plan is None:
+        return None
+    out, lse = plan(q, k, v, fresh_lse=return_lse)
+    return (out, lse) if return_lse else out
+
+
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockMap, scale: float,
                      softcap: float | None, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32); differentiable in q, k, v. Eager calls take

@@ -148,7 +148,7 @@ def test_tuning_overrides_are_not_replayed(launches, monkeypatch):
 
 
 def test_attention_replays_without_the_full_path_and_still_checks(monkeypatch):
-    # ``attention`` with a map holding a plan replays it before its own checks (decode.replay);
+    # ``attention`` with a map holding a plan replays it before its own checks (op.replay_decode);
     # what that skips must not change results or let bad arguments through
     lk = 3000
     bm = ma.compile_mask(ma.causal(), 1, lk, device=DEV, block_q=16)

@@ -3,7 +3,7 @@ decode records none."""
 import torch
 
 import maskattn as ma
-from maskattn.kernels import decode, relaunch
+from maskattn.kernels import decode, op, relaunch
 
 
 class _Kernel:
@@ -96,11 +96,34 @@ def test_no_replays_without_a_compiled_gpu_kernel():
 def test_replay_declines_without_a_plan_or_off_the_gpu():
     q, k, v = torch.zeros(1, 4, 1, 32), torch.zeros(1, 2, 64, 32), torch.zeros(1, 2, 64, 32)
     bm = ma.compile_mask(ma.causal(), 1, 64, block_q=16)
-    assert decode.replay(bm, q, k, v, None, None, None, False) is None  # no plan on the map
+    assert op.replay_decode(bm, q, k, v, None, None, None, False) is None  # no plan on the map
     bm.__dict__["_decode_plans"] = {}
-    assert decode.replay(bm, q, k, v, None, None, None, False) is None  # CPU tensors: no key
+    assert op.replay_decode(bm, q, k, v, None, None, None, False) is None  # CPU tensors: no key
     out = ma.attention(q, k, v, bm)
     assert out.shape == q.shape
+
+
+def test_replay_takes_a_plan_only_where_the_full_path_would_give_the_same(monkeypatch):
+    # a stand-in plan under a stand-in key (real plans need the GPU): which calls replay it
+    q, k, v = torch.zeros(1, 4, 1, 32), torch.zeros(1, 2, 64, 32), torch.zeros(1, 2, 64, 32)
+    bm = ma.compile_mask(ma.causal(), 1, 64, block_q=16)
+    keys = []
+    monkeypatch.setattr(decode, "_plan_key", lambda q, k, v, scale, softcap: keys.append((scale, softcap)) or "key")
+    calls = []
+    bm.__dict__["_decode_plans"] = {"key": lambda q, k, v, fresh_lse: calls.append(fresh_lse) or ("out", "lse")}
+    assert op.replay_decode(bm, q, k, v, None, None, None, False) == "out"
+    assert op.replay_decode(bm, q, k, v, 0.5, 2.0, True, True) == ("out", "lse")
+    assert calls == [False, True] and keys == [(ma.api._check_scale(None, 32), None), (0.5, 2.0)]  # api's default
+    declined = [dict(scale=True), dict(scale=1), dict(softcap=True), dict(deterministic="yes")]
+    for kwargs in declined:  # the full path rejects or converts these
+        args = dict(scale=None, softcap=None, deterministic=None) | kwargs
+        assert op.replay_decode(bm, q, k, v, args["scale"], args["softcap"], args["deterministic"], False) is None
+    assert op.replay_decode(bm, q.clone().requires_grad_(), k, v, None, None, None, False) is None  # autograd
+    with torch.no_grad():  # no gradient can flow: replayed
+        assert op.replay_decode(bm, q.clone().requires_grad_(), k, v, None, None, None, False) == "out"
+    assert op.replay_decode(bm, torch.nn.Parameter(q), k, v, None, None, None, False) is None  # a subclass
+    assert op.replay_decode(bm, q.to("meta"), k, v, None, None, None, False) is None  # traced path
+    assert len(calls) == 3
 
 
 class _Param:
