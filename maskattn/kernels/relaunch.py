@@ -59,17 +59,24 @@ def _hooks_active() -> bool:
     return bool(getattr(enter, "calls", enter)) or bool(getattr(leave, "calls", leave))
 
 
+def _in_signature_order(kernel, args: tuple, constexprs: dict, cfg: dict) -> list:
+    """Every parameter of ``kernel`` in signature order, constexprs included, as the C launcher
+    takes them: ``args`` positionally, then ``constexprs`` and the entries of ``cfg`` that are
+    parameters (block sizes; not launch options such as num_warps) by name."""
+    names = kernel.arg_names
+    given = dict(zip(names, args))
+    given.update(constexprs)
+    given.update((k, v) for k, v in cfg.items() if k in names)
+    return [given[n] for n in names]
+
+
 class Relaunch:
     """One recorded launch: ``compiled`` (what ``kernel[grid](...)`` returned) with ``args``,
     ``constexprs`` and the block sizes in ``cfg`` as passed then; ``slots`` names the argument
     positions (in ``args``) that each replay fills with new tensors."""
 
     def __init__(self, kernel, compiled, grid: tuple, args: tuple, constexprs: dict, cfg: dict, slots: tuple):
-        names = kernel.arg_names
-        given = dict(zip(names, args))
-        given.update(constexprs)
-        given.update((k, v) for k, v in cfg.items() if k in names)
-        self._args = [given[n] for n in names]  # every parameter in signature order, constexprs included
+        self._args = _in_signature_order(kernel, args, constexprs, cfg)
         self._slots = slots
         for i in slots:  # filled by every replay; not kept alive here (they may be a whole KV cache)
             self._args[i] = None
@@ -195,11 +202,8 @@ def launch_direct(kernel, grid: tuple, args: tuple, constexprs: dict, options: d
         if run.global_scratch_size == 0 and run.profile_scratch_size == 0:
             _keep(entry, compiled, options)
         return
-    compiled = hit[0]
-    given = dict(zip(kernel.arg_names, args))
-    given.update(constexprs)
+    compiled, device = hit[0], entry[1]
     run = compiled.run
     grid = tuple(grid) + (1,) * (3 - len(grid))
-    run.launch(*grid, _current_stream(torch.cuda.current_device()), compiled.function, run.launch_cooperative_grid,
-               run.launch_pdl, None, None, compiled.packed_metadata, None, None, None,
-               *(given[name] for name in kernel.arg_names))
+    run.launch(*grid, _current_stream(device), compiled.function, run.launch_cooperative_grid, run.launch_pdl, None,
+               None, compiled.packed_metadata, None, None, None, *_in_signature_order(kernel, args, constexprs, options))
