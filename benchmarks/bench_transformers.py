@@ -146,15 +146,20 @@ def run_one(model, impl, workload, tokens, fn, a):
         row.update(median_s=med, tokens_per_s=tokens / med, peak_mem_gib=peak, times_s=times)
         log(f"{workload}: {impl}: {med * 1e3:.1f} ms, {tokens / med:,.0f} tok/s, peak {peak:.1f} GiB")
     except Exception as e:  # OOM of a dense mask, a compile failure, ...: record it and go on
-        kind = "OOM" if isinstance(e, torch.OutOfMemoryError) else type(e).__name__
-        row.update(error=f"{kind}: {str(e).splitlines()[0][:300] if str(e) else ''}")
-        log(f"{workload}: {impl}: FAILED {row['error']}")
-        traceback.print_exc(limit=3)
+        record_failure(row, e)
     finally:
         model.zero_grad(set_to_none=True)
         gc.collect()
         torch.cuda.empty_cache()
     return row
+
+
+def record_failure(row: dict, e: Exception) -> None:
+    """A failed run: its error kind and first line in ``row["error"]``, logged with a short traceback."""
+    kind = "OOM" if isinstance(e, torch.OutOfMemoryError) else type(e).__name__
+    row["error"] = f"{kind}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+    log(f"{row['workload']}: {row['impl']}: FAILED {row['error']}")
+    traceback.print_exc(limit=3)
 
 
 def run_interleaved(model, impls, workload, tokens, fn, a):
@@ -179,10 +184,7 @@ def run_interleaved(model, impls, workload, tokens, fn, a):
                     row["times_s"].append(time.perf_counter() - t0)
                     row["peak_mem_gib"] = max(row["peak_mem_gib"], torch.cuda.max_memory_allocated() / 2**30)
             except Exception as e:  # recorded, and that implementation leaves the rounds
-                kind = "OOM" if isinstance(e, torch.OutOfMemoryError) else type(e).__name__
-                row["error"] = f"{kind}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-                log(f"{workload}: {impl}: FAILED {row['error']}")
-                traceback.print_exc(limit=3)
+                record_failure(row, e)
                 live.remove(impl)
             finally:
                 gc.collect()
