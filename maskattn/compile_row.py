@@ -17,9 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from .block_map import BlockMap
+from .kernels.band_row_map import build_band_row_lists
 from .kernels.config import interpreting
 from .kernels.row_map import build_row_lists
+from .masks.band import Band
 from .masks.base import Mask
+from .masks.full import Full
 from .masks.grid import TileGrid
 
 _FULL_COST, _PARTIAL_COST = 2, 3  # as in compiler.py: a partial tile costs about 1.5 full ones
@@ -51,6 +54,39 @@ def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch
     lengths); the map then has B batch rows and ``q_offset`` holds that tensor."""
     dev, lq = grid.device, grid.q_len
     nb, nh = m.batch_size, m.num_heads
+    triton_build = dev.type == "cuda" or interpreting()
+    band = _band_bounds(m) if q_offsets is None and triton_build else None
+    if band is not None:  # causal, sliding window, full: one launch from the band's parameters
+        lists = build_band_row_lists(*band, grid.q_offset, lq, grid.kv_len, grid.block_q, grid.block_k, dev)
+    else:
+        bits, nb = _bits(m, grid, q_offsets)
+        if triton_build:  # three launches (kernels/row_map.py)
+            lists = build_row_lists(bits, lq, grid.kv_len, grid.block_q, grid.block_k)
+        else:
+            lists = _row_lists_torch(bits, grid)
+    if dev.type == "cpu":  # reading sizes costs nothing here: exact lists, as the general compiler gives
+        n_full, n_part = int(lists["full_ptr"][-1]), int(lists["part_ptr"][-1])
+        for name, size in (("full_idx", n_full), ("t_full_idx", n_full), ("part_idx", n_part),
+                           ("t_part_idx", n_part), ("t_part_slot", n_part), ("bitmaps", n_part)):
+            lists[name] = lists[name][:size].clone()
+    return BlockMap(q_len=lq, kv_len=grid.kv_len, q_offset=grid.q_offset if q_offsets is None else q_offsets,
+                    block_q=grid.block_q, block_k=grid.block_k, batch=nb, heads=nh, mask_repr=mask_repr, **lists)
+
+
+def _band_bounds(m: Mask) -> tuple[int | None, int | None] | None:
+    """(left, right) of a band mask (``i - left <= j <= i + right``, None: unbounded), or None."""
+    if type(m) is Band:
+        return m.left, m.right
+    if type(m) is Full:
+        return None, None
+    return None
+
+
+def _bits(m: Mask, grid: TileGrid, q_offsets: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+    """The mask on the ``q_len`` real rows times every key: ((B, H, Lq, Lk) bool, possibly
+    broadcast, and B)."""
+    dev, lq = grid.device, grid.q_len
+    nb, nh = m.batch_size, m.num_heads
     offset = grid.q_offset
     capturing = dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
     if q_offsets is None:
@@ -62,18 +98,7 @@ def compile_single_row(m: Mask, grid: TileGrid, mask_repr: str, q_offsets: torch
     b = positions(0, nb, dev, capturing).view(-1, 1, 1, 1)
     h = positions(0, nh, dev, capturing).view(1, -1, 1, 1)
     j = positions(0, grid.kv_len, dev, capturing).view(1, 1, 1, -1)
-    bits = m._allowed(b, h, i, j, offset).expand(nb, nh, lq, grid.kv_len)
-    if dev.type == "cuda" or interpreting():  # three launches (kernels/row_map.py)
-        lists = build_row_lists(bits, lq, grid.kv_len, grid.block_q, grid.block_k)
-    else:
-        lists = _row_lists_torch(bits, grid)
-    if dev.type == "cpu":  # reading sizes costs nothing here: exact lists, as the general compiler gives
-        n_full, n_part = int(lists["full_ptr"][-1]), int(lists["part_ptr"][-1])
-        for name, size in (("full_idx", n_full), ("t_full_idx", n_full), ("part_idx", n_part),
-                           ("t_part_idx", n_part), ("t_part_slot", n_part), ("bitmaps", n_part)):
-            lists[name] = lists[name][:size].clone()
-    return BlockMap(q_len=lq, kv_len=grid.kv_len, q_offset=grid.q_offset if q_offsets is None else q_offsets,
-                    block_q=grid.block_q, block_k=grid.block_k, batch=nb, heads=nh, mask_repr=mask_repr, **lists)
+    return m._allowed(b, h, i, j, offset).expand(nb, nh, lq, grid.kv_len), nb
 
 
 def _row_lists_torch(bits: torch.Tensor, grid: TileGrid) -> dict:
