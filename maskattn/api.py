@@ -166,12 +166,16 @@ def _same_offsets(a, b) -> bool:
     return a == b
 
 
-@torch.compiler.disable  # host work (syncs, Python over the mask tree): the one graph break of a mask object
-def _mask_block_map(mask: Mask, lq: int, lk: int, q_offset, device: torch.device) -> BlockMap:
+def mask_block_map(mask: Mask, lq: int, lk: int, q_offset, device: torch.device) -> BlockMap:
+    """The (cached) map of ``mask`` for these lengths on ``device``; host work, not traced."""
     dev = mask.device
     if dev is not None and dev != device:
         raise ValueError(f"mask: its tensors are on {dev}, but q is on {device}")
     return _compiled(mask, lq, lk, resolve_q_offset(lq, lk, q_offset), device)
+
+
+# host work (syncs, Python over the mask tree): the one graph break of a mask object
+_mask_block_map = torch.compiler.disable(mask_block_map)
 
 
 def _compiled(mask: Mask, lq: int, lk: int, q_offset: int, device: torch.device) -> BlockMap:

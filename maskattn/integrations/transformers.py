@@ -92,7 +92,7 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers import masking_utils as _mu
 
 import maskattn
-from maskattn.api import _mask_block_map
+from maskattn.api import mask_block_map
 from maskattn.block_map import BlockMap
 from maskattn.masks.band import Band
 from maskattn.masks.base import And, Mask, Not, Or
@@ -255,8 +255,9 @@ class _Frame:
         self.device = torch.device(device)
         self.use_vmap = use_vmap  # transformers' hint: user functions may not be index-based
 
-    def columns(self, per_position: torch.Tensor, fill) -> torch.Tensor:
-        """(B, L) values indexed by transformers position -> (B, kv_len) per key column."""
+    def columns(self, per_position: torch.Tensor, fill, copy: bool = True) -> torch.Tensor:
+        """(B, L) values indexed by transformers position -> (B, kv_len) per key column
+        (contiguous, or with ``copy=False`` possibly a view)."""
         t = per_position.to(self.device)
         need = self.kv_offset + self.kv_len
         if t.shape[-1] < need:
@@ -264,7 +265,7 @@ class _Frame:
         t = t[:, self.kv_offset:need]
         if t.shape[0] != self.batch_size:
             t = t.expand(self.batch_size, -1)
-        return t.contiguous()
+        return t.contiguous() if copy else t
 
 
 class _FunctionMask(Mask):
@@ -386,10 +387,10 @@ def _documents(doc_ids: torch.Tensor, frame: _Frame) -> Mask:
 
 
 def _padding(padding_mask: torch.Tensor, frame: _Frame) -> Mask:
-    flags = frame.columns(padding_mask.bool(), fill=False)
-    if bool(flags.all()):
+    flags = frame.columns(padding_mask.bool(), fill=False, copy=False)
+    if bool(flags.all()):  # (a host sync, as in transformers' sdpa_mask) no padding: nothing to compile
         return _FULL
-    return maskattn.padding(flags)
+    return maskattn.padding(flags.contiguous())
 
 
 def translate(fn, frame: _Frame) -> Mask:
@@ -492,8 +493,9 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
         model = inner if isinstance(user, Override) else _combine(inner, model)
     q_off = q_off_hf - kv_offset
     dev = torch.device(device)
-    # compiled here, once per call and layer type (cached on the mask object when it is reused)
-    bm = None if dev.type == "meta" else _mask_block_map(model, q_length, kv_length, q_off, dev)
+    # compiled here, once per call and layer type (cached on the mask object when it is reused);
+    # this function is already outside torch.compile's tracing
+    bm = None if dev.type == "meta" else mask_block_map(model, q_length, kv_length, q_off, dev)
     return ModelMask(model, q_off, q_length, kv_length, batch_size, dev, bm)
 
 
