@@ -21,7 +21,9 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
   are issued back to back (async wgmma), the softmax of S_j then runs while P_{j-1} V_{j-1}
   is still on the tensor cores (intra-warpgroup overlap), and the two consumers take turns
   issuing their products (a pair of mbarriers: inter-warpgroup ping-pong), so one's softmax
-  runs under the other's matrix products.
+  runs under the other's matrix products. On the persistent grid every consumer thread arrives
+  on the barriers it signals (``sm90_common.signal``), which leaves one warpgroup ``bar.sync``
+  per key block instead of four.
 
 A work item (one 128-row slice of a query tile of one (batch, head)) walks its full key
 tiles (no mask arithmetic), then its partial ones (bitmap bits; masked scores are -inf
@@ -51,7 +53,7 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .sm90_common import rows_bits
+    from .sm90_common import rows_bits, signal
 
 ENABLED = True
 STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
@@ -234,10 +236,10 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _consumer(WG: gl.constexpr, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  turn, done, redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits,
-                  Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q: gl.constexpr,
-                  TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr,
-                  PACKED: gl.constexpr, PASSES: gl.constexpr):
+                  my_turn, their_turn, done, redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh,
+                  n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c,
+                  TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr,
+                  NEG_SCALE: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -248,8 +250,6 @@ if HAVE_GLUON:
         dtype: gl.constexpr = q_buf.dtype
         s_zero = gl.zeros([HALF_M, BLOCK_N], gl.float32, layout=S_LAYOUT)
         qb = q_buf.index(WG).reshape([HALF_M, BLOCK_D])
-        my_turn = turn.index(WG)
-        their_turn = turn.index(1 - WG)
         t_phase = 1 - WG  # consumer 0 issues first (a fresh mbarrier passes a parity-1 wait)
         it = 0  # key blocks consumed so far (ring slot and phase), as in the producer
         qi = 0
@@ -274,9 +274,9 @@ if HAVE_GLUON:
                     t_phase ^= 1
                     s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero, use_acc=False,
                                           is_async=True)
-                    mbarrier.arrive(their_turn, count=1)
+                    signal(their_turn, THREAD_RELEASE)
                     s = warpgroup_mma_wait(0, deps=[s_tok])
-                    mbarrier.arrive(k_empty.index(ks), count=1)
+                    signal(k_empty.index(ks), THREAD_RELEASE)
                     p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, p0, BITMAPS, row0, Lq, c, S_LAYOUT,
                                                      P_LAYOUT, TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype, PACKED)
                     for j in range(1, n):
@@ -290,21 +290,21 @@ if HAVE_GLUON:
                         o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
                         mbarrier.wait(v_ready.index(vs), ((it + j - 1) // NUM) & 1)
                         o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
-                        mbarrier.arrive(their_turn, count=1)
+                        signal(their_turn, THREAD_RELEASE)
                         s = warpgroup_mma_wait(1, deps=[s_tok])  # S_j done; P_{j-1} V_{j-1} may still run
-                        mbarrier.arrive(k_empty.index(ks), count=1)
+                        signal(k_empty.index(ks), THREAD_RELEASE)
                         p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, Lq, c, S_LAYOUT,
                                                          P_LAYOUT, TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype, PACKED)
                         o = warpgroup_mma_wait(0, deps=[o_tok])
-                        mbarrier.arrive(v_empty.index(vs), count=1)
+                        signal(v_empty.index(vs), THREAD_RELEASE)
                     # every Q K^T of this slice is done: the producer may load the next Q
-                    mbarrier.arrive(q_empty, count=1)
+                    signal(q_empty, THREAD_RELEASE)
                     vs = (it + n - 1) % NUM
                     o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
                     mbarrier.wait(v_ready.index(vs), ((it + n - 1) // NUM) & 1)
                     o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
                     o = warpgroup_mma_wait(0, deps=[o_tok])
-                    mbarrier.arrive(v_empty.index(vs), count=1)
+                    signal(v_empty.index(vs), THREAD_RELEASE)
                     it += n
 
                 if rp < PASSES - 1:  # a NaN here may come from a masked non-finite V value: redo with cleaning
@@ -346,7 +346,7 @@ if HAVE_GLUON:
         B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, n_splits, scale,
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, NEG_SCALE: gl.constexpr,
-        CONSUMER_REGS: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
         # one descriptor per operand over the whole (B, H, L, D_TMA) tensor, made once: rows
@@ -374,19 +374,23 @@ if HAVE_GLUON:
         v_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         k_empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         v_empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
-        turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        # the ping-pong's two barriers as two allocations: shared-memory hazard tracking works per
+        # allocation, so one waited on and the other arrived on in turn need no bar.sync between
+        turn0 = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        turn1 = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        ARRIVALS: gl.constexpr = 128 if THREAD_RELEASE else 1  # per consumer ``signal``
         mbarrier.init(q_ready, count=1)
-        mbarrier.init(q_empty, count=2)  # released by both consumers
+        mbarrier.init(q_empty, count=2 * ARRIVALS)  # released by both consumers
         mbarrier.init(v_land, count=1)
         mbarrier.init(done, count=2)  # both consumers finished pass 0
         redo_flag.store(gl.zeros([1], gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
         for i in gl.static_range(NUM_STAGES):
             mbarrier.init(k_ready.index(i), count=1)
             mbarrier.init(v_ready.index(i), count=1)
-            mbarrier.init(k_empty.index(i), count=2)
-            mbarrier.init(v_empty.index(i), count=2)
-        for i in gl.static_range(2):
-            mbarrier.init(turn.index(i), count=1)
+            mbarrier.init(k_empty.index(i), count=2 * ARRIVALS)
+            mbarrier.init(v_empty.index(i), count=2 * ARRIVALS)
+        mbarrier.init(turn0, count=ARRIVALS)
+        mbarrier.init(turn1, count=ARRIVALS)
 
         c = scale * 1.4426950408889634
         gl.warp_specialize([
@@ -394,14 +398,14 @@ if HAVE_GLUON:
                          v_empty, v_land, done, redo_flag, n_items, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits,
                          Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED,
                          PASSES)),
-            (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, done,
-                         redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
-                         FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D,
-                         NEG_SCALE, PACKED, PASSES)),
-            (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn, done,
-                         redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
-                         FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D,
-                         NEG_SCALE, PACKED, PASSES)),
+            (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn0, turn1,
+                         done, redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits,
+                         Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N,
+                         BLOCK_D, NEG_SCALE, PACKED, PASSES, THREAD_RELEASE)),
+            (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn1, turn0,
+                         done, redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits,
+                         Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N,
+                         BLOCK_D, NEG_SCALE, PACKED, PASSES, THREAD_RELEASE)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -446,15 +450,18 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     # the NaN redo pass only on the persistent grid (session 12: it beat cleaning there, not
     # with one program per item)
     launch_sm90(grid, q, k, v, out, lse, (lse, lse, lse), bm, scale, d, d_tma, map_sb, map_sh, bm.n_q_tiles, n_items, 1,
-                packed=False, passes=2 if on_persistent_grid else 1)
+                packed=False, passes=2 if on_persistent_grid else 1, thread_release=on_persistent_grid)
 
 
 def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int,
-                map_sh: int, n_qt: int, n_items: int, n_splits: int, packed: bool, passes: int):
+                map_sh: int, n_qt: int, n_items: int, n_splits: int, packed: bool, passes: int,
+                thread_release: bool = False):
     """One launch of the kernel: the ordinary forward (writes out, lse), or with ``packed`` the
     split-KV items of ``flash_decode_sm90`` (write ``partials`` = (acc, m, l); ``n_qt``: row
     blocks of packed rows per KV head). ``passes``: 2 to hand V of partial tiles over uncleaned
     and redo the program's items with cleaning if an output met a NaN, 1 to always clean.
+    ``thread_release``: consumers release K/V/Q buffers and hand the tensor cores over with
+    every thread's arrive instead of a warpgroup barrier and one thread's (``sm90_common.signal``).
     Returns (compiled kernel, arguments, constexprs) as launched, for ``relaunch.Relaunch``."""
     b, hq, lq, _ = q.shape
     block_d = 128  # head dims 65-128, zero-padded
@@ -465,7 +472,7 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
     constexprs = dict(
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
-        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes)
+        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release)
     # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
     compiled = _attn_fwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)

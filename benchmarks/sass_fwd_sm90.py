@@ -1,0 +1,73 @@
+"""Compile the Hopper forward kernel (``kernels/flash_fwd_sm90.py``) for sm_90a without a GPU and
+report what the compiler made of it: registers, shared memory, spills, and counts of the SASS
+instructions that matter for its schedule (warpgroup ``bar.sync``s, mbarrier arrives, wgmma,
+exp2). Costs no device time: run it on the CPU machine with Triton 3.6 (the Gluon release the
+kernels were checked with; ``config.gluon_tested``) in a separate environment, e.g.
+
+    python3 -m venv /tmp/t36 && /tmp/t36/bin/pip install triton==3.6.0 torch==2.13.0 numpy scipy
+    /tmp/t36/bin/python benchmarks/sass_fwd_sm90.py --passes 2 --thread-release --sass /tmp/fwd.sass
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+
+from maskattn.kernels import flash_fwd_sm90 as fwd  # noqa: E402
+from maskattn.kernels.sm90_common import HAVE_GLUON, smem_layout  # noqa: E402
+
+COUNTED = ("BAR.SYNC.DEFER_BLOCKING", "SYNCS.ARRIVE.TRANS64.A1T0", "ARRIVES.LDGSTSBAR.64.ARVCNT",
+           "SYNCS.PHASECHK.TRANS64.TRYWAIT", "HGMMA.64x128x16.F32.BF16", "MUFU.EX2")
+_POINTERS = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp32", "ACC": "*fp32", "M": "*fp32",
+             "L": "*fp32", "FULL_PTR": "*i32", "FULL_IDX": "*i32", "PART_PTR": "*i32", "PART_IDX": "*i32",
+             "BITMAPS": "*i32", "Q_ORDER": "*i32", "scale": "fp32"}
+
+
+def compile_forward(passes: int, packed: bool, thread_release: bool):
+    """The compiled kernel for bf16, head dim 128, 128 x 128 tiles."""
+    from triton.experimental.gluon._runtime import GluonASTSource
+    constexprs = dict(Q_SMEM=smem_layout((1, 1, 64, 128), torch.bfloat16),
+                      KV_SMEM=smem_layout((1, 1, 128, 128), torch.bfloat16), TILE_Q=128, TILE_K=128, BLOCK_N=128,
+                      BLOCK_D=128, NUM_STAGES=fwd.STAGES, NEG_SCALE=False, CONSUMER_REGS=fwd._CONSUMER_REGS,
+                      PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release)
+    signature = {n: "constexpr" if n in constexprs else _POINTERS.get(n, "i32") for n in fwd._attn_fwd_sm90.arg_names}
+    source = GluonASTSource(fwd._attn_fwd_sm90, signature, constexprs)
+    options = dict(num_warps=4, maxnreg=(2 * fwd._CONSUMER_REGS + fwd._PRODUCER_REGS) // 3)
+    return triton.compile(source, target=GPUTarget("cuda", 90, 128), options=options)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--passes", type=int, default=1, choices=(1, 2))
+    ap.add_argument("--packed", action="store_true", help="the split-KV decode items")
+    ap.add_argument("--thread-release", action="store_true")
+    ap.add_argument("--sass", default=None, help="write the disassembly here")
+    a = ap.parse_args()
+    if not HAVE_GLUON:
+        sys.exit(f"needs Triton with the checked Gluon release (this is triton {triton.__version__})")
+    kernel = compile_forward(a.passes, a.packed, a.thread_release)
+    tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+    cubin = "/tmp/maskattn_fwd_sm90.cubin"
+    with open(cubin, "wb") as f:
+        f.write(kernel.asm["cubin"])
+    usage = subprocess.run([os.path.join(tools, "cuobjdump"), "-res-usage", cubin], capture_output=True, text=True)
+    sass = subprocess.run([os.path.join(tools, "cuobjdump"), "-sass", cubin], capture_output=True, text=True).stdout
+    if a.sass:
+        with open(a.sass, "w") as f:
+            f.write(sass)
+    ops = collections.Counter(re.findall(r"^\s+/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]+)", sass, re.M))
+    print(usage.stdout.strip().splitlines()[-1].strip())
+    print(f"instructions {sum(ops.values())}; " + ", ".join(f"{o} {ops.get(o, 0)}" for o in COUNTED))
+
+
+if __name__ == "__main__":
+    main()
