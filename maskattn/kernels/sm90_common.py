@@ -43,14 +43,16 @@ def smem_layout(shape: tuple, dtype: torch.dtype):
 if HAVE_GLUON:
     @gluon.jit
     def signal(bar, PER_THREAD: gl.constexpr):
-        """The calling warpgroup arrives on mbarrier ``bar`` (initialised with 128 arrivals per signalling
-        warpgroup with ``PER_THREAD``, else 1). Gluon's ``mbarrier.arrive`` is one thread's arrive behind a
-        warpgroup-wide ``bar.sync``. With ``PER_THREAD`` every thread arrives instead
-        (``cp.async.mbarrier.arrive.noinc``: it has no cp.async copies pending, so it arrives at
-        once), which is enough where each thread has just waited for the warpgroup's own wgmma:
-        no ``bar.sync`` then sits on the softmax's path (H200, session 18: sliding / documents /
-        tree forward +2-3% on the persistent grid; causal with one program per item -1.7%, so it
-        stays off there)."""
+        """The calling warpgroup arrives on mbarrier ``bar``, initialised with 128 arrivals per
+        signalling warpgroup with ``PER_THREAD``, else 1. Gluon's ``mbarrier.arrive`` is one
+        thread's arrive behind a warpgroup-wide ``bar.sync``; with ``PER_THREAD`` every thread
+        arrives instead (``cp.async.mbarrier.arrive.noinc``: with no cp.async copies pending it
+        arrives at once) and no ``bar.sync`` sits on the softmax's path. Only for releases of
+        buffers whose reads have completed (each thread has waited for its warpgroup's wgmma)
+        and for ordering-only hand-overs: whether it orders the thread's earlier plain stores,
+        i.e. publishes data written to shared memory, is not established. H200, session 18:
+        sliding / documents / tree forward +1.4-2.7% on the persistent grid; causal, one program
+        per item, -1.7%, so it stays off there."""
         if PER_THREAD:
             async_copy.mbarrier_arrive(bar, increment_count=False)
         else:
