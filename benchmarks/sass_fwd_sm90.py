@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -56,16 +57,16 @@ def main():
         sys.exit(f"needs Triton with the checked Gluon release (this is triton {triton.__version__})")
     kernel = compile_forward(a.passes, a.packed, a.thread_release)
     tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-    cubin = "/tmp/maskattn_fwd_sm90.cubin"
-    with open(cubin, "wb") as f:
-        f.write(kernel.asm["cubin"])
-    usage = subprocess.run([os.path.join(tools, "cuobjdump"), "-res-usage", cubin], capture_output=True, text=True)
-    sass = subprocess.run([os.path.join(tools, "cuobjdump"), "-sass", cubin], capture_output=True, text=True).stdout
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(kernel.asm["cubin"])
+        cubin.flush()
+        usage, sass = (subprocess.run([os.path.join(tools, "cuobjdump"), flag, cubin.name], capture_output=True,
+                                      text=True).stdout for flag in ("-res-usage", "-sass"))
     if a.sass:
         with open(a.sass, "w") as f:
             f.write(sass)
     ops = collections.Counter(re.findall(r"^\s+/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]+)", sass, re.M))
-    print(usage.stdout.strip().splitlines()[-1].strip())
+    print(usage.strip().splitlines()[-1].strip())
     print(f"instructions {sum(ops.values())}; " + ", ".join(f"{o} {ops.get(o, 0)}" for o in COUNTED))
 
 

@@ -167,7 +167,8 @@ def _same_offsets(a, b) -> bool:
 
 
 def mask_block_map(mask: Mask, lq: int, lk: int, q_offset, device: torch.device) -> BlockMap:
-    """The (cached) map of ``mask`` for these lengths on ``device``; host work, not traced."""
+    """The (cached) map of ``mask`` for these lengths on ``device``. Host work (syncs, Python over
+    the mask tree): call it outside torch.compile's tracing, or through ``_mask_block_map``."""
     dev = mask.device
     if dev is not None and dev != device:
         raise ValueError(f"mask: its tensors are on {dev}, but q is on {device}")

@@ -255,9 +255,9 @@ class _Frame:
         self.device = torch.device(device)
         self.use_vmap = use_vmap  # transformers' hint: user functions may not be index-based
 
-    def columns(self, per_position: torch.Tensor, fill, copy: bool = True) -> torch.Tensor:
-        """(B, L) values indexed by transformers position -> (B, kv_len) per key column
-        (contiguous, or with ``copy=False`` possibly a view)."""
+    def columns(self, per_position: torch.Tensor, fill) -> torch.Tensor:
+        """(B, L) values indexed by transformers position -> (B, kv_len) per key column (possibly
+        a strided view: ``documents`` makes its ids contiguous, ``_padding`` its flags)."""
         t = per_position.to(self.device)
         need = self.kv_offset + self.kv_len
         if t.shape[-1] < need:
@@ -265,7 +265,7 @@ class _Frame:
         t = t[:, self.kv_offset:need]
         if t.shape[0] != self.batch_size:
             t = t.expand(self.batch_size, -1)
-        return t.contiguous() if copy else t
+        return t
 
 
 class _FunctionMask(Mask):
@@ -387,7 +387,7 @@ def _documents(doc_ids: torch.Tensor, frame: _Frame) -> Mask:
 
 
 def _padding(padding_mask: torch.Tensor, frame: _Frame) -> Mask:
-    flags = frame.columns(padding_mask.bool(), fill=False, copy=False)
+    flags = frame.columns(padding_mask.bool(), fill=False)
     if bool(flags.all()):  # (a host sync, as in transformers' sdpa_mask) no padding: nothing to compile
         return _FULL
     return maskattn.padding(flags.contiguous())
