@@ -52,7 +52,8 @@ if HAVE_GLUON:
         and for ordering-only hand-overs: whether it orders the thread's earlier plain stores,
         i.e. publishes data written to shared memory, is not established. H200, session 18:
         sliding / documents / tree forward +1.4-2.7% on the persistent grid; causal, one program
-        per item, -1.7%, so it stays off there."""
+        per item, -1.7%, so it stays off there. The one-pass backward's Q/dO and dS releases:
+        +1.1-2.7% (session 19)."""
         if PER_THREAD:
             async_copy.mbarrier_arrive(bar, increment_count=False)
         else:
