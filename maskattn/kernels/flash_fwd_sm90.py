@@ -12,26 +12,29 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
   query row may not see (an unwritten cache slot) would reach that row through ``0 * NaN``
   in P V, so V of partial tiles is cleaned of non-finite values in shared memory (land,
   clean, hand over), which costs up to 22% on sparse maps (H200, session 11). On the
-  persistent grid (``PASSES=2``) V is first handed over as it landed: a consumer that finds
+  static schedule (``PASSES=2``) V is first handed over as it landed: a consumer that finds
   NaN in its O at the end of an item sets a flag in shared memory; after their last item both
   consumers meet the producer at a barrier, and if the flag is set all three walk the
-  program's items a second time, cleaning. The common case costs that one barrier. (With
-  one program per item it did not pay: causal 0.95-0.99x, longformer 1.01x, session 12.)
+  program's items a second time, cleaning. The common case costs that one barrier. (On long
+  rows, where the dynamic schedule runs, it did not pay: causal 0.95-0.99x, session 12.)
 * **two consumers** (64 query rows each): per key block, S_j = Q K_j^T and O += P_{j-1} V_{j-1}
   are issued back to back (async wgmma), the softmax of S_j then runs while P_{j-1} V_{j-1}
   is still on the tensor cores (intra-warpgroup overlap), and the two consumers take turns
   issuing their products (a pair of mbarriers: inter-warpgroup ping-pong), so one's softmax
-  runs under the other's matrix products. On the persistent grid every consumer thread arrives
-  on the barriers it signals (``sm90_common.signal``), which leaves one warpgroup ``bar.sync``
+  runs under the other's matrix products. Every consumer thread arrives on the barriers it
+  signals (``sm90_common.signal``), which leaves one warpgroup ``bar.sync``
   per key block instead of four.
 
 A work item (one 128-row slice of a query tile of one (batch, head)) walks its full key
 tiles (no mask arithmetic), then its partial ones (bitmap bits; masked scores are -inf
 through ``where``, so a NaN key is harmless). Items are numbered heaviest first as in the
-portable kernel. Maps with short rows run a persistent grid (one program per SM striding
-over the items, ``persistent``), so the producer loads the next item while the consumers
-finish the current one; other maps run one program per item. The operands are read through
-one 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program.
+portable kernel. The grid is persistent (one program per SM), so the producer loads the next
+item while the consumers finish the current one. Maps with short rows share the items out
+statically (``_program_item``: a snake over the rounds); the others (causal, Longformer's
+global rows) take them one at a time from a per-launch counter (``_take``,
+``dynamic_schedule``). The split-KV decode items (``PACKED``) run one program per item. The
+operands are read through one 4-d descriptor each, ``(B, H, L, D)`` with any strides, made
+once per program.
 
 Used on sm_90 for fp16/bf16, padded head dims 65-128 (zero-padded to 128 in shared memory),
 no softcap, maps with query tiles of a multiple of 128 rows and key tiles of at least 64
@@ -138,9 +141,10 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  v_land, done, redo_flag, n_items, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
-                  FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
-                  BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr):
+                  v_land, done, redo_flag, SCHED, item_buf, item_ready, item_free, n_items, n_bh, H, GROUP, Lq,
+                  map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX,
+                  TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr,
+                  PACKED: gl.constexpr, PASSES: gl.constexpr, DYNAMIC: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         nbytes: gl.constexpr = k_desc.block_type.nbytes
@@ -148,7 +152,11 @@ if HAVE_GLUON:
         qi = 0  # query slices loaded so far
         pl = 0  # partial V blocks cleaned so far
         for rp in range(PASSES):  # pass 1 only if a consumer met a NaN in pass 0 (``_redo_stop``)
-            for t in range(gl.program_id(0), _redo_stop(rp, n_items, done, redo_flag), gl.num_programs(0)):
+            stop = _redo_stop(rp, n_items, done, redo_flag)
+            rounds = _rounds(stop, DYNAMIC)
+            k = 0  # items taken in this pass
+            t = _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, True, DYNAMIC)
+            while t < stop:
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
                     t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
                     PACKED)
@@ -182,6 +190,60 @@ if HAVE_GLUON:
                         mbarrier.expect(v_ready.index(s), nbytes)
                         tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
                     it += 1
+                k += 1
+                t = _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, True, DYNAMIC)
+
+    @gluon.jit
+    def _rounds(n_items, DYNAMIC: gl.constexpr):
+        """How many of the first ``n_items`` items this program takes (``_program_item``); 0
+        (unused) with ``DYNAMIC``."""
+        pid = gl.program_id(0)
+        nprog = gl.num_programs(0)
+        full = n_items // nprog
+        last = pid + (full % 2) * (nprog - 1 - 2 * pid)  # its slot in the last, partial round
+        rounds = full + (last < n_items - full * nprog).to(gl.int32)
+        if DYNAMIC:
+            rounds = 0
+        return rounds
+
+    @gluon.jit
+    def _program_item(r):
+        """This program's item in round r of the static schedule. Items are numbered heaviest
+        first; each round hands the next ``num_programs`` of them out, left to right in even
+        rounds and right to left in odd ones (a snake), so every program's heavy and light items
+        even out (plain striding gave program 0 the heaviest item of every round: H200, session
+        19, documents 8k / 32k 1.07x / 1.04x faster with the snake). One program per item:
+        item = pid."""
+        pid = gl.program_id(0)
+        nprog = gl.num_programs(0)
+        return r * nprog + pid + (r % 2) * (nprog - 1 - 2 * pid)
+
+    @gluon.jit
+    def _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, PRODUCER: gl.constexpr,
+              DYNAMIC: gl.constexpr):
+        """The program's k-th item, or ``stop`` when it has none left. Static schedule: round k
+        of ``_program_item``. ``DYNAMIC``: the producer takes the next unclaimed item from the
+        launch's counter ``SCHED`` (zeroed per launch) and hands it to both consumers through
+        shared memory (the next item is published once both have read the current one, long
+        before the producer reaches it), so items start in heaviest-first order on whichever
+        program frees up, as the hardware schedules one program per item, and the next item's
+        loads still overlap the current item's end."""
+        L1: gl.constexpr = gl.BlockedLayout([1], [32], [gl.num_warps()], [0])
+        if DYNAMIC:
+            if PRODUCER:
+                t = gl.minimum(gl.atomic_add(SCHED, 1, sem="relaxed"), stop)
+                mbarrier.wait(item_free, (k & 1) ^ 1)
+                item_buf.store(gl.full([1], t, gl.int32, L1))
+                mbarrier.arrive(item_ready, count=1)  # behind a bar.sync: every thread's store
+            else:
+                mbarrier.wait(item_ready, k & 1)
+                t = gl.max(item_buf.load(L1), 0)
+                mbarrier.arrive(item_free, count=1)
+        else:
+            t = stop
+            if k < rounds:
+                t = _program_item(k)
+        return t
 
     @gluon.jit
     def _redo_stop(rp, n_items, done, redo_flag):
@@ -236,10 +298,11 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _consumer(WG: gl.constexpr, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  my_turn, their_turn, done, redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh,
-                  n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c,
-                  TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr,
-                  NEG_SCALE: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr):
+                  my_turn, their_turn, done, redo_flag, SCHED, item_buf, item_ready, item_free, O, LSE, ACC, M, L,
+                  n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob,
+                  soh, som, Lq, D, D_TMA, c, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr,
+                  THREAD_RELEASE: gl.constexpr, DYNAMIC: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -256,7 +319,11 @@ if HAVE_GLUON:
         for rp in range(PASSES):  # pass 1: the program's items again, V cleaned, if pass 0 met a NaN
             if rp == 1:  # both consumers are done with pass 0: then ``redo_flag`` is final
                 mbarrier.arrive(done, count=1)
-            for t in range(gl.program_id(0), _redo_stop(rp, n_items, done, redo_flag), gl.num_programs(0)):
+            stop = _redo_stop(rp, n_items, done, redo_flag)
+            rounds = _rounds(stop, DYNAMIC)
+            k = 0  # items taken in this pass
+            t = _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, False, DYNAMIC)
+            while t < stop:
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
                     t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
                     PACKED)
@@ -332,6 +399,8 @@ if HAVE_GLUON:
                              + offs_d[None, :], out.to(dtype), mask=(offs_m < Lq)[:, None] & (offs_d[None, :] < D))
                     offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
                     gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
+                k += 1
+                t = _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, False, DYNAMIC)
 
     @gluon.jit
     def _kv(bufs, i, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr):
@@ -340,13 +409,14 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _attn_fwd_sm90(
-        Q, K, V, O, LSE, ACC, M, L,
+        Q, K, V, O, LSE, ACC, M, L, SCHED,
         FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
         B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, n_splits, scale,
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, NEG_SCALE: gl.constexpr,
         CONSUMER_REGS: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
+        DYNAMIC: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
         # one descriptor per operand over the whole (B, H, L, D_TMA) tensor, made once: rows
@@ -370,6 +440,9 @@ if HAVE_GLUON:
         v_land = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         done = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         redo_flag = gl.allocate_shared_memory(gl.int32, [1], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+        item_buf = gl.allocate_shared_memory(gl.int32, [1], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+        item_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+        item_free = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         k_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         v_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
         k_empty = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
@@ -391,21 +464,25 @@ if HAVE_GLUON:
             mbarrier.init(v_empty.index(i), count=2 * ARRIVALS)
         mbarrier.init(turn0, count=ARRIVALS)
         mbarrier.init(turn1, count=ARRIVALS)
+        mbarrier.init(item_ready, count=1)
+        mbarrier.init(item_free, count=2)  # read by both consumers
 
         c = scale * 1.4426950408889634
         gl.warp_specialize([
             (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready,
-                         v_empty, v_land, done, redo_flag, n_items, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits,
-                         Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED,
-                         PASSES)),
+                         v_empty, v_land, done, redo_flag, SCHED, item_buf, item_ready, item_free, n_items, n_bh, H,
+                         GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX,
+                         TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED, PASSES, DYNAMIC)),
             (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn0, turn1,
-                         done, redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits,
-                         Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N,
-                         BLOCK_D, NEG_SCALE, PACKED, PASSES, THREAD_RELEASE)),
+                         done, redo_flag, SCHED, item_buf, item_ready, item_free, O, LSE, ACC, M, L, n_items, n_bh, H,
+                         GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq,
+                         D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, PACKED, PASSES, THREAD_RELEASE,
+                         DYNAMIC)),
             (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn1, turn0,
-                         done, redo_flag, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits,
-                         Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N,
-                         BLOCK_D, NEG_SCALE, PACKED, PASSES, THREAD_RELEASE)),
+                         done, redo_flag, SCHED, item_buf, item_ready, item_free, O, LSE, ACC, M, L, n_items, n_bh, H,
+                         GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq,
+                         D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, PACKED, PASSES, THREAD_RELEASE,
+                         DYNAMIC)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -420,24 +497,25 @@ def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap) -> bool:
     return 64 < d_tma <= 128 and bm.block_q % 128 == 0 and bm.block_k >= 64
 
 
-# Persistent grid only for maps whose rows are short on average (blocks of 128 x 128): there
-# one program per SM striding over the items hides each item's start (Q and first K/V loads)
-# behind the previous item's end, while long or uneven rows (causal, Longformer's global rows)
-# do better with the hardware's dynamic scheduling of one program per item (H200, session 8:
-# persistent vs one program per item, sliding 1.14-1.18x, documents 1.03-1.11x, tree 1.04-1.10x;
-# causal 0.93-0.96x, longformer 0.60-0.63x).
-PERSISTENT_MAX_MEAN_TILES = 16
+# Every map runs a persistent grid (one program per SM walking items), so the producer loads the
+# next item while the consumers finish the current one. Maps with short rows on average take the
+# static snake (``_program_item``) with the NaN redo pass; the others (causal, Longformer's global
+# rows) take items in heaviest-first order from a counter (``_take``), since a static share of
+# long items leaves a tail that grows with the rows. H200, session 19, against one program per
+# item: the snake on causal 8k / 16k / 32k / 128k 1.09x / 1.00x / 0.95x / 0.90x, the counter
+# 1.07x / 1.00x / 1.01-1.02x / 1.04-1.07x (Longformer 8k 1.00-1.02x, but 32k 0.96x); the counter
+# on short rows 0.81-0.98x (it cleans V), the snake there 1.00-1.07x over plain striding.
+STATIC_MAX_MEAN_TILES = 16
 
 
-def persistent(bm: BlockMap, heads_per_group: int) -> bool:
-    """Run the persistent grid for map ``bm``? Its rows' mean non-empty tile count is at most
-    ``PERSISTENT_MAX_MEAN_TILES`` and no row outlasts a program slot (``is_row_bound``, one
-    program of this kernel per SM; the session 8 benchmark families at 8k-128k decide the same
-    with the portable kernel's two slots per SM)."""
+def dynamic_schedule(bm: BlockMap, heads_per_group: int) -> bool:
+    """Do the programs take items from a counter (True) or a static share (False)? Static for
+    maps whose rows' mean non-empty tile count is at most ``STATIC_MAX_MEAN_TILES`` unless one row
+    outlasts a program slot (``is_row_bound``, one program of this kernel per SM)."""
     rows = bm.batch * bm.heads * bm.n_q_tiles
-    if bm.nonempty_tiles <= 0 or bm.nonempty_tiles > PERSISTENT_MAX_MEAN_TILES * rows:
-        return False
-    return not is_row_bound(bm.max_row_tiles, bm.nonempty_tiles, heads_per_group, bm.full_ptr.device, per_sm=1)
+    if bm.nonempty_tiles > STATIC_MAX_MEAN_TILES * rows:
+        return True
+    return is_row_bound(bm.max_row_tiles, bm.nonempty_tiles, heads_per_group, bm.full_ptr.device, per_sm=1)
 
 
 def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int, map_sh: int):
@@ -445,34 +523,39 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     writes out (B, Hq, Lq, d) and lse (B, Hq, Lq) fp32 natural log."""
     b, hq, lq, _ = q.shape
     n_items = b * hq * bm.n_q_tiles * (bm.block_q // 128)
-    on_persistent_grid = persistent(bm, b * hq // (bm.batch * bm.heads))
-    grid = (max(1, min(n_items, sm_count(q.device))),) if on_persistent_grid else (n_items,)
-    # the NaN redo pass only on the persistent grid (session 12: it beat cleaning there, not
-    # with one program per item)
+    dynamic = dynamic_schedule(bm, b * hq // (bm.batch * bm.heads))
+    grid = (max(1, min(n_items, sm_count(q.device))),)
+    sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else None
+    # the NaN redo pass needs each program's items known up front: static schedule only (the
+    # dynamic one's long rows amortise the cleaning of their few partial tiles)
     launch_sm90(grid, q, k, v, out, lse, (lse, lse, lse), bm, scale, d, d_tma, map_sb, map_sh, bm.n_q_tiles, n_items, 1,
-                packed=False, passes=2 if on_persistent_grid else 1, thread_release=on_persistent_grid)
+                packed=False, passes=1 if dynamic else 2, thread_release=True, sched=sched)
 
 
 def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int,
                 map_sh: int, n_qt: int, n_items: int, n_splits: int, packed: bool, passes: int,
-                thread_release: bool = False):
+                thread_release: bool = False, sched: torch.Tensor | None = None):
     """One launch of the kernel: the ordinary forward (writes out, lse), or with ``packed`` the
     split-KV items of ``flash_decode_sm90`` (write ``partials`` = (acc, m, l); ``n_qt``: row
     blocks of packed rows per KV head). ``passes``: 2 to hand V of partial tiles over uncleaned
     and redo the program's items with cleaning if an output met a NaN, 1 to always clean.
     ``thread_release``: consumers release K/V/Q buffers and hand the tensor cores over with
     every thread's arrive instead of a warpgroup barrier and one thread's (``sm90_common.signal``).
+    ``sched``: a zeroed int32 counter from which the programs take their items (``_take``); None:
+    each program takes a static share (with ``grid`` = items, one each).
     Returns (compiled kernel, arguments, constexprs) as launched, for ``relaunch.Relaunch``."""
     b, hq, lq, _ = q.shape
     block_d = 128  # head dims 65-128, zero-padded
     block_n = min(128, bm.block_k)
-    args = (q, k, v, out, lse, *partials, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
+    dynamic = sched is not None
+    args = (q, k, v, out, lse, *partials, sched if dynamic else bm.q_order, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, n_qt, b * hq, n_items, n_splits, scale)
     constexprs = dict(
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
-        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release)
+        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release,
+        DYNAMIC=dynamic)
     # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
     compiled = _attn_fwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)

@@ -50,10 +50,10 @@ if HAVE_GLUON:
         arrives at once) and no ``bar.sync`` sits on the softmax's path. Only for releases of
         buffers whose reads have completed (each thread has waited for its warpgroup's wgmma)
         and for ordering-only hand-overs: whether it orders the thread's earlier plain stores,
-        i.e. publishes data written to shared memory, is not established. H200, session 18:
-        sliding / documents / tree forward +1.4-2.7% on the persistent grid; causal, one program
-        per item, -1.7%, so it stays off there. The one-pass backward's Q/dO and dS releases:
-        +1.1-2.7% (session 19)."""
+        i.e. publishes data written to shared memory, is not established. H200: sliding /
+        documents / tree forward +1.4-2.7% (session 18; causal run one program per item lost
+        1.7%, on the persistent grid with the item counter it is within noise, session 19); the
+        one-pass backward's Q/dO and dS releases +1.1-2.7% (session 19)."""
         if PER_THREAD:
             async_copy.mbarrier_arrive(bar, increment_count=False)
         else:

@@ -101,14 +101,14 @@ def test_nan_keys_and_values_no_query_may_see(kernel):
     assert torch.isnan(out[0, :, sees_nan]).all()
 
 
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 @pytest.mark.parametrize("mask_name", ["causal", "sliding", "documents", "padded", "nan_values"])
-def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
-    # three programs stride over every item (the persistent grid, forced for any map): ring
-    # slots, phases and the Q hand-over carry from one item to the next, items without any
-    # key (fully masked rows) are skipped by the producer and written as 0 / -inf
+def test_persistent_grid_many_items_per_program(monkeypatch, mask_name, dynamic):
+    # three programs share every item (static snake, or taken from the counter; forced for any
+    # map): ring slots, phases and the Q hand-over carry from one item to the next, items
+    # without any key (fully masked rows) are skipped by the producer and written as 0 / -inf
     monkeypatch.setattr(flash_fwd_sm90, "sm_count", lambda device: 3)
-    monkeypatch.setattr(flash_fwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10 ** 9)
-    monkeypatch.setattr(flash_fwd_sm90, "is_row_bound", lambda *args, **kwargs: False)
+    monkeypatch.setattr(flash_fwd_sm90, "dynamic_schedule", lambda *args: dynamic)
     monkeypatch.setattr(flash_fwd_sm90, "ENABLED", True)
     lq = lk = 1100
     q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV)
@@ -120,7 +120,7 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
                  nan_values=ma.sliding_window(150) & ma.causal() & ma.padding(keys))
     mask = masks[mask_name].to(DEV)
     bm = ma.compile_mask(mask, lq, lk, device=DEV)
-    assert _used_sm90(q, bm) and flash_fwd_sm90.persistent(bm, 1)
+    assert _used_sm90(q, bm)
     kn, vn = k, v
     if mask_name == "nan_values":  # NaN keys and values no query may see, inside partial tiles
         kn, vn = k.clone(), v.clone()
@@ -131,18 +131,19 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
     check_forward(q, k, v, mask, out=out, lse=lse)
 
 
-def test_persistent_grid_nan_some_rows_see(monkeypatch):
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_persistent_grid_nan_some_rows_see(monkeypatch, dynamic):
     # a NaN value that some rows may see (their outputs are not specified): every other row of
-    # every item of the same program (which the kernel may walk a second time, V cleaned) is exact
+    # every item of the same program (which the static schedule may walk a second time, V
+    # cleaned) is exact
     monkeypatch.setattr(flash_fwd_sm90, "sm_count", lambda device: 3)
-    monkeypatch.setattr(flash_fwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10 ** 9)
-    monkeypatch.setattr(flash_fwd_sm90, "is_row_bound", lambda *args, **kwargs: False)
+    monkeypatch.setattr(flash_fwd_sm90, "dynamic_schedule", lambda *args: dynamic)
     monkeypatch.setattr(flash_fwd_sm90, "ENABLED", True)
     lq = lk = 1100
     q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV, seed=3)
     mask = (ma.sliding_window(150) & ma.causal()).to(DEV)
     bm = ma.compile_mask(mask, lq, lk, device=DEV)
-    assert _used_sm90(q, bm) and flash_fwd_sm90.persistent(bm, 1)
+    assert _used_sm90(q, bm)
     vn = v.clone()
     vn[1, 0, 600:603] = float("nan")  # batch 1, KV head 0: query heads 0 and 1
     out, lse = ma.attention(q, k, vn, bm, return_lse=True)

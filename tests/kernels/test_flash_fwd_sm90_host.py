@@ -1,5 +1,5 @@
 """Host-side choices of the Hopper forward (CPU: no kernel runs): where it applies, and which
-maps take its persistent grid."""
+maps take its dynamic schedule."""
 import pytest
 import torch
 
@@ -14,20 +14,20 @@ def test_not_used_off_the_gpu():
     assert not flash_fwd_sm90.supported(q, bm, 128, None)
 
 
-@pytest.mark.parametrize("family,persistent", [("causal", False), ("longformer", False), ("sliding", True),
-                                               ("documents", True), ("tree", True)])
-def test_persistent_grid_for_short_rows_only(monkeypatch, family, persistent):
-    # the benchmark families at 32k with 16 heads on a 132-SM GPU (session 8's H200 A/B):
-    # causal rows are long, Longformer's global rows outlast a program slot
+@pytest.mark.parametrize("family,dynamic", [("causal", True), ("longformer", True), ("sliding", False),
+                                            ("documents", False), ("tree", False)])
+def test_dynamic_schedule_for_long_rows(monkeypatch, family, dynamic):
+    # the benchmark families at 32k with 16 heads on a 132-SM GPU: causal rows are long,
+    # Longformer's global rows outlast a program slot; the others take the static snake
     monkeypatch.setattr(config, "sm_count", lambda device: 132)
     bm = ma.compile_mask(families.mask(family, 32768), 32768, 32768)
-    assert flash_fwd_sm90.persistent(bm, heads_per_group=16) == persistent
+    assert flash_fwd_sm90.dynamic_schedule(bm, heads_per_group=16) == dynamic
 
 
 @pytest.mark.parametrize("family", ["causal", "sliding"])
-def test_thread_release_only_on_the_persistent_grid(monkeypatch, family):
-    # per-thread releases paid on the persistent grid (sliding / documents / tree +2-3%) and cost
-    # causal, run one program per item, 1.7% (H200, session 18): the launch follows the grid
+def test_launch_follows_the_schedule(monkeypatch, family):
+    # one program per SM either way, per-thread releases; the NaN redo pass (which walks a
+    # program's items again) only on the static schedule, a zeroed counter only on the dynamic one
     monkeypatch.setattr(config, "sm_count", lambda device: 132)
     monkeypatch.setattr(flash_fwd_sm90, "sm_count", lambda device: 132)
     launches = []
@@ -38,8 +38,12 @@ def test_thread_release_only_on_the_persistent_grid(monkeypatch, family):
     lse = torch.empty(1, 16, L, device="meta")
     flash_fwd_sm90.sm90_forward(q, q, q, q, lse, bm, 128 ** -0.5, 128, 128, 0, 0)
     (grid, kw), = launches
-    on_persistent_grid = flash_fwd_sm90.persistent(bm, heads_per_group=16)
-    assert on_persistent_grid == (family == "sliding")
-    assert kw["thread_release"] == on_persistent_grid
-    assert kw["passes"] == (2 if on_persistent_grid else 1)
-    assert grid[0] == (132 if on_persistent_grid else 16 * bm.n_q_tiles)
+    dynamic = family == "causal"
+    assert flash_fwd_sm90.dynamic_schedule(bm, heads_per_group=16) == dynamic
+    assert grid == (132,)
+    assert kw["thread_release"]
+    assert kw["passes"] == (1 if dynamic else 2)
+    if dynamic:
+        assert kw["sched"].dtype == torch.int32 and kw["sched"].shape == (1,)
+    else:
+        assert kw["sched"] is None

@@ -1,0 +1,57 @@
+"""A/B of variants of the Hopper forward kernel: copies of flash_fwd_sm90.py given as arguments
+(the first is the baseline; "tree" names the working tree's module), same inputs, same process,
+interleaved.
+B=1, H=16, D=128, bf16; CUDA-event medians over repeated launches."""
+import importlib.util, os, sys, statistics
+import torch
+sys.path.insert(0, os.getcwd())
+import maskattn as ma
+from benchmarks import families
+from maskattn.kernels import flash_fwd_sm90 as new
+from maskattn.kernels.forward import map_strides
+from maskattn.kernels.tma import ensure_allocator
+
+mods = {}
+for i, path in enumerate(sys.argv[1:]):
+    if path == "tree":
+        mods["tree"] = new
+        continue
+    spec = importlib.util.spec_from_file_location(f"maskattn.kernels.variant{i}_flash_fwd_sm90", path)
+    m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)
+    mods[os.path.basename(path)[:-3]] = m
+base = next(iter(mods))
+print("GPU", torch.cuda.get_device_name(), torch.__version__, flush=True)
+ensure_allocator()
+
+def timed(fn, reps):
+    ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+    for a, b in ev:
+        a.record(); fn(); b.record()
+    torch.cuda.synchronize()
+    return [a.elapsed_time(b) * 1e3 for a, b in ev]
+
+cases = [(f, int(L)) for f, L in (c.split(":") for c in os.environ["AB_CASES"].split())]
+for fam, L in cases:
+    bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")
+    q, k, v = (torch.randn(1, 16, L, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    sb, sh = map_strides(bm)
+    outs = {}
+    fns = {}
+    for name, mod in mods.items():
+        o = torch.empty_like(q); l = torch.empty(1, 16, L, device="cuda")
+        outs[name] = (o, l)
+        fns[name] = (lambda mod=mod, o=o, l=l: mod.sm90_forward(q, k, v, o, l, bm, 128 ** -0.5, 128, 128, sb, sh))
+    for fn in fns.values():
+        for _ in range(3): fn()
+    reps = 4 if L >= 131072 else 20 if L >= 32768 else 60
+    t = {n: [] for n in fns}
+    for _ in range(5):
+        for n, fn in fns.items():
+            t[n] += timed(fn, reps)
+    med = {n: statistics.median(x) for n, x in t.items()}
+    line = f"{fam:10s} {L:6d}: {base} {med[base]:8.1f} us"
+    for n in mods:
+        if n != base:
+            same = torch.equal(outs[n][0], outs[base][0])
+            line += f" | {n} {med[base] / med[n]:.3f}x{'' if same else ' (out differs)'}"
+    print(line, flush=True)
