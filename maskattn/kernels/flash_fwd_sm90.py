@@ -197,13 +197,14 @@ if HAVE_GLUON:
     def _rounds(n_items, DYNAMIC: gl.constexpr):
         """How many of the first ``n_items`` items this program takes (``_program_item``); 0
         (unused) with ``DYNAMIC``."""
-        pid = gl.program_id(0)
-        nprog = gl.num_programs(0)
-        full = n_items // nprog
-        last = pid + (full % 2) * (nprog - 1 - 2 * pid)  # its slot in the last, partial round
-        rounds = full + (last < n_items - full * nprog).to(gl.int32)
         if DYNAMIC:
             rounds = 0
+        else:
+            pid = gl.program_id(0)
+            nprog = gl.num_programs(0)
+            full = n_items // nprog
+            last = pid + (full % 2) * (nprog - 1 - 2 * pid)  # its slot in the last, partial round
+            rounds = full + (last < n_items - full * nprog).to(gl.int32)
         return rounds
 
     @gluon.jit
