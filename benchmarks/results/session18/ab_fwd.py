@@ -30,7 +30,10 @@ def timed(fn, reps):
     torch.cuda.synchronize()
     return [a.elapsed_time(b) * 1e3 for a, b in ev]
 
+# AB_CASES="family:L ..." (session 19); default: session 18's cases
 cases = [(f, 32768) for f in ("causal", "sliding", "documents", "longformer", "tree")] + [("causal", 8192), ("sliding", 8192)]
+if os.environ.get("AB_CASES"):
+    cases = [(f, int(L)) for f, L in (c.split(":") for c in os.environ["AB_CASES"].split())]
 for fam, L in cases:
     bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")
     q, k, v = (torch.randn(1, 16, L, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
@@ -43,7 +46,7 @@ for fam, L in cases:
         fns[name] = (lambda mod=mod, o=o, l=l: mod.sm90_forward(q, k, v, o, l, bm, 128 ** -0.5, 128, 128, sb, sh))
     for fn in fns.values():
         for _ in range(3): fn()
-    reps = 20 if L >= 32768 else 60
+    reps = 4 if L >= 131072 else 20 if L >= 32768 else 60
     t = {n: [] for n in fns}
     for _ in range(5):
         for n, fn in fns.items():
