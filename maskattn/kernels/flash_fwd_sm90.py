@@ -549,7 +549,9 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
     block_d = 128  # head dims 65-128, zero-padded
     block_n = min(128, bm.block_k)
     dynamic = sched is not None
-    args = (q, k, v, out, lse, *partials, sched if dynamic else bm.q_order, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
+    # without a counter SCHED is never read: any int32 tensor stands in
+    args = (q, k, v, out, lse, *partials, sched if dynamic else bm.q_order, bm.full_ptr, bm.full_idx, bm.part_ptr,
+            bm.part_idx, bm.bitmaps, bm.q_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, n_qt, b * hq, n_items, n_splits, scale)
     constexprs = dict(
