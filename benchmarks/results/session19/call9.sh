@@ -1,0 +1,1 @@
+bash .fa4-lib/device.sh
