@@ -30,11 +30,10 @@ tiles (no mask arithmetic), then its partial ones (bitmap bits; masked scores ar
 through ``where``, so a NaN key is harmless). Items are numbered heaviest first as in the
 portable kernel. The grid is persistent (one program per SM), so the producer loads the next
 item while the consumers finish the current one. Maps with short rows share the items out
-statically (``_program_item``: a snake over the rounds); the others (causal, Longformer's
-global rows) take them one at a time from a per-launch counter (``_take``,
-``dynamic_schedule``). The split-KV decode items (``PACKED``) run one program per item. The
-operands are read through one 4-d descriptor each, ``(B, H, L, D)`` with any strides, made
-once per program.
+statically (a snake over the rounds); the others (causal, Longformer's global rows) take them
+one at a time from a per-launch counter (``dynamic_schedule``; both in ``sm90_schedule``). The
+split-KV decode items (``PACKED``) run one program per item. The operands are read through one
+4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program.
 
 Used on sm_90 for fp16/bf16, padded head dims 65-128 (zero-padded to 128 in shared memory),
 no softcap, maps with query tiles of a multiple of 128 rows and key tiles of at least 64
@@ -57,6 +56,7 @@ if HAVE_GLUON:
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
     from .sm90_common import rows_bits, signal
+    from .sm90_schedule import static_rounds, take_item
 
 ENABLED = True
 STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
@@ -153,9 +153,9 @@ if HAVE_GLUON:
         pl = 0  # partial V blocks cleaned so far
         for rp in range(PASSES):  # pass 1 only if a consumer met a NaN in pass 0 (``_redo_stop``)
             stop = _redo_stop(rp, n_items, done, redo_flag)
-            rounds = _rounds(stop, DYNAMIC)
+            rounds = static_rounds(stop, DYNAMIC)
             k = 0  # items taken in this pass
-            t = _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, True, DYNAMIC)
+            t = take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, True, DYNAMIC)
             while t < stop:
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
                     t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
@@ -191,60 +191,7 @@ if HAVE_GLUON:
                         tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
                     it += 1
                 k += 1
-                t = _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, True, DYNAMIC)
-
-    @gluon.jit
-    def _rounds(n_items, DYNAMIC: gl.constexpr):
-        """How many of the first ``n_items`` items this program takes (``_program_item``); 0
-        (unused) with ``DYNAMIC``."""
-        if DYNAMIC:
-            rounds = 0
-        else:
-            pid = gl.program_id(0)
-            nprog = gl.num_programs(0)
-            full = n_items // nprog
-            last = pid + (full % 2) * (nprog - 1 - 2 * pid)  # its slot in the last, partial round
-            rounds = full + (last < n_items - full * nprog).to(gl.int32)
-        return rounds
-
-    @gluon.jit
-    def _program_item(r):
-        """This program's item in round r of the static schedule. Items are numbered heaviest
-        first; each round hands the next ``num_programs`` of them out, left to right in even
-        rounds and right to left in odd ones (a snake), so every program's heavy and light items
-        even out (plain striding gave program 0 the heaviest item of every round: H200, session
-        19, documents 8k / 32k 1.07x / 1.04x faster with the snake). One program per item:
-        item = pid."""
-        pid = gl.program_id(0)
-        nprog = gl.num_programs(0)
-        return r * nprog + pid + (r % 2) * (nprog - 1 - 2 * pid)
-
-    @gluon.jit
-    def _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, PRODUCER: gl.constexpr,
-              DYNAMIC: gl.constexpr):
-        """The program's k-th item, or ``stop`` when it has none left. Static schedule: round k
-        of ``_program_item``. ``DYNAMIC``: the producer takes the next unclaimed item from the
-        launch's counter ``SCHED`` (zeroed per launch) and hands it to both consumers through
-        shared memory (the next item is published once both have read the current one, long
-        before the producer reaches it), so items start in heaviest-first order on whichever
-        program frees up, as the hardware schedules one program per item, and the next item's
-        loads still overlap the current item's end."""
-        L1: gl.constexpr = gl.BlockedLayout([1], [32], [gl.num_warps()], [0])
-        if DYNAMIC:
-            if PRODUCER:
-                t = gl.minimum(gl.atomic_add(SCHED, 1, sem="relaxed"), stop)
-                mbarrier.wait(item_free, (k & 1) ^ 1)
-                item_buf.store(gl.full([1], t, gl.int32, L1))
-                mbarrier.arrive(item_ready, count=1)  # behind a bar.sync: every thread's store
-            else:
-                mbarrier.wait(item_ready, k & 1)
-                t = gl.max(item_buf.load(L1), 0)
-                mbarrier.arrive(item_free, count=1)
-        else:
-            t = stop
-            if k < rounds:
-                t = _program_item(k)
-        return t
+                t = take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, True, DYNAMIC)
 
     @gluon.jit
     def _redo_stop(rp, n_items, done, redo_flag):
@@ -321,9 +268,9 @@ if HAVE_GLUON:
             if rp == 1:  # both consumers are done with pass 0: then ``redo_flag`` is final
                 mbarrier.arrive(done, count=1)
             stop = _redo_stop(rp, n_items, done, redo_flag)
-            rounds = _rounds(stop, DYNAMIC)
+            rounds = static_rounds(stop, DYNAMIC)
             k = 0  # items taken in this pass
-            t = _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, False, DYNAMIC)
+            t = take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, False, DYNAMIC)
             while t < stop:
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
                     t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
@@ -401,7 +348,7 @@ if HAVE_GLUON:
                     offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
                     gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
                 k += 1
-                t = _take(k, rounds, stop, SCHED, item_buf, item_ready, item_free, False, DYNAMIC)
+                t = take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, False, DYNAMIC)
 
     @gluon.jit
     def _kv(bufs, i, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr):
@@ -500,12 +447,12 @@ def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap) -> bool:
 
 # Every map runs a persistent grid (one program per SM walking items), so the producer loads the
 # next item while the consumers finish the current one. Maps with short rows on average take the
-# static snake (``_program_item``) with the NaN redo pass; the others (causal, Longformer's global
-# rows) take items in heaviest-first order from a counter (``_take``), since a static share of
-# long items leaves a tail that grows with the rows. H200, session 19, against one program per
-# item: the snake on causal 8k / 16k / 32k / 128k 1.09x / 1.00x / 0.95x / 0.90x, the counter
-# 1.07x / 1.00x / 1.01-1.02x / 1.04-1.07x (Longformer 8k 1.00-1.02x, but 32k 0.96x); the counter
-# on short rows 0.81-0.98x (it cleans V), the snake there 1.00-1.07x over plain striding.
+# static snake with the NaN redo pass; the others (causal, Longformer's global rows) take items in
+# heaviest-first order from a counter (``sm90_schedule``), since a static share of long items
+# leaves a tail that grows with the rows. H200, session 19, against one program per item: the
+# snake on causal 8k / 16k / 32k / 128k 1.09x / 1.00x / 0.95x / 0.90x, the counter 1.07x /
+# 1.00x / 1.01-1.02x / 1.04-1.07x (Longformer 8k 1.00-1.02x, but 32k 0.96x); the counter on
+# short rows 0.81-0.98x (it cleans V), the snake there 1.00-1.07x over plain striding.
 STATIC_MAX_MEAN_TILES = 16
 
 
@@ -542,8 +489,9 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
     and redo the program's items with cleaning if an output met a NaN, 1 to always clean.
     ``thread_release``: consumers release K/V/Q buffers and hand the tensor cores over with
     every thread's arrive instead of a warpgroup barrier and one thread's (``sm90_common.signal``).
-    ``sched``: a zeroed int32 counter from which the programs take their items (``_take``); None:
-    each program takes a static share (with ``grid`` = items, one each).
+    ``sched``: a zeroed int32 counter from which the programs take their items
+    (``sm90_schedule.take_item``); None: each program takes a static share (with ``grid`` =
+    items, one each).
     Returns (compiled kernel, arguments, constexprs) as launched, for ``relaunch.Relaunch``."""
     b, hq, lq, _ = q.shape
     block_d = 128  # head dims 65-128, zero-padded
