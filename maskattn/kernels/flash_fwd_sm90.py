@@ -15,15 +15,16 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
   static schedule (``PASSES=2``) V is first handed over as it landed: a consumer that finds
   NaN in its O at the end of an item sets a flag in shared memory; after their last item both
   consumers meet the producer at a barrier, and if the flag is set all three walk the
-  program's items a second time, cleaning. The common case costs that one barrier. (On long
-  rows, where the dynamic schedule runs, it did not pay: causal 0.95-0.99x, session 12.)
+  program's items a second time, cleaning. The common case costs that one barrier. The dynamic
+  schedule (long rows) cleans: it cannot walk a program's items again, and on causal maps the
+  redo did not pay anyway (0.95-0.99x with one program per item, session 12).
 * **two consumers** (64 query rows each): per key block, S_j = Q K_j^T and O += P_{j-1} V_{j-1}
   are issued back to back (async wgmma), the softmax of S_j then runs while P_{j-1} V_{j-1}
   is still on the tensor cores (intra-warpgroup overlap), and the two consumers take turns
   issuing their products (a pair of mbarriers: inter-warpgroup ping-pong), so one's softmax
   runs under the other's matrix products. Every consumer thread arrives on the barriers it
-  signals (``sm90_common.signal``), which leaves one warpgroup ``bar.sync``
-  per key block instead of four.
+  signals (``sm90_common.signal``), which leaves one warpgroup ``bar.sync`` per key block
+  instead of four.
 
 A work item (one 128-row slice of a query tile of one (batch, head)) walks its full key
 tiles (no mask arithmetic), then its partial ones (bitmap bits; masked scores are -inf
@@ -474,8 +475,8 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     dynamic = dynamic_schedule(bm, b * hq // (bm.batch * bm.heads))
     grid = (max(1, min(n_items, sm_count(q.device))),)
     sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else None
-    # the NaN redo pass needs each program's items known up front: static schedule only (the
-    # dynamic one's long rows amortise the cleaning of their few partial tiles)
+    # the NaN redo pass needs each program's items known up front: static schedule only; the
+    # dynamic one cleans V of partial tiles, as one program per item did on these maps before
     launch_sm90(grid, q, k, v, out, lse, (lse, lse, lse), bm, scale, d, d_tma, map_sb, map_sh, bm.n_q_tiles, n_items, 1,
                 packed=False, passes=1 if dynamic else 2, thread_release=True, sched=sched)
 
