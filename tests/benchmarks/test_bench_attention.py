@@ -1,0 +1,29 @@
+"""bench_attention's forward-only mode (the 128k rows): only the forward is timed, and the
+tables of modes nobody timed are left out."""
+import argparse
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: benchmarks
+
+from benchmarks import bench_attention as B  # noqa: E402
+
+
+def test_forward_only_times_no_backward():
+    timed = []
+    res = B.time_modes(lambda fn: timed.append(fn) or 1.5, lambda: None, (), None, modes=("fwd",))
+    assert res["fwd"] == 1.5 and len(timed) == 1
+    assert math.isnan(res["bwd"]) and math.isnan(res["fwd+bwd"])
+
+
+def test_markdown_leaves_out_untimed_modes():
+    nan = float("nan")
+    times = {"fwd": 2.0, "bwd": nan, "fwd+bwd": nan}
+    row = dict(case="causal", L=131072, D=128, density=0.5, tile_density=0.5, times={"maskattn": times, "sdpa": times},
+               tflops={"maskattn": {"fwd": 500.0, "bwd": nan, "fwd+bwd": nan}})
+    env = dict(gpu="NVIDIA H200", torch="2.11", triton="3.6", maskattn="0.1.0", date="today")
+    md = B.markdown([row], env, argparse.Namespace(heads=16, head_dim=128), sweeps=False)
+    assert "**fwd**" in md and "**bwd**" not in md and "**fwd+bwd**" not in md
+    line = next(x for x in md.splitlines() if x.startswith("| causal | 131072 |"))
+    assert "| 2.000 | 500 |" in line
