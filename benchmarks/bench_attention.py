@@ -129,7 +129,7 @@ def time_modes(timer, fwd, inputs, do, modes=MODES):
     try:
         if "fwd" in modes:
             res["fwd"] = timer(fwd)
-        if modes == ("fwd",):
+        if "bwd" not in modes and "fwd+bwd" not in modes:  # --forward-only
             return res
         out = fwd()
         res["bwd"] = timer(lambda: torch.autograd.grad(out, inputs, do, retain_graph=True))

@@ -323,10 +323,10 @@ if HAVE_GLUON:
         mbarrier.init(kv_empty, count=2)  # released by both consumers
         for i in gl.static_range(NUM_STAGES):
             mbarrier.init(qd_ready.index(i), count=1)
-            mbarrier.init(qd_empty.index(i), count=2 * 128)
+            mbarrier.init(qd_empty.index(i), count=2 * 128)  # every thread of both consumers (``signal``)
         for i in gl.static_range(2):
             mbarrier.init(ds_ready.index(i), count=2)
-            mbarrier.init(ds_free.index(i), count=2 * 128)
+            mbarrier.init(ds_free.index(i), count=2 * 128)  # every thread of both consumers
         n_bk = B * Hkv
         c = scale * 1.4426950408889634
         gl.warp_specialize([

@@ -1,7 +1,7 @@
 """A/B of the one-pass Hopper backward: the committed kernel file (argv[1]) against the working
 tree's, same inputs, same process, interleaved; dK/dV compared bitwise (accumulated in registers
 in a fixed order), dQ by max difference (fp32 reduce-adds in varying order). B=1, H=16, D=128, bf16."""
-import importlib.util, os, sys, statistics
+import os, sys, statistics
 import torch
 sys.path.insert(0, os.getcwd())
 import maskattn as ma
@@ -9,19 +9,11 @@ from benchmarks import families
 from maskattn.kernels import flash_bwd_sm90 as new
 from maskattn.kernels.forward import map_strides
 from maskattn.kernels.tma import ensure_allocator
+from benchmarks.ab import event_times_us as timed, load_kernel_variant
 
-spec = importlib.util.spec_from_file_location("maskattn.kernels.old_flash_bwd_sm90", sys.argv[1])
-old = importlib.util.module_from_spec(spec); sys.modules[spec.name] = old; spec.loader.exec_module(old)
+old = load_kernel_variant(sys.argv[1], "old_flash_bwd_sm90")
 print("GPU", torch.cuda.get_device_name(), torch.__version__, flush=True)
 ensure_allocator()
-
-
-def timed(fn, reps):
-    ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
-    for a, b in ev:
-        a.record(); fn(); b.record()
-    torch.cuda.synchronize()
-    return [a.elapsed_time(b) * 1e3 for a, b in ev]
 
 
 for fam, L in (("sliding", 8192), ("causal", 8192), ("sliding", 32768), ("documents", 32768), ("causal", 32768)):

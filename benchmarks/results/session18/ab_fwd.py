@@ -2,7 +2,7 @@
 (the first is the baseline; "tree" names the working tree's module), same inputs, same process,
 interleaved.
 B=1, H=16, D=128, bf16; CUDA-event medians over repeated launches."""
-import importlib.util, os, sys, statistics
+import os, sys, statistics
 import torch
 sys.path.insert(0, os.getcwd())
 import maskattn as ma
@@ -10,25 +10,17 @@ from benchmarks import families
 from maskattn.kernels import flash_fwd_sm90 as new
 from maskattn.kernels.forward import map_strides
 from maskattn.kernels.tma import ensure_allocator
+from benchmarks.ab import event_times_us as timed, load_kernel_variant
 
 mods = {}
 for i, path in enumerate(sys.argv[1:]):
     if path == "tree":
         mods["tree"] = new
         continue
-    spec = importlib.util.spec_from_file_location(f"maskattn.kernels.variant{i}_flash_fwd_sm90", path)
-    m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)
-    mods[os.path.basename(path)[:-3]] = m
+    mods[os.path.basename(path)[:-3]] = load_kernel_variant(path, f"variant{i}_flash_fwd_sm90")
 base = next(iter(mods))
 print("GPU", torch.cuda.get_device_name(), torch.__version__, flush=True)
 ensure_allocator()
-
-def timed(fn, reps):
-    ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
-    for a, b in ev:
-        a.record(); fn(); b.record()
-    torch.cuda.synchronize()
-    return [a.elapsed_time(b) * 1e3 for a, b in ev]
 
 # AB_CASES="family:L ..." (session 19); default: session 18's cases
 cases = [(f, 32768) for f in ("causal", "sliding", "documents", "longformer", "tree")] + [("causal", 8192), ("sliding", 8192)]

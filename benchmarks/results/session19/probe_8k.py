@@ -1,17 +1,17 @@
 """Why the benchmark's longformer / documents 8k forward rows (through ma.attention) are slower than
 the kernel A/B: ma.attention and the kernel alone, HEAD's kernel module vs the working tree's,
 do_bench medians, interleaved. B=1, H=16, D=128, bf16."""
-import importlib.util, os, sys
+import os, sys
 import torch
 import triton
 sys.path.insert(0, os.getcwd())
 import maskattn as ma
+from benchmarks.ab import load_kernel_variant
 from benchmarks import families
 from maskattn.kernels import forward, flash_fwd_sm90 as tree
 from maskattn.kernels.forward import map_strides
 
-spec = importlib.util.spec_from_file_location("maskattn.kernels.head_flash_fwd_sm90", ".dev/fwd_head.py")
-head = importlib.util.module_from_spec(spec); sys.modules[spec.name] = head; spec.loader.exec_module(head)
+head = load_kernel_variant(".dev/fwd_head.py", "head_flash_fwd_sm90")
 for fam in ("longformer", "documents", "sliding"):
     L = 8192
     bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")

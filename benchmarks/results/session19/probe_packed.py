@@ -1,16 +1,16 @@
 """The packed (split-KV) path of the Hopper forward after the scheduling change: HEAD's kernel
 module vs the working tree's, through ma.attention, for tree verification (64 nodes on a 32 704-token
 prefix, B=4, 32 / 8 heads) and chunked prefill 4k / 32k (B=1); interleaved do_bench medians."""
-import importlib.util, os, sys
+import os, sys
 import torch
 import triton
 sys.path.insert(0, os.getcwd())
 import maskattn as ma
+from benchmarks.ab import load_kernel_variant
 from benchmarks.bench_inference import tree_parents
 from maskattn.kernels import flash_decode_sm90, forward, flash_fwd_sm90 as tree
 
-spec = importlib.util.spec_from_file_location("maskattn.kernels.head_flash_fwd_sm90", ".dev/fwd_head.py")
-head = importlib.util.module_from_spec(spec); sys.modules[spec.name] = head; spec.loader.exec_module(head)
+head = load_kernel_variant(".dev/fwd_head.py", "head_flash_fwd_sm90")
 for label, B, lq, mask in (("tree verify", 4, 64, ma.tree(tree_parents(), prefix=32704)), ("chunked prefill", 1, 4096, ma.causal())):
     lk = 32768
     q = torch.randn(B, 32, lq, 128, device="cuda", dtype=torch.bfloat16)

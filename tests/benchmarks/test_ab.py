@@ -1,0 +1,20 @@
+"""benchmarks/ab.py: a copied kernel module loads as its own module inside the package."""
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: benchmarks
+
+from benchmarks.ab import load_kernel_variant  # noqa: E402
+from maskattn.kernels import flash_fwd_sm90  # noqa: E402
+
+
+def test_variant_is_a_separate_module_with_package_imports(tmp_path):
+    copy = tmp_path / "fwd_copy.py"
+    shutil.copy(flash_fwd_sm90.__file__, copy)
+    variant = load_kernel_variant(str(copy), "test_variant_flash_fwd_sm90")
+    assert variant is not flash_fwd_sm90 and variant.__name__ == "maskattn.kernels.test_variant_flash_fwd_sm90"
+    assert variant.BlockMap is flash_fwd_sm90.BlockMap  # its relative imports reached the package
+    variant.STATIC_MAX_MEAN_TILES = -1  # a variant's knobs are its own
+    assert flash_fwd_sm90.STATIC_MAX_MEAN_TILES == 16
+    del sys.modules[variant.__name__]
