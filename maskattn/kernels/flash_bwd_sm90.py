@@ -2,7 +2,10 @@
 column view, dQ added with fp32 TMA reduce-adds (FlashAttention-3's backward: 5 matrix
 products per tile pair instead of the portable path's 7).
 
-One program is one key tile of 128 keys of one (batch, KV head), three warpgroups:
+A work item is one key tile of 128 keys of one (batch, KV head), items numbered heaviest first.
+Maps whose key tiles see few query tiles (``short_columns``: sliding windows, documents, causal
+up to ~10k) run on a persistent grid, one program per SM walking its items in the snake order of
+``sm90_schedule``; the others one program per item. A program has three warpgroups:
 
 * **producer** (few registers): TMA loads of the tile's K and V once, then, for every query
   head that shares the KV head and every non-empty query tile of the map's column view,
@@ -15,7 +18,8 @@ One program is one key tile of 128 keys of one (batch, KV head), three warpgroup
   then hand dS^T to each other through shared memory (two slots, mbarriers) and each
   computes dQ for 64 of the 128 dims over all 128 keys, dQ[:, dims] = dS K[:, dims], which
   goes to shared memory and from there into the fp32 dQ accumulator with one TMA
-  reduce-add per block (the copy engine clips rows past Lq).
+  reduce-add per block (the copy engine clips rows past Lq). At the end of a key tile dK and dV
+  leave by TMA stores, staged in the dS and dQ buffers (``_store_dkdv``).
 
 The order of the fp32 additions into dQ varies from run to run, so this path is not bitwise
 reproducible; ``attention(..., deterministic=True)`` (or torch's deterministic flag) takes the
@@ -37,7 +41,7 @@ import functools
 import torch
 
 from ..block_map import BlockMap
-from .config import is_row_bound
+from .config import is_row_bound, sm_count
 from .sm90_common import HAVE_GLUON, eligible, smem_layout
 
 if HAVE_GLUON:
@@ -49,10 +53,14 @@ if HAVE_GLUON:
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
     from .sm90_common import block_bits, signal
+    from .sm90_schedule import snake_item, static_rounds
 
 ENABLED = True
 STAGES = 3  # Q / dO blocks in the ring (H200, session 9: 1-3% faster than 2; 226 KB of shared memory)
 _CONSUMER_REGS, _PRODUCER_REGS = 240, 24
+# persistent grid up to this many query tiles per key tile on average (``short_columns``; H200, session 20:
+# +7% on causal 8k at 32.5, 1.00x on causal 32k at 128, 0.82x on causal 128k at 512)
+PERSISTENT_MAX_MEAN_TILES = 40
 
 if HAVE_GLUON:
     HALF = gl.constexpr(64)  # keys per consumer warpgroup, and query rows per block
@@ -116,7 +124,8 @@ if HAVE_GLUON:
         kv_bytes: gl.constexpr = 4 * k_desc.block_type.nbytes
         it = 0  # query blocks loaded so far (ring slot and phase)
         ki = 0  # key tiles loaded so far
-        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
+        for r in range(static_rounds(n_items, False)):  # snake order over the grid (sm90_schedule)
+            t = snake_item(r)
             b, kvh, kt = _key_tile(t, n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
             n0 = kt * TILE_K
             mbarrier.wait(kv_empty, (ki & 1) ^ 1)  # both consumers are done with the previous tile
@@ -164,7 +173,7 @@ if HAVE_GLUON:
         slot = u % 2
         ph = (u // 2) & 1
         mbarrier.wait(ds_free.index(slot), ph ^ 1)  # both dQ products of block u - 2 are done
-        ds_buf.index(2 * slot + WG).store(ds)
+        ds_buf.index(2 * WG + slot).store(ds)
         fence_async_shared()
         gl.thread_barrier()  # every thread's part stored before the one-thread arrive
         mbarrier.arrive(ds_ready.index(slot), count=1)
@@ -172,8 +181,8 @@ if HAVE_GLUON:
         zero = gl.zeros([HALF, HALF], gl.float32, layout=S_LAYOUT)
         k0 = k_buf.index(0).reshape([HALF, BLOCK_D]).slice(WG * HALF, HALF, dim=1)
         k1 = k_buf.index(1).reshape([HALF, BLOCK_D]).slice(WG * HALF, HALF, dim=1)
-        tok = warpgroup_mma(ds_buf.index(2 * slot).permute((1, 0)), k0, zero, use_acc=False, is_async=True)
-        return warpgroup_mma(ds_buf.index(2 * slot + 1).permute((1, 0)), k1, tok, is_async=True)
+        tok = warpgroup_mma(ds_buf.index(slot).permute((1, 0)), k0, zero, use_acc=False, is_async=True)
+        return warpgroup_mma(ds_buf.index(2 + slot).permute((1, 0)), k1, tok, is_async=True)
 
     @gluon.jit
     def _bwd_block(FULL: gl.constexpr, WG: gl.constexpr, j, it, b, h, f0, nf, p0, dk, dv, q_buf, do_buf, kb, vb,
@@ -226,10 +235,38 @@ if HAVE_GLUON:
         return dk, dv
 
     @gluon.jit
+    def _store_dkdv(WG: gl.constexpr, dk, dv, u, ds_buf, dq_buf, ds_free, dk_desc, dv_desc, b, kvh, n0):
+        """dK, dV (64 keys x 128 dims each, fp32 in registers) of this warpgroup's keys [n0, n0 + 64)
+        -> global memory by two TMA stores, staged in this warpgroup's dS slots (dK) and dQ buffer
+        (dV), which are free between key tiles: the other warpgroup's last dQ products (which read
+        both warpgroups' dS, ``u``: blocks done so far) and this warpgroup's last dQ reduce-add have
+        read them. The copy engine clips keys past Lk. The next write of either buffer waits for
+        these stores (``tma.store_wait``). Plain stores from the wgmma layout wrote 4 bytes per
+        thread and row, half of each 32-byte sector (H200, sliding 32k: the epilogue was ~10% of a
+        consumer's time)."""
+        if u > 0:
+            mbarrier.wait(ds_free.index((u - 1) % 2), ((u - 1) // 2) & 1)
+        tma.store_wait(0)
+        dtype: gl.constexpr = dk_desc.dtype
+        layout: gl.constexpr = dk_desc.layout
+        # the same bytes as a (64, 128) tile for the register store (same 128-byte swizzle)
+        FLAT: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=dtype.primitive_bitwidth,
+                                                  rank=2)
+        shape: gl.constexpr = dk_desc.block_type.shape
+        dk_smem = ds_buf._reinterpret(dtype, [2] + shape, layout).index(WG)
+        dv_smem = dq_buf.index(WG)._reinterpret(dtype, shape, layout)
+        ds_buf._reinterpret(dtype, [2, HALF, dk.shape[1]], FLAT).index(WG).store(dk.to(dtype))
+        dq_buf.index(WG)._reinterpret(dtype, [HALF, dv.shape[1]], FLAT).store(dv.to(dtype))
+        fence_async_shared()
+        gl.thread_barrier()
+        tma.async_copy_shared_to_global(dk_desc, [b, kvh, n0, 0], dk_smem)
+        tma.async_copy_shared_to_global(dv_desc, [b, kvh, n0, 0], dv_smem)
+
+    @gluon.jit
     def _bwd_consumer(WG: gl.constexpr, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready,
-                      kv_empty, qd_ready, qd_empty, ds_ready, ds_free, DK, DV, dqa_desc, BITMAPS, n_items, n_bk,
-                      Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX,
-                      T_PART_SLOT, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, Lq, Lk, D, c, scale, TILE_Q: gl.constexpr,
+                      kv_empty, qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, n_items,
+                      n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                      T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q: gl.constexpr,
                       TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
         SUB_M: gl.constexpr = TILE_Q // HALF
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -241,12 +278,14 @@ if HAVE_GLUON:
         vb = v_buf.index(WG).reshape([HALF, BLOCK_D])
         it = 0
         ki = 0
-        for t in range(gl.program_id(0), n_items, gl.num_programs(0)):
+        for r in range(static_rounds(n_items, False)):  # snake order over the grid (sm90_schedule)
+            t = snake_item(r)
             b, kvh, kt = _key_tile(t, n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
             dk = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             dv = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             mbarrier.wait(kv_ready, ki & 1)
             ki += 1
+            tma.store_wait(0)  # the last tile's dK / dV stores have read the dS slots and dQ buffer
             for hg in range(GROUP):
                 h = kvh * GROUP + hg
                 f0, nf, p0, n = _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M)
@@ -264,22 +303,16 @@ if HAVE_GLUON:
                                             scale, S_LAYOUT, A_LAYOUT, TILE_Q, TILE_K, BLOCK_D)
                         it += 1
             mbarrier.arrive(kv_empty, count=1)
-            offs_n = kt * TILE_K + WG * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(1, O_LAYOUT))
-            offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
-            ok = (offs_n < Lk)[:, None] & (offs_d[None, :] < D)
-            rows = offs_n[:, None].to(gl.int64)
-            gl.store(DK + b.to(gl.int64) * sdkb + kvh.to(gl.int64) * sdkh + rows * sdkn + offs_d[None, :],
-                     (dk * scale).to(DK.dtype.element_ty), mask=ok)
-            gl.store(DV + b.to(gl.int64) * sdvb + kvh.to(gl.int64) * sdvh + rows * sdvn + offs_d[None, :],
-                     dv.to(DV.dtype.element_ty), mask=ok)
-        tma.store_wait(0)  # shared memory outlives the last reduce's read
+            _store_dkdv(WG, dk * scale, dv, it, ds_buf, dq_buf, ds_free, dk_desc, dv_desc, b, kvh,
+                        kt * TILE_K + WG * HALF)
+        tma.store_wait(0)  # shared memory outlives the last store's read
 
     @gluon.jit
     def _attn_bwd_sm90(
         Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
         T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, T_PART_SLOT, BITMAPS, K_ORDER,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
-        B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D, D_TMA, map_sb, map_sh, n_kt, n_items, scale,
+        B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D_TMA, map_sb, map_sh, n_kt, n_items, scale,
         SMEM: gl.constexpr, DQ_SMEM: gl.constexpr, DS_SMEM: gl.constexpr, STAT_SMEM: gl.constexpr,
         TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr,
         CONSUMER_REGS: gl.constexpr,
@@ -292,6 +325,10 @@ if HAVE_GLUON:
                                              block_shape=block, layout=SMEM)
         k_desc = tma.make_tensor_descriptor(K, shape=[B, Hkv, Lk, D_TMA], strides=[skb, skh, skn, 1],
                                             block_shape=block, layout=SMEM)
+        dk_desc = tma.make_tensor_descriptor(DK, shape=[B, Hkv, Lk, D_TMA], strides=[sdkb, sdkh, sdkn, 1],
+                                             block_shape=block, layout=SMEM)
+        dv_desc = tma.make_tensor_descriptor(DV, shape=[B, Hkv, Lk, D_TMA], strides=[sdvb, sdvh, sdvn, 1],
+                                             block_shape=block, layout=SMEM)
         v_desc = tma.make_tensor_descriptor(V, shape=[B, Hkv, Lk, D_TMA], strides=[svb, svh, svn, 1],
                                             block_shape=block, layout=SMEM)
         # dQ accumulator (B, Hq, Lq, D_TMA) fp32, contiguous
@@ -310,7 +347,8 @@ if HAVE_GLUON:
         v_buf = gl.allocate_shared_memory(dtype, [2, 1, 1, HALF, BLOCK_D], SMEM)
         q_buf = gl.allocate_shared_memory(dtype, [NUM_STAGES, 1, 1, HALF, BLOCK_D], SMEM)
         do_buf = gl.allocate_shared_memory(dtype, [NUM_STAGES, 1, 1, HALF, BLOCK_D], SMEM)
-        # dS^T of both warpgroups (two slots: [slot, warpgroup]) and each one's dQ part before its reduce
+        # dS^T of both warpgroups (two slots each: [warpgroup, slot]) and each one's dQ part before its
+        # reduce; between key tiles they stage the warpgroups' dK and dV (``_store_dkdv``)
         ds_buf = gl.allocate_shared_memory(dtype, [4, HALF, HALF], DS_SMEM)
         dq_buf = gl.allocate_shared_memory(gl.float32, [2, 1, 1, HALF, HALF], DQ_SMEM)
         kv_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
@@ -335,15 +373,13 @@ if HAVE_GLUON:
                              GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
                              T_PART_IDX, TILE_Q, TILE_K)),
             (_bwd_consumer, (0, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
-                             qd_ready, qd_empty, ds_ready, ds_free, DK, DV, dqa_desc, BITMAPS, n_items, n_bk,
-                             Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
-                             T_PART_IDX, T_PART_SLOT, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, Lq, Lk, D, c, scale, TILE_Q,
-                             TILE_K, BLOCK_D)),
+                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, n_items,
+                             n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                             T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
             (_bwd_consumer, (1, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
-                             qd_ready, qd_empty, ds_ready, ds_free, DK, DV, dqa_desc, BITMAPS, n_items, n_bk,
-                             Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
-                             T_PART_IDX, T_PART_SLOT, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn, Lq, Lk, D, c, scale, TILE_Q,
-                             TILE_K, BLOCK_D)),
+                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, n_items,
+                             n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                             T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
         ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -374,6 +410,19 @@ def column_bound(bm: BlockMap, batch_heads: int, group: int) -> bool:
                         bm.full_ptr.device, per_sm=1)
 
 
+def short_columns(bm: BlockMap, group: int) -> bool:
+    """Run the backward on a persistent grid (one program per SM walking its key tiles in the
+    snake order of ``sm90_schedule``)? Yes when a key tile's program walks at most
+    ``PERSISTENT_MAX_MEAN_TILES`` query tiles on average (the map's mean column times the
+    ``group`` query heads per KV head): there a program's start (barriers, tensor descriptors,
+    the first loads: ~15 us, ncu) is a large part of its work. Long columns keep one program
+    per key tile: the hardware then starts the heaviest-first items on whichever SM frees up,
+    so the items running at any time stay neighbours in that order and share their Q / dO
+    rows in L2, which a static split of long items loses (causal 128k: 0.82x)."""
+    columns = bm.batch * bm.heads * bm.n_k_tiles
+    return 0 < group * bm.nonempty_tiles <= PERSISTENT_MAX_MEAN_TILES * columns
+
+
 @functools.lru_cache(maxsize=None)
 def _dq_layout():
     return gl.NVMMASharedLayout.get_default_for([1, 1, 64, 64], gl.float32)
@@ -400,14 +449,20 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, bm: BlockMap, scale: fl
     hkv, lk = k_clean.shape[1], k_clean.shape[2]
     dq_acc = torch.zeros((b, hq, lq, d_tma), dtype=torch.float32, device=q.device)
     lse, delta = padded_stats(lse), padded_stats(delta)
+    # dK / dV leave by TMA stores: rows of d_tma elements (16-byte multiples)
+    dk_out, dv_out = (t if d == d_tma else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
     n_items = b * hkv * bm.n_k_tiles
-    _attn_bwd_sm90[(n_items,)](
-        q, k_clean, v, do, lse, delta, dk, dv, dq_acc,
+    grid = min(n_items, sm_count(q.device)) if short_columns(bm, hq // hkv) else n_items
+    _attn_bwd_sm90[(grid,)](
+        q, k_clean, v, do, lse, delta, dk_out, dv_out, dq_acc,
         bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
-        *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3],
-        *dv.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d, d_tma, map_sb, map_sh, bm.n_k_tiles,
+        *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
+        *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
         n_items, scale,
         SMEM=smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(), DS_SMEM=smem_layout((64, 64), q.dtype),
         STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES,
         CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
+    if d != d_tma:
+        dk.copy_(dk_out[..., :d])
+        dv.copy_(dv_out[..., :d])
     return dq_acc[..., :d].to(q.dtype)

@@ -78,6 +78,48 @@ def test_families_odd_shapes(path, lq, lk, hq, hkv, mask_name):
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
 
+@pytest.mark.parametrize("mask_name", ["sliding", "documents", "nan_keys"])
+def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
+    # three programs walk every key tile (snake order), dK / dV of one tile staged in shared
+    # memory while the next tile's loads land: ring slots, phases, the K / V hand-over and the
+    # dS / dQ buffers carry from one key tile to the next; key tiles no query sees (empty
+    # columns) still write zero dK / dV; Lk is not a multiple of 64 (the last store is clipped)
+    calls = _force_sm90(monkeypatch)
+    monkeypatch.setattr(flash_bwd_sm90, "sm_count", lambda device: 3)
+    monkeypatch.setattr(flash_bwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10**9)
+    lq, lk = 1100, 1250
+    q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV, seed=5)
+    keys = torch.ones(2, lk, dtype=torch.bool)
+    keys[:, 300:700] = False  # whole key tiles that no query sees
+    masks = dict(sliding=ma.sliding_window(200) & ma.causal(), documents=ma.documents([300, 5, 500, 445]),
+                 nan_keys=ma.sliding_window(150) & ma.causal() & ma.padding(keys))
+    mask = masks[mask_name].to(DEV)
+    grad_out = torch.randn_like(q)
+    kn, vn = k, v
+    if mask_name == "nan_keys":  # NaN keys and values no query may see
+        kn, vn = k.clone(), v.clone()
+        kn[:, :, 600:605] = float("nan")
+        vn[:, :, 600:605] = float("nan")
+    _, _, grads = kernel_grads(q, kn, vn, mask, grad_out, deterministic=False)
+    assert calls
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    if mask_name == "nan_keys":
+        assert bool((grads[1][:, :, 300:700] == 0).all()) and bool((grads[2][:, :, 300:700] == 0).all())
+    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
+
+
+def test_head_dim_padded_to_128(monkeypatch):
+    # head dims 121-127 are padded to 128 for the copy engine: dK / dV leave the kernel through
+    # 128-wide buffers and are copied out
+    calls = _force_sm90(monkeypatch)
+    q, k, v = rand_qkv(2, 4, 2, 700, 650, 124, torch.bfloat16, DEV, seed=7)
+    grad_out = torch.randn_like(q)
+    mask = ma.causal() & ma.sliding_window(300)
+    _, _, grads = kernel_grads(q, k, v, mask, grad_out, deterministic=False)
+    assert calls
+    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
+
+
 def test_strided_inputs_and_grad_lse(path):
     # q/k/v as views of one packed (B, L, 3, H, D) tensor, a non-contiguous grad_out, a gradient on lse
     b, h, l, d = 2, 4, 700, 128

@@ -35,6 +35,30 @@ def test_column_bound_counts_the_query_heads_of_a_kv_head(monkeypatch):
     assert flash_bwd_sm90.column_bound(bm, 16, 16)
 
 
+@pytest.mark.parametrize("L,family,short", [(32768, "causal", False), (8192, "causal", True),
+                                            (32768, "sliding", True), (32768, "documents", True),
+                                            (32768, "longformer", True), (32768, "tree", True)])
+def test_persistent_grid_for_short_columns(L, family, short):
+    # key tiles of a few query tiles run on a persistent grid (a program's start is a large part
+    # of such a tile's work); causal columns at 32k (128 query tiles on average) one program each
+    bm = ma.compile_mask(families.mask(family, L), L, L)
+    assert flash_bwd_sm90.short_columns(bm, 1) == short
+    if short:  # the query heads of a KV head add up: 32 of them make every column long
+        assert not flash_bwd_sm90.short_columns(bm, 32)
+
+
+def test_persistent_grid_threshold_is_the_mean_column():
+    n = 64  # 64 x 64 tiles; a circulant band: c full tiles in every column
+    i = torch.arange(n)
+    limit = flash_bwd_sm90.PERSISTENT_MAX_MEAN_TILES
+    for c, short in ((limit, True), (limit + 1, False)):
+        layout = (i[:, None] - i[None, :]) % n < c
+        bm = ma.compile_mask(ma.block_sparse(layout, 128, 128), 128 * n, 128 * n)
+        assert bm.nonempty_tiles == c * n
+        assert flash_bwd_sm90.short_columns(bm, 1) == short
+    assert not flash_bwd_sm90.short_columns(ma.compile_mask(ma.causal(), 16384, 16384), 1)
+
+
 def test_gluon_kernels_only_on_checked_triton_releases():
     # Gluon's API changes between releases: an unchecked one runs the portable kernels
     from maskattn.kernels import flash_fwd_sm90
