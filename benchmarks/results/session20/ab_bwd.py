@@ -5,7 +5,7 @@ in varying order). B=1, H=16, D=128, bf16; CUDA-event medians.
 
 AB_CASES="family:L ..." where family is a benchmark family, ``band<c>`` (a block-sparse band of
 c full 128 x 128 tiles per key tile: no partial tiles) or ``slide<w>`` (sliding_window(w));
-AB_ROUNDS: interleaved rounds (default 4)."""
+AB_ROUNDS: interleaved rounds (default 4); AB_HEADS="Hq:Hkv" (default 16:16)."""
 import os, sys, statistics
 import torch
 sys.path.insert(0, os.getcwd())
@@ -37,7 +37,9 @@ ensure_allocator()
 cases = [(f, int(L)) for f, L in (c.split(":") for c in os.environ["AB_CASES"].split())]
 for fam, L in cases:
     bm = ma.compile_mask(make_mask(fam, L), L, L, device="cuda")
-    q, k, v, do = (torch.randn(1, 16, L, 128, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+    hq, hkv = (int(x) for x in os.environ.get("AB_HEADS", "16:16").split(":"))
+    q, do = (torch.randn(1, hq, L, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    k, v = (torch.randn(1, hkv, L, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     out, lse = ma.attention(q, k, v, bm, return_lse=True)
     delta = (out.float() * do.float()).sum(-1)
     sb, sh = map_strides(bm)
@@ -53,9 +55,9 @@ for fam, L in cases:
         for n, fn in fns.items():
             t[n] += timed(fn, reps)
     med = {n: statistics.median(x) for n, x in t.items()}
-    per_head = 16 // (bm.batch * bm.heads)  # the map may broadcast over heads
+    per_head = hq // (bm.batch * bm.heads)  # the map may broadcast over heads
     n_full, n_part = ((p[-1] - p[0]).item() * per_head for p in (bm.t_full_ptr, bm.t_part_ptr))
-    items = 16 * bm.n_k_tiles
+    items = hkv * bm.n_k_tiles
     line = (f"{fam:10s} {L:6d}: items {items} tiles full/part {n_full}/{n_part} | {base} {med[base]:9.1f} us"
             f" ({med[base] * 132 / items:.2f} us per item-slot)")
     for n in mods:
