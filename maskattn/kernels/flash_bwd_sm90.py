@@ -415,7 +415,7 @@ def short_columns(bm: BlockMap, group: int) -> bool:
     snake order of ``sm90_schedule``)? Yes when a key tile's program walks at most
     ``PERSISTENT_MAX_MEAN_TILES`` query tiles on average (the map's mean column times the
     ``group`` query heads per KV head): there a program's start (barriers, tensor descriptors,
-    the first loads: ~15 us, ncu) is a large part of its work. Long columns keep one program
+    the first loads: ~15 us per key tile on the H200) is a large part of its work. Long columns keep one program
     per key tile: the hardware then starts the heaviest-first items on whichever SM frees up,
     so the items running at any time stay neighbours in that order and share their Q / dO
     rows in L2, which a static split of long items loses (causal 128k: 0.82x)."""
@@ -449,8 +449,9 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, bm: BlockMap, scale: fl
     hkv, lk = k_clean.shape[1], k_clean.shape[2]
     dq_acc = torch.zeros((b, hq, lq, d_tma), dtype=torch.float32, device=q.device)
     lse, delta = padded_stats(lse), padded_stats(delta)
-    # dK / dV leave by TMA stores: rows of d_tma elements (16-byte multiples)
-    dk_out, dv_out = (t if d == d_tma else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
+    # dK / dV leave by TMA stores: contiguous rows of d_tma elements (16-byte multiples)
+    dk_out, dv_out = (t if d == d_tma and t.is_contiguous() and t.data_ptr() % 16 == 0
+                      else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
     n_items = b * hkv * bm.n_k_tiles
     grid = min(n_items, sm_count(q.device)) if short_columns(bm, hq // hkv) else n_items
     _attn_bwd_sm90[(grid,)](
@@ -462,7 +463,8 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, bm: BlockMap, scale: fl
         SMEM=smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(), DS_SMEM=smem_layout((64, 64), q.dtype),
         STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES,
         CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
-    if d != d_tma:
+    if dk_out is not dk:
         dk.copy_(dk_out[..., :d])
+    if dv_out is not dv:
         dv.copy_(dv_out[..., :d])
     return dq_acc[..., :d].to(q.dtype)
