@@ -1,10 +1,12 @@
-"""Which work items a program of a persistent Hopper kernel (``flash_fwd_sm90``: one program per
-SM, items numbered heaviest first) takes, in two schedules:
+"""Which work items a program of a persistent Hopper kernel (``flash_fwd_sm90``, and
+``flash_bwd_sm90`` on short columns: one program per SM, items numbered heaviest first) takes,
+in two schedules (the backward uses the static one):
 
 * **static** (``static_rounds``, ``snake_item``): each round hands the next ``num_programs``
   items out, left to right in even rounds and right to left in odd ones (a snake), so every
   program's heavy and light items even out. Plain striding gave program 0 the heaviest item of
-  every round (H200, session 19: documents 8k / 32k 1.07x / 1.04x faster with the snake). The
+  every round (H200, session 19: forward documents 8k / 32k 1.07x / 1.04x faster with the snake;
+  session 20: backward causal 8k 0.90x with striding, 1.02-1.05x with the snake). The
   items of a program are known up front, so the forward's NaN redo pass can walk them again.
 * **dynamic** (``take_item`` with ``DYNAMIC``): the producer warpgroup takes the next unclaimed
   item from a per-launch int32 counter (zeroed by the host for each launch) and hands it to the
