@@ -1,4 +1,5 @@
 # session 21, device call 3: GPU tests of the replayed training plans and the fused preparation
+# (for branch session21-plans / session21/plans_untested.diff applied: test_plans.py exists only there)
 # launch, then the 8k step A/B (plans on / off in one process; session 20's tree in another)
 set -x
 export PYTHONPATH=.
