@@ -55,9 +55,9 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from . import flash_decode_sm90, relaunch
+from . import flash_decode_sm90, plans, relaunch
 from .common import finite_or_zero, row_desc, rows_bits, softmax_step
-from .config import OVERRIDES, decode_config, default_scale, dot_precision, launch, next_pow2, programs_per_sm, sm_count
+from .config import decode_config, default_scale, dot_precision, launch, next_pow2, programs_per_sm, sm_count
 from .forward import map_strides
 from .tma import ensure_allocator, padded_dim, tma_operand
 
@@ -240,9 +240,9 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     A call like an earlier one with the same map (every layer of a decode step) replays that
     call's launch (``_DecodePlan``)."""
     key = None if page_table is not None else _plan_key(q, k, v, scale, softcap)  # paged: a new map per call
-    plans = bm.__dict__.get("_decode_plans") if key is not None else None
-    if plans is not None and key in plans:
-        return plans[key](q, k, v)
+    plan = plans.recall(bm, _PLANS, key)
+    if plan is not None:
+        return plan(q, k, v)
     q_in, k_in, v_in = q, k, v
     b, hq, lq, d = q.shape
     paged = page_table is not None
@@ -273,7 +273,7 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
                                                     record=record)
         combine = _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits, record=record)
         if split is not None and combine is not None:
-            _remember(bm, key, _DecodePlan(out, lse, split, combine))
+            plans.remember(bm, _PLANS, key, _DecodePlan(out, lse, split, combine))
         return out, lse
     if q.shape[-1] != d_tma or q.stride(-1) != 1:  # rows of q are read with a unit last stride
         q = tma_operand(q, d_tma)
@@ -306,7 +306,7 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     combine = None if fused else _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits,
                                           record=record)
     if split is not None and (fused or combine is not None):
-        _remember(bm, key, _DecodePlan(out, lse, split, combine))
+        plans.remember(bm, _PLANS, key, _DecodePlan(out, lse, split, combine))
     return out, lse
 
 
@@ -329,7 +329,7 @@ def _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, sp
 
 
 # ---- replayed launches ---------------------------------------------------------------------------
-_PLANS_PER_MAP = 8
+_PLANS = "_decode_plans"  # where _DecodePlans live on a map (``plans.py``)
 
 
 def _plan_key(q, k, v, scale, softcap):
@@ -337,10 +337,9 @@ def _plan_key(q, k, v, scale, softcap):
     launches are not replayed (CPU, other Triton releases, tuning overrides, CUDA graph capture:
     a graph gets buffers of its own). Pointer alignment is part of it: the kernel is specialised
     on it. The stream too: a plan's partials and counters serve one stream's calls in order."""
-    if not q.is_cuda or "decode" in OVERRIDES or not relaunch.available() or torch.cuda.is_current_stream_capturing():
+    if not plans.replayable(q):
         return None
-    return (tuple((t.shape, t.stride(), t.dtype, t.device, t.data_ptr() % 16) for t in (q, k, v)), scale, softcap,
-            torch._C._cuda_getCurrentRawStream(q.device.index),
+    return (plans.layouts(q, k, v), q.device, scale, softcap, torch._C._cuda_getCurrentRawStream(q.device.index),
             flash_decode_sm90.MIN_PACKED_ROWS, flash_decode_sm90.MIN_UNITS)
 
 
@@ -348,19 +347,9 @@ def recorded_plan(bm: BlockMap, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
                   softcap: float | None) -> "_DecodePlan | None":
     """The plan recorded on ``bm`` for a call with these tensors (their shapes, strides, dtypes,
     devices, alignment), scale (None: the default ``1/sqrt(D)``) and softcap, or None."""
-    plans = bm.__dict__.get("_decode_plans")
-    if plans is None:
+    if _PLANS not in bm.__dict__:
         return None
-    key = _plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap)
-    return plans.get(key) if key is not None else None
-
-
-def _remember(bm: BlockMap, key, plan: "_DecodePlan") -> None:
-    """Keep ``plan`` on the map under ``key``, the oldest of ``_PLANS_PER_MAP`` making room."""
-    plans = bm.__dict__.setdefault("_decode_plans", {})
-    if len(plans) >= _PLANS_PER_MAP:
-        plans.pop(next(iter(plans)))
-    plans[key] = plan
+    return plans.recall(bm, _PLANS, _plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap))
 
 
 class _DecodePlan:

@@ -433,38 +433,34 @@ def _stat_layout():
     return gl.NVMMASharedLayout.get_default_for([64], gl.float32)
 
 
-def padded_stats(t: torch.Tensor) -> torch.Tensor:
-    """(B, Hq, Lq) fp32 -> (B, Hq, Lq rounded up to 64) contiguous, zero-padded: the layout the
-    backward kernel's TMA loads of lse and delta need (every 64-row block 256-byte aligned)."""
-    pad = -t.shape[-1] % 64
-    return torch.nn.functional.pad(t, (0, pad)) if pad else t.contiguous()
-
-
-def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, bm: BlockMap, scale: float, d: int, d_tma: int,
-                  map_sb: int, map_sh: int) -> torch.Tensor:
+def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: float, d: int, d_tma: int,
+                  map_sb: int, map_sh: int):
     """q/do: (B, Hq, Lq, d_tma), k_clean/v: (B, Hkv, Lk, d_tma), TMA-ready, k_clean without
-    non-finite entries; lse/delta: (B, Hq, Lq) fp32. Writes dk, dv (B, Hkv, Lk, d); returns dq
-    (B, Hq, Lq, d) in q's dtype."""
+    non-finite entries; lse/delta: (B, Hq, Lq rounded up to 64) fp32 contiguous, zero-padded (every
+    64-row block of the stats 256-byte aligned for its TMA load); dq_acc: (B, Hq, Lq, d_tma) fp32
+    contiguous, zeroed (``backward.prepare`` writes all three). Writes dk, dv (B, Hkv, Lk, d) and
+    adds dQ into dq_acc. Returns the launch as (compiled, grid, args, constexprs) for
+    ``relaunch.Relaunch`` (slots 0-8: q, k_clean, v, do, lse, delta, dk, dv, dq_acc), or None where
+    dK / dV went through buffers (then the call is not replayable as it is)."""
     b, hq, lq, _ = q.shape
     hkv, lk = k_clean.shape[1], k_clean.shape[2]
-    dq_acc = torch.zeros((b, hq, lq, d_tma), dtype=torch.float32, device=q.device)
-    lse, delta = padded_stats(lse), padded_stats(delta)
     # dK / dV leave by TMA stores: contiguous rows of d_tma elements (16-byte multiples)
     dk_out, dv_out = (t if d == d_tma and t.is_contiguous() and t.data_ptr() % 16 == 0
                       else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
     n_items = b * hkv * bm.n_k_tiles
-    grid = min(n_items, sm_count(q.device)) if short_columns(bm, hq // hkv) else n_items
-    _attn_bwd_sm90[(grid,)](
-        q, k_clean, v, do, lse, delta, dk_out, dv_out, dq_acc,
-        bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
-        *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
-        *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
-        n_items, scale,
-        SMEM=smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(), DS_SMEM=smem_layout((64, 64), q.dtype),
-        STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES,
-        CONSUMER_REGS=_CONSUMER_REGS, num_warps=4, maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
-    if dk_out is not dk:
-        dk.copy_(dk_out[..., :d])
-    if dv_out is not dv:
-        dv.copy_(dv_out[..., :d])
-    return dq_acc[..., :d].to(q.dtype)
+    grid = (min(n_items, sm_count(q.device)) if short_columns(bm, hq // hkv) else n_items,)
+    args = (q, k_clean, v, do, lse, delta, dk_out, dv_out, dq_acc,
+            bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
+            *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
+            *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
+            n_items, scale)
+    constexprs = dict(SMEM=smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(),
+                      DS_SMEM=smem_layout((64, 64), q.dtype), STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q,
+                      TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)
+    compiled = _attn_bwd_sm90[grid](*args, **constexprs, num_warps=4,
+                                    maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
+    if dk_out is dk and dv_out is dv:
+        return compiled, grid, args, constexprs
+    dk.copy_(dk_out[..., :d])
+    dv.copy_(dv_out[..., :d])
+    return None

@@ -469,7 +469,9 @@ def dynamic_schedule(bm: BlockMap, heads_per_group: int) -> bool:
 
 def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int, map_sh: int):
     """q: (B, Hq, Lq, d_tma), k/v: (B, Hkv, Lk, d_tma), TMA-ready (``tma.tma_operand``);
-    writes out (B, Hq, Lq, d) and lse (B, Hq, Lq) fp32 natural log."""
+    writes out (B, Hq, Lq, d) and lse (B, Hq, Lq) fp32 natural log. Returns the launch as
+    ((compiled, grid, args, constexprs), slot of the schedule counter or None) for
+    ``plans.ForwardPlan``."""
     b, hq, lq, _ = q.shape
     n_items = b * hq * bm.n_q_tiles * (bm.block_q // 128)
     dynamic = dynamic_schedule(bm, b * hq // (bm.batch * bm.heads))
@@ -477,8 +479,13 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else None
     # the NaN redo pass needs each program's items known up front: static schedule only; the
     # dynamic one cleans V of partial tiles, as one program per item did on these maps before
-    launch_sm90(grid, q, k, v, out, lse, (lse, lse, lse), bm, scale, d, d_tma, map_sb, map_sh, bm.n_q_tiles, n_items, 1,
-                packed=False, passes=1 if dynamic else 2, thread_release=True, sched=sched)
+    compiled, args, constexprs = launch_sm90(grid, q, k, v, out, lse, (lse, lse, lse), bm, scale, d, d_tma, map_sb,
+                                             map_sh, bm.n_q_tiles, n_items, 1, packed=False,
+                                             passes=1 if dynamic else 2, thread_release=True, sched=sched)
+    return (compiled, grid, args, constexprs), (SCHED_SLOT if dynamic else None)
+
+
+SCHED_SLOT = 8  # position of the schedule counter in ``launch_sm90``'s kernel arguments
 
 
 def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int,

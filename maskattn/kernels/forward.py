@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from . import flash_fwd_sm90
+from . import flash_fwd_sm90, plans
 from .common import finite_or_zero, row_desc, softmax_step, tile_bits
 from .config import dot_precision, forward_config, is_row_bound, launch, next_pow2, programs_per_sm
 from .tma import ensure_allocator, padded_dim, tma_operand
@@ -91,6 +91,17 @@ def map_strides(bm: BlockMap) -> tuple[int, int]:
     return (bm.heads if bm.batch > 1 else 0), (1 if bm.heads > 1 else 0)
 
 
+_PLANS = "_forward_plans"  # where ForwardPlans live on a map (``plans.py``)
+
+
+def _plan_key(q, k, v, scale, softcap):
+    """The key of a forward call's plan (``plans.py``), or None where calls are not replayed."""
+    if not plans.replayable(q):
+        return None
+    return (plans.layouts(q, k, v), q.device, scale, softcap, flash_fwd_sm90.ENABLED,
+            flash_fwd_sm90.STATIC_MAX_MEAN_TILES)
+
+
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockMap, scale: float,
                       softcap: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), any strides -> out (B, Hq, Lq, D) in q's dtype,
@@ -98,15 +109,24 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: Blo
     from .decode import decode_forward, use_decode  # decode builds on this module
     if use_decode(bm, q.shape[2]):
         return decode_forward(q, k, v, bm, scale, softcap)
+    key = _plan_key(q, k, v, scale, softcap)
+    plan = plans.recall(bm, _PLANS, key)
+    if plan is not None:
+        return plan(q, k, v)
     b, hq, lq, d = q.shape
     out = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
     ensure_allocator()
     d_tma = padded_dim(d, q.dtype)
-    q, k, v = (tma_operand(t, d_tma) for t in (q, k, v))
+    given = (q, k, v)
+    q, k, v = (tma_operand(t, d_tma) for t in given)
     sb, sh = map_strides(bm)
     if flash_fwd_sm90.supported(q, bm, d_tma, softcap):
-        flash_fwd_sm90.sm90_forward(q, k, v, out, lse, bm, scale, d, d_tma, sb, sh)
+        launched, counter_slot = flash_fwd_sm90.sm90_forward(q, k, v, out, lse, bm, scale, d, d_tma, sb, sh)
+        # inputs used as given (no aligned copies): later calls like this one replay the launch
+        if key is not None and all(a is b for a, b in zip((q, k, v), given)):
+            plans.remember(bm, _PLANS, key, plans.ForwardPlan(out, lse, launched, flash_fwd_sm90._attn_fwd_sm90,
+                                                              counter_slot))
         return out, lse
     args = (q, k, v, out, lse, bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, bm.q_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],

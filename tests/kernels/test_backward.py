@@ -109,3 +109,31 @@ def test_strided_inputs_and_grad_out():
     assert not grad_out.is_contiguous()
     _, _, grads = kernel_grads(q, k, v, ma.causal(), grad_out)
     check_backward(q, k, v, ma.causal(), grads=grads, grad_out=grad_out)
+
+
+@needs_triton
+@pytest.mark.parametrize("with_dlse", [False, True])
+def test_prepare_writes_stats_zeroed_accumulator_and_clean_keys(with_dlse):
+    # the preparation launch: delta = rowsum(dO * O) - dlse and a copy of lse, both padded with
+    # zeros to the stats length; the dQ accumulator zeroed; K with its non-finite entries zeroed
+    from maskattn.kernels.backward import prepare
+    g = torch.Generator(device=DEVICE).manual_seed(3)
+    b, hq, hkv, lq, lk, d = 2, 4, 2, 100, 70, 32
+    out = torch.randn(b, hq, lq, d, generator=g, device=DEVICE)
+    do = torch.randn(b, lq, hq, d, generator=g, device=DEVICE).transpose(1, 2)  # strided
+    lse = torch.randn(b, hq, lq, generator=g, device=DEVICE)
+    dlse = torch.randn(b, hq, lq, generator=g, device=DEVICE) if with_dlse else None
+    k = torch.randn(b, hkv, lk, d, generator=g, device=DEVICE)
+    k[0, 1, 5, 3], k[1, 0, 69, 0], k[1, 1, 0, 31] = float("nan"), float("inf"), float("-inf")
+    dq_acc = torch.full((b, hq, lq, d), 7.0, device=DEVICE)
+    (delta, lse_pad, k_clean), _ = prepare(out, do, lse, dlse, k, 128, dq_acc)
+    want = (out.double() * do.double()).sum(-1) - (dlse.double() if with_dlse else 0)
+    assert delta.shape == lse_pad.shape == (b, hq, 128)
+    torch.testing.assert_close(delta[..., :lq].double(), want, rtol=0, atol=1e-5)
+    assert bool((delta[..., lq:] == 0).all()) and bool((lse_pad[..., lq:] == 0).all())
+    assert torch.equal(lse_pad[..., :lq], lse)
+    assert bool((dq_acc == 0).all())
+    assert torch.equal(k_clean, torch.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0))
+    # the deterministic path's call: unpadded delta, lse passed through, no accumulator
+    (delta2, lse2, k_clean2), _ = prepare(out, do, lse, dlse, k, lq, None)
+    assert lse2 is lse and torch.equal(delta2, delta[..., :lq]) and torch.equal(k_clean2, k_clean)

@@ -31,7 +31,8 @@ def test_launch_follows_the_schedule(monkeypatch, family):
     monkeypatch.setattr(config, "sm_count", lambda device: 132)
     monkeypatch.setattr(flash_fwd_sm90, "sm_count", lambda device: 132)
     launches = []
-    monkeypatch.setattr(flash_fwd_sm90, "launch_sm90", lambda grid, *args, **kw: launches.append((grid, kw)))
+    monkeypatch.setattr(flash_fwd_sm90, "launch_sm90",
+                        lambda grid, *args, **kw: launches.append((grid, kw)) or (None, (), {}))
     L = 32768
     bm = ma.compile_mask(families.mask(family, L), L, L)
     q = torch.empty(1, 16, L, 128, dtype=torch.bfloat16, device="meta")
