@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from ..block_map import BlockMap
+from . import plans, work_lists
 from .config import is_row_bound, sm_count
 from .sm90_common import HAVE_GLUON, eligible, smem_layout
 
@@ -53,7 +55,7 @@ if HAVE_GLUON:
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
     from .sm90_common import block_bits, signal
-    from .sm90_schedule import snake_item, static_rounds
+    from .sm90_schedule import listed_items
 
 ENABLED = True
 STAGES = 3  # Q / dO blocks in the ring (H200, session 9: 1-3% faster than 2; 226 KB of shared memory)
@@ -61,6 +63,9 @@ _CONSUMER_REGS, _PRODUCER_REGS = 240, 24
 # persistent grid up to this many query tiles per key tile on average (``short_columns``; H200, session 20:
 # +7% on causal 8k at 32.5, 1.00x on causal 32k at 128, 0.82x on causal 128k at 512)
 PERSISTENT_MAX_MEAN_TILES = 40
+# ``item_costs``: work of a full / partial query tile and of an item's own start and end, in 64-row blocks
+_FULL_COST, _PARTIAL_COST, _ITEM_COST = 2.0, 3.2, 2.0
+_LISTS = "_bwd_sm90_lists"  # the map's cached work lists (``program_lists``)
 
 if HAVE_GLUON:
     HALF = gl.constexpr(64)  # keys per consumer warpgroup, and query rows per block
@@ -116,17 +121,17 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _bwd_producer(q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
-                      lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, n_items, n_bk, Hq, Hkv, GROUP,
-                      Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX,
+                      lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk, Hq, Hkv,
+                      GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX,
                       TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
         SUB_M: gl.constexpr = TILE_Q // HALF
         NUM: gl.constexpr = q_buf.type.shape[0]
         kv_bytes: gl.constexpr = 4 * k_desc.block_type.nbytes
         it = 0  # query blocks loaded so far (ring slot and phase)
         ki = 0  # key tiles loaded so far
-        for r in range(static_rounds(n_items, False)):  # snake order over the grid (sm90_schedule)
-            t = snake_item(r)
-            b, kvh, kt = _key_tile(t, n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
+        first, count = listed_items(PROG_PTR)  # this program's work list (work_lists.py)
+        for r in range(count):
+            b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
             n0 = kt * TILE_K
             mbarrier.wait(kv_empty, (ki & 1) ^ 1)  # both consumers are done with the previous tile
             mbarrier.expect(kv_ready, kv_bytes)
@@ -264,8 +269,8 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _bwd_consumer(WG: gl.constexpr, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready,
-                      kv_empty, qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, n_items,
-                      n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                      kv_empty, qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
+                      PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
                       T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q: gl.constexpr,
                       TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
         SUB_M: gl.constexpr = TILE_Q // HALF
@@ -278,9 +283,9 @@ if HAVE_GLUON:
         vb = v_buf.index(WG).reshape([HALF, BLOCK_D])
         it = 0
         ki = 0
-        for r in range(static_rounds(n_items, False)):  # snake order over the grid (sm90_schedule)
-            t = snake_item(r)
-            b, kvh, kt = _key_tile(t, n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
+        first, count = listed_items(PROG_PTR)
+        for r in range(count):
+            b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
             dk = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             dv = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             mbarrier.wait(kv_ready, ki & 1)
@@ -310,9 +315,9 @@ if HAVE_GLUON:
     @gluon.jit
     def _attn_bwd_sm90(
         Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
-        T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, T_PART_SLOT, BITMAPS, K_ORDER,
+        T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, T_PART_SLOT, BITMAPS, K_ORDER, PROG_PTR, PROG_ITEMS,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
-        B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D_TMA, map_sb, map_sh, n_kt, n_items, scale,
+        B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D_TMA, map_sb, map_sh, n_kt, scale,
         SMEM: gl.constexpr, DQ_SMEM: gl.constexpr, DS_SMEM: gl.constexpr, STAT_SMEM: gl.constexpr,
         TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr,
         CONSUMER_REGS: gl.constexpr,
@@ -369,16 +374,16 @@ if HAVE_GLUON:
         c = scale * 1.4426950408889634
         gl.warp_specialize([
             (_bwd_producer, (q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
-                             lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, n_items, n_bk, Hq, Hkv,
-                             GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                             lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk, Hq,
+                             Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
                              T_PART_IDX, TILE_Q, TILE_K)),
             (_bwd_consumer, (0, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
-                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, n_items,
-                             n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
+                             PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
                              T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
             (_bwd_consumer, (1, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
-                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, n_items,
-                             n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
+                             PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
                              T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
         ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
@@ -423,6 +428,42 @@ def short_columns(bm: BlockMap, group: int) -> bool:
     return 0 < group * bm.nonempty_tiles <= PERSISTENT_MAX_MEAN_TILES * columns
 
 
+def item_costs(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
+    """Estimated work of each item (key tile of one (batch, KV head); item ``t`` is rank
+    ``t // (batch * kv_heads)`` of ``k_order`` for (b, KV head) ``t % (batch * kv_heads)``), in
+    64-row full blocks: a full query tile is 2 blocks, a partial one 3.2 (H200, session 20: a
+    partial block costs ~1.6 full ones), summed over the ``group`` query heads of the KV head,
+    plus 2 for the item's own start and dK / dV stores. Reads the map back (a device sync)."""
+    n_kt = bm.n_k_tiles
+    counts = [torch.diff(p[:bm.batch * bm.heads * n_kt + 1]).cpu().numpy() for p in (bm.t_full_ptr, bm.t_part_ptr)]
+    per_column = _FULL_COST * counts[0] + _PARTIAL_COST * counts[1]
+    heads = np.arange(kv_heads * group)
+    rows = np.arange(batch)[:, None] * map_sb + heads[None, :] * map_sh  # (batch, query heads) map groups
+    cost = per_column.reshape(-1, n_kt)[rows].reshape(batch, kv_heads, group, n_kt).sum(2) + _ITEM_COST
+    order = bm.k_order.cpu().numpy()[rows[:, ::group]].astype(np.int64)  # (batch, KV heads, n_kt)
+    ranked = np.take_along_axis(cost, order, axis=2)  # [b, kvh, rank]
+    return ranked.reshape(batch * kv_heads, n_kt).T.reshape(-1)
+
+
+def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int,
+                  n_programs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Work lists (``work_lists.py``) of a launch of ``n_programs``: one item each when there is a
+    program per item; else balanced by ``item_costs``, kept on the map for later calls, or the
+    snake while a CUDA graph is being captured (the map cannot be read back then)."""
+    n_items = batch * kv_heads * bm.n_k_tiles
+    if n_programs == n_items:
+        return work_lists.snake_lists(n_items, n_programs, bm.device)
+    key = (batch, kv_heads, group, n_programs)
+    cached = plans.recall(bm, _LISTS, key)
+    if cached is not None:
+        return cached
+    if bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return work_lists.snake_lists(n_items, n_programs, bm.device)
+    lists = work_lists.balanced_lists(item_costs(bm, batch, kv_heads, group, map_sb, map_sh), n_programs, bm.device)
+    plans.remember(bm, _LISTS, key, lists)
+    return lists
+
+
 @functools.lru_cache(maxsize=None)
 def _dq_layout():
     return gl.NVMMASharedLayout.get_default_for([1, 1, 64, 64], gl.float32)
@@ -449,11 +490,13 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, s
                       else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
     n_items = b * hkv * bm.n_k_tiles
     grid = (min(n_items, sm_count(q.device)) if short_columns(bm, hq // hkv) else n_items,)
+    prog_ptr, prog_items = program_lists(bm, b, hkv, hq // hkv, map_sb, map_sh, grid[0])
     args = (q, k_clean, v, do, lse, delta, dk_out, dv_out, dq_acc,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
+            prog_ptr, prog_items,
             *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
             *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
-            n_items, scale)
+            scale)
     constexprs = dict(SMEM=smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(),
                       DS_SMEM=smem_layout((64, 64), q.dtype), STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q,
                       TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)

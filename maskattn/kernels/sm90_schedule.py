@@ -18,6 +18,9 @@ in two schedules (the backward uses the static one):
 
 A program walks ``t = take_item(0, ...)``, then ``take_item(1, ...)``, ... while ``t < stop``;
 the producer and each consumer call it with the same ``k`` in the same order.
+
+The backward walks host-made lists instead (``listed_items``; ``work_lists.py``): costs balanced
+longest-processing-time first where the map can be read back, the snake where it cannot.
 """
 from __future__ import annotations
 
@@ -48,6 +51,13 @@ if HAVE_GLUON:
         pid = gl.program_id(0)
         nprog = gl.num_programs(0)
         return r * nprog + pid + (r % 2) * (nprog - 1 - 2 * pid)
+
+    @gluon.jit
+    def listed_items(PROG_PTR):
+        """This program's slice of a work list (``work_lists.py``) -> (first entry, entries)."""
+        pid = gl.program_id(0)
+        first = gl.load(PROG_PTR + pid)
+        return first, gl.load(PROG_PTR + pid + 1) - first
 
     @gluon.jit
     def take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, PRODUCER: gl.constexpr,
