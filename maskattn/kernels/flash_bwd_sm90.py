@@ -4,8 +4,9 @@ products per tile pair instead of the portable path's 7).
 
 A work item is one key tile of 128 keys of one (batch, KV head), items numbered heaviest first.
 Maps whose key tiles see few query tiles (``short_columns``: sliding windows, documents, causal
-up to ~10k) run on a persistent grid, one program per SM walking its items in the snake order of
-``sm90_schedule``; the others one program per item. A program has three warpgroups:
+up to ~10k) run on a persistent grid, one program per SM walking a list of items balanced by
+estimated cost (``program_lists``, ``work_lists.py``); the others one program per item. A program
+has three warpgroups:
 
 * **producer** (few registers): TMA loads of the tile's K and V once, then, for every query
   head that shares the KV head and every non-empty query tile of the map's column view,
@@ -416,8 +417,8 @@ def column_bound(bm: BlockMap, batch_heads: int, group: int) -> bool:
 
 
 def short_columns(bm: BlockMap, group: int) -> bool:
-    """Run the backward on a persistent grid (one program per SM walking its key tiles in the
-    snake order of ``sm90_schedule``)? Yes when a key tile's program walks at most
+    """Run the backward on a persistent grid (one program per SM walking a list of key tiles,
+    ``program_lists``)? Yes when a key tile's program walks at most
     ``PERSISTENT_MAX_MEAN_TILES`` query tiles on average (the map's mean column times the
     ``group`` query heads per KV head): there a program's start (barriers, tensor descriptors,
     the first loads: ~15 us per key tile on the H200) is a large part of its work. Long columns keep one program
@@ -449,7 +450,9 @@ def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: i
                   n_programs: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Work lists (``work_lists.py``) of a launch of ``n_programs``: one item each when there is a
     program per item; else balanced by ``item_costs``, kept on the map for later calls, or the
-    snake while a CUDA graph is being captured (the map cannot be read back then)."""
+    snake while a CUDA graph is being captured (the map cannot be read back then). H100, session
+    23, backward alone against the snake's lists: documents 8k / 32k 1.06x / 1.07x, GQA 32:8
+    documents 8k 1.17x, sliding and causal unchanged (``benchmarks/results/session23/ab_lists.log``)."""
     n_items = batch * kv_heads * bm.n_k_tiles
     if n_programs == n_items:
         return work_lists.snake_lists(n_items, n_programs, bm.device)
