@@ -271,8 +271,8 @@ if HAVE_GLUON:
     @gluon.jit
     def _bwd_consumer(WG: gl.constexpr, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready,
                       kv_empty, qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
-                      PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
-                      T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q: gl.constexpr,
+                      PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
+                      T_PART_PTR, T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q: gl.constexpr,
                       TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
         SUB_M: gl.constexpr = TILE_Q // HALF
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -380,12 +380,12 @@ if HAVE_GLUON:
                              T_PART_IDX, TILE_Q, TILE_K)),
             (_bwd_consumer, (0, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
                              qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
-                             PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
-                             T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
+                             PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
+                             T_PART_PTR, T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
             (_bwd_consumer, (1, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
                              qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
-                             PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
-                             T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
+                             PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
+                             T_PART_PTR, T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
         ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -448,22 +448,24 @@ def item_costs(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int,
 
 def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int,
                   n_programs: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Work lists (``work_lists.py``) of a launch of ``n_programs``: one item each when there is a
-    program per item; else balanced by ``item_costs``, kept on the map for later calls, or the
-    snake while a CUDA graph is being captured (the map cannot be read back then). H100, session
+    """Work lists (``work_lists.py``) of a launch of ``n_programs``, kept on the map for later
+    calls: one item each when there is a program per item; else balanced by ``item_costs``, or
+    the snake while a CUDA graph is being captured (the map cannot be read back then). H100, session
     23, backward alone against the snake's lists: documents 8k / 32k 1.06x / 1.07x, GQA 32:8
     documents 8k 1.17x, sliding and causal unchanged (``benchmarks/results/session23/ab_lists.log``)."""
-    n_items = batch * kv_heads * bm.n_k_tiles
-    if n_programs == n_items:
-        return work_lists.snake_lists(n_items, n_programs, bm.device)
     key = (batch, kv_heads, group, n_programs)
     cached = plans.recall(bm, _LISTS, key)
     if cached is not None:
         return cached
-    if bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        return work_lists.snake_lists(n_items, n_programs, bm.device)
-    lists = work_lists.balanced_lists(item_costs(bm, batch, kv_heads, group, map_sb, map_sh), n_programs, bm.device)
-    plans.remember(bm, _LISTS, key, lists)
+    n_items = batch * kv_heads * bm.n_k_tiles
+    capturing = bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    if n_programs == n_items or capturing:
+        lists = work_lists.snake_lists(n_items, n_programs, bm.device)
+    else:
+        lists = work_lists.balanced_lists(item_costs(bm, batch, kv_heads, group, map_sb, map_sh), n_programs,
+                                          bm.device)
+    if not capturing:  # buffers made during a capture belong to that graph
+        plans.remember(bm, _LISTS, key, lists)
     return lists
 
 

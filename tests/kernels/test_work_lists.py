@@ -81,7 +81,8 @@ def _costs_by_hand(bm, batch, kv_heads, group):
         cost = flash_bwd_sm90._ITEM_COST
         for h in range(kvh * group, (kvh + 1) * group):
             col = tiles[b % bm.batch, h % bm.heads, :, kt]
-            cost += flash_bwd_sm90._FULL_COST * int((col == 2).sum()) + flash_bwd_sm90._PARTIAL_COST * int((col == 1).sum())
+            cost += (flash_bwd_sm90._FULL_COST * int((col == 2).sum())
+                     + flash_bwd_sm90._PARTIAL_COST * int((col == 1).sum()))
         out.append(cost)
     return np.array(out)
 
@@ -113,6 +114,6 @@ def test_program_lists_are_balanced_once_and_kept_on_the_map():
     snake = [costs[lst].sum() for lst in _snake_reference(costs.size, 132)]
     # the 8k documents map: the snake's busiest program has ~13% more than the mean, LPT ~1%
     assert max(loads) / np.mean(loads) < 1.03 < max(snake) / np.mean(snake)
-    # one program per item: item t on program t, nothing read back or kept
+    # one program per item: item t on program t (nothing read back)
     ptr, items = flash_bwd_sm90.program_lists(bm, 1, 16, 1, 0, 0, 1024)
     assert torch.equal(items, torch.arange(1024, dtype=torch.int32)) and ptr.tolist() == list(range(1025))
