@@ -44,8 +44,7 @@ def balanced_lists(costs: np.ndarray, n_programs: int, device) -> tuple[torch.Te
     handed = np.empty(n, dtype=np.int64)
     handed[order] = np.arange(n)
     t = np.arange(n)
-    r, i = t // n_programs, t % n_programs
-    snake = np.where(r % 2 == 0, i, n_programs - 1 - i)
+    snake = _snake_owner(t, n_programs)
     if _busiest(snake, costs, n_programs) <= _busiest(owner, costs, n_programs):
         owner, handed = snake, t
     items = np.lexsort((handed, owner))  # by program, then by the order they were handed out
@@ -53,6 +52,12 @@ def balanced_lists(costs: np.ndarray, n_programs: int, device) -> tuple[torch.Te
     np.cumsum(np.bincount(owner, minlength=n_programs), out=ptr[1:])
     return (torch.from_numpy(ptr.astype(np.int32)).to(device),
             torch.from_numpy(items.astype(np.int32)).to(device))
+
+
+def _snake_owner(t, n_programs: int):
+    """The program of item(s) ``t`` in the snake (numpy or torch integers, elementwise)."""
+    r, i = t // n_programs, t % n_programs
+    return i + (r % 2) * (n_programs - 1 - 2 * i)  # i in even rounds, P - 1 - i in odd ones
 
 
 def _busiest(owner: np.ndarray, costs: np.ndarray, n_programs: int) -> float:
@@ -68,13 +73,9 @@ def snake_lists(n_items: int, n_programs: int, device) -> tuple[torch.Tensor, to
     """The snake schedule as lists, from device ops only (no host reads: safe under CUDA graph
     capture). Returns (ptr, items) on ``device``; each program's items in round order."""
     _check_programs(n_items, n_programs)
-    full, rest = divmod(n_items, n_programs)
     t = torch.arange(n_items, device=device)
-    r, i = t // n_programs, t % n_programs
-    owner = torch.where(r % 2 == 0, i, n_programs - 1 - i)
-    items = torch.argsort(owner * (full + 1) + r)  # keys are distinct: by program, then round
-    p = torch.arange(n_programs, device=device)
-    slot = p if full % 2 == 0 else n_programs - 1 - p  # each program's place in the last, partial round
-    counts = full + (slot < rest).to(torch.int64)
-    ptr = torch.cat([torch.zeros(1, dtype=torch.int64, device=device), counts.cumsum(0)])
+    owner = _snake_owner(t, n_programs)
+    items = torch.argsort(owner * n_items + t)  # keys are distinct: by program, then round
+    # each program's first entry by a search of the sorted owners (bincount would read its range back)
+    ptr = torch.searchsorted(owner[items], torch.arange(n_programs + 1, device=device))
     return ptr.to(torch.int32), items.to(torch.int32)
