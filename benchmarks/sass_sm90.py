@@ -1,11 +1,13 @@
-"""Compile the Hopper forward kernel (``kernels/flash_fwd_sm90.py``) for sm_90a without a GPU and
-report what the compiler made of it: registers, shared memory, spills, and counts of the SASS
+"""Compile a Hopper kernel (the forward ``kernels/flash_fwd_sm90.py`` or the backward
+``kernels/flash_bwd_sm90.py``) for sm_90a without a GPU and report what the compiler made of it:
+registers, shared memory, spills (stack, local loads and stores), and counts of the SASS
 instructions that matter for its schedule (warpgroup ``bar.sync``s, mbarrier arrives, wgmma,
 exp2). Costs no device time: run it on the CPU machine with Triton 3.6 (the Gluon release the
 kernels were checked with; ``config.gluon_tested``) in a separate environment, e.g.
 
     python3 -m venv /tmp/t36 && /tmp/t36/bin/pip install triton==3.6.0 torch==2.13.0 numpy scipy
-    /tmp/t36/bin/python benchmarks/sass_fwd_sm90.py --passes 2 --thread-release --sass /tmp/fwd.sass
+    /tmp/t36/bin/python benchmarks/sass_sm90.py --passes 2 --thread-release --sass /tmp/fwd.sass
+    /tmp/t36/bin/python benchmarks/sass_sm90.py --kernel bwd --sass /tmp/bwd.sass
 """
 from __future__ import annotations
 
@@ -23,11 +25,13 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 
+from maskattn.kernels import flash_bwd_sm90 as bwd  # noqa: E402
 from maskattn.kernels import flash_fwd_sm90 as fwd  # noqa: E402
 from maskattn.kernels.sm90_common import HAVE_GLUON, smem_layout  # noqa: E402
 
 COUNTED = ("BAR.SYNC.DEFER_BLOCKING", "SYNCS.ARRIVE.TRANS64.A1T0", "ARRIVES.LDGSTSBAR.64.ARVCNT",
-           "SYNCS.PHASECHK.TRANS64.TRYWAIT", "HGMMA.64x128x16.F32.BF16", "MUFU.EX2")
+           "SYNCS.PHASECHK.TRANS64.TRYWAIT", "HGMMA.64x128x16.F32.BF16", "HGMMA.64x64x16.F32.BF16", "MUFU.EX2",
+           "LDL", "STL", "LDL.64", "STL.64", "LDL.128", "STL.128")
 _POINTERS = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp32", "ACC": "*fp32", "M": "*fp32",
              "L": "*fp32", "FULL_PTR": "*i32", "FULL_IDX": "*i32", "PART_PTR": "*i32", "PART_IDX": "*i32",
              "BITMAPS": "*i32", "Q_ORDER": "*i32", "SCHED": "*i32", "scale": "fp32"}
@@ -46,8 +50,26 @@ def compile_forward(passes: int, packed: bool, thread_release: bool, dynamic: bo
     return triton.compile(source, target=GPUTarget("cuda", 90, 128), options=options)
 
 
+def compile_backward():
+    """The compiled one-pass backward for bf16, head dim 128, 128 x 128 tiles."""
+    from triton.experimental.gluon._runtime import GluonASTSource
+    constexprs = dict(SMEM=smem_layout((1, 1, 64, 128), torch.bfloat16), DQ_SMEM=bwd._dq_layout(),
+                      DS_SMEM=smem_layout((64, 64), torch.bfloat16), STAT_SMEM=bwd._stat_layout(), TILE_Q=128,
+                      TILE_K=128, BLOCK_D=128, NUM_STAGES=bwd.STAGES, CONSUMER_REGS=bwd._CONSUMER_REGS)
+    pointers = dict(Q="*bf16", K="*bf16", V="*bf16", DO="*bf16", LSE="*fp32", DELTA="*fp32", DK="*bf16",
+                    DV="*bf16", DQA="*fp32", scale="fp32")
+    names = bwd._attn_bwd_sm90.arg_names
+    n_pointers = names.index("PROG_ITEMS") + 1  # the map's int32 arrays follow the tensors
+    signature = {n: "constexpr" if n in constexprs else pointers.get(n, "*i32" if i < n_pointers else "i32")
+                 for i, n in enumerate(names)}
+    source = GluonASTSource(bwd._attn_bwd_sm90, signature, constexprs)
+    options = dict(num_warps=4, maxnreg=(2 * bwd._CONSUMER_REGS + bwd._PRODUCER_REGS) // 3)
+    return triton.compile(source, target=GPUTarget("cuda", 90, 128), options=options)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kernel", default="fwd", choices=("fwd", "bwd"))
     ap.add_argument("--passes", type=int, default=1, choices=(1, 2))
     ap.add_argument("--packed", action="store_true", help="the split-KV decode items")
     ap.add_argument("--thread-release", action="store_true")
@@ -56,7 +78,10 @@ def main():
     a = ap.parse_args()
     if not HAVE_GLUON:
         sys.exit(f"needs Triton with the checked Gluon release (this is triton {triton.__version__})")
-    kernel = compile_forward(a.passes, a.packed, a.thread_release, a.dynamic)
+    if a.kernel == "bwd":
+        kernel = compile_backward()
+    else:
+        kernel = compile_forward(a.passes, a.packed, a.thread_release, a.dynamic)
     tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(kernel.asm["cubin"])
