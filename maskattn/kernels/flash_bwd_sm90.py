@@ -44,6 +44,7 @@ import torch
 
 from ..block_map import BlockMap
 from . import plans, work_lists
+from .column_bitmaps import column_bitmaps
 from .config import is_row_bound, sm_count
 from .sm90_common import HAVE_GLUON, eligible, smem_layout
 
@@ -55,7 +56,7 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .sm90_common import block_bits, signal
+    from .sm90_common import key_major_bits, key_major_words, signal
     from .sm90_schedule import listed_items
 
 ENABLED = True
@@ -193,7 +194,7 @@ if HAVE_GLUON:
     @gluon.jit
     def _bwd_block(FULL: gl.constexpr, WG: gl.constexpr, j, it, b, h, f0, nf, p0, dk, dv, q_buf, do_buf, kb, vb,
                    k_buf, ds_buf, dq_buf, lse_buf, delta_buf, qd_ready, qd_empty, ds_ready, ds_free, dqa_desc,
-                   BITMAPS, T_FULL_IDX, T_PART_IDX, T_PART_SLOT, Lq, c, scale, S_LAYOUT: gl.constexpr,
+                   COL_BITS, T_FULL_IDX, T_PART_IDX, Lq, c, scale, S_LAYOUT: gl.constexpr,
                    A_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
         """Query block j of the column (the ``it``-th block of this program) -> dK, dV: dV += P^T dO,
         dK += dS^T Q, and dQ += dS K by a TMA reduce-add. FULL: the block's tile is full (no mask)."""
@@ -202,6 +203,8 @@ if HAVE_GLUON:
         dtype: gl.constexpr = q_buf.dtype
         s_zero = gl.zeros([HALF, HALF], gl.float32, layout=S_LAYOUT)
         m0, r0, e = _block_of(FULL, j, f0, nf, p0, T_FULL_IDX, T_PART_IDX, TILE_Q, SUB_M)
+        if not FULL:  # the mask's words, loaded before the products so that their latency hides behind them
+            bits_lo, bits_hi = key_major_words(COL_BITS, e, WG * HALF, r0, S_LAYOUT, HALF, TILE_Q, TILE_K)
         s = it % NUM
         qb = q_buf.index(s).reshape([HALF, BLOCK_D])
         dob = do_buf.index(s).reshape([HALF, BLOCK_D])
@@ -218,8 +221,7 @@ if HAVE_GLUON:
         if FULL:
             p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, None, S_LAYOUT, False)
         else:
-            allowed = block_bits(BITMAPS, gl.load(T_PART_SLOT + e), r0, WG * HALF, S_LAYOUT, HALF, HALF, TILE_Q,
-                                 TILE_K, True)
+            allowed = key_major_bits(bits_lo, bits_hi, S_LAYOUT)
             p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, allowed, S_LAYOUT, True)
         ds = ds.to(dtype)
         dv_tok = warpgroup_mma(gl.convert_layout(p.to(dtype), A_LAYOUT), dob, dv, is_async=True)
@@ -270,9 +272,9 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _bwd_consumer(WG: gl.constexpr, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready,
-                      kv_empty, qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
+                      kv_empty, qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
                       PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
-                      T_PART_PTR, T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q: gl.constexpr,
+                      T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q: gl.constexpr,
                       TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
         SUB_M: gl.constexpr = TILE_Q // HALF
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -305,8 +307,8 @@ if HAVE_GLUON:
                     for j in range(start, stop):
                         dk, dv = _bwd_block(kind == 0, WG, j, it, b, h, f0, nf, p0, dk, dv, q_buf, do_buf, kb, vb,
                                             k_buf, ds_buf, dq_buf, lse_buf, delta_buf, qd_ready, qd_empty, ds_ready,
-                                            ds_free, dqa_desc, BITMAPS, T_FULL_IDX, T_PART_IDX, T_PART_SLOT, Lq, c,
-                                            scale, S_LAYOUT, A_LAYOUT, TILE_Q, TILE_K, BLOCK_D)
+                                            ds_free, dqa_desc, COL_BITS, T_FULL_IDX, T_PART_IDX, Lq, c, scale,
+                                            S_LAYOUT, A_LAYOUT, TILE_Q, TILE_K, BLOCK_D)
                         it += 1
             mbarrier.arrive(kv_empty, count=1)
             _store_dkdv(WG, dk * scale, dv, it, ds_buf, dq_buf, ds_free, dk_desc, dv_desc, b, kvh,
@@ -316,7 +318,7 @@ if HAVE_GLUON:
     @gluon.jit
     def _attn_bwd_sm90(
         Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
-        T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, T_PART_SLOT, BITMAPS, K_ORDER, PROG_PTR, PROG_ITEMS,
+        T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, COL_BITS, K_ORDER, PROG_PTR, PROG_ITEMS,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
         B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D_TMA, map_sb, map_sh, n_kt, scale,
         SMEM: gl.constexpr, DQ_SMEM: gl.constexpr, DS_SMEM: gl.constexpr, STAT_SMEM: gl.constexpr,
@@ -379,13 +381,13 @@ if HAVE_GLUON:
                              Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
                              T_PART_IDX, TILE_Q, TILE_K)),
             (_bwd_consumer, (0, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
-                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
+                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
                              PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
-                             T_PART_PTR, T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
+                             T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
             (_bwd_consumer, (1, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
-                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, BITMAPS, PROG_PTR,
+                             qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
                              PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
-                             T_PART_PTR, T_PART_IDX, T_PART_SLOT, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
+                             T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
         ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -438,12 +440,31 @@ def item_costs(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int,
     n_kt = bm.n_k_tiles
     counts = [torch.diff(p[:bm.batch * bm.heads * n_kt + 1]).cpu().numpy() for p in (bm.t_full_ptr, bm.t_part_ptr)]
     per_column = _FULL_COST * counts[0] + _PARTIAL_COST * counts[1]
-    heads = np.arange(kv_heads * group)
-    rows = np.arange(batch)[:, None] * map_sb + heads[None, :] * map_sh  # (batch, query heads) map groups
+    rows = _map_rows(batch, kv_heads, group, map_sb, map_sh)
     cost = per_column.reshape(-1, n_kt)[rows].reshape(batch, kv_heads, group, n_kt).sum(2) + _ITEM_COST
-    order = bm.k_order.cpu().numpy()[rows[:, ::group]].astype(np.int64)  # (batch, KV heads, n_kt)
-    ranked = np.take_along_axis(cost, order, axis=2)  # [b, kvh, rank]
+    ranked = np.take_along_axis(cost, _ranked_key_tiles(bm, rows, group), axis=2)  # [b, kvh, rank]
     return ranked.reshape(batch * kv_heads, n_kt).T.reshape(-1)
+
+
+def item_positions(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
+    """Each item's place in the locality order (batch, KV head, key tile ascending): neighbours
+    there are neighbouring key tiles of one head, which share query rows (``work_lists``).
+    Indexed by item number as ``item_costs``. Reads the map's key order back."""
+    n_kt = bm.n_k_tiles
+    tiles = _ranked_key_tiles(bm, _map_rows(batch, kv_heads, group, map_sb, map_sh), group)  # [b, kvh, rank]
+    pos = np.arange(batch * kv_heads).reshape(batch, kv_heads, 1) * n_kt + tiles
+    return pos.reshape(batch * kv_heads, n_kt).T.reshape(-1)
+
+
+def _map_rows(batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
+    """(batch, query heads): the map's (b, h) group of each (batch row, query head)."""
+    return np.arange(batch)[:, None] * map_sb + np.arange(kv_heads * group)[None, :] * map_sh
+
+
+def _ranked_key_tiles(bm: BlockMap, rows: np.ndarray, group: int) -> np.ndarray:
+    """(batch, KV heads, n_kt) int64: the key tile of each rank of ``k_order`` per (b, KV head)
+    (the order of the KV head's first query head, as the kernel's ``_key_tile``)."""
+    return bm.k_order.cpu().numpy()[rows[:, ::group]].astype(np.int64)
 
 
 def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int,
@@ -463,7 +484,7 @@ def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: i
         lists = work_lists.snake_lists(n_items, n_programs, bm.device)
     else:
         lists = work_lists.balanced_lists(item_costs(bm, batch, kv_heads, group, map_sb, map_sh), n_programs,
-                                          bm.device)
+                                          bm.device, item_positions(bm, batch, kv_heads, group, map_sb, map_sh))
     if not capturing:  # buffers made during a capture belong to that graph
         plans.remember(bm, _LISTS, key, lists)
     return lists
@@ -497,7 +518,7 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, s
     grid = (min(n_items, sm_count(q.device)) if short_columns(bm, hq // hkv) else n_items,)
     prog_ptr, prog_items = program_lists(bm, b, hkv, hq // hkv, map_sb, map_sh, grid[0])
     args = (q, k_clean, v, do, lse, delta, dk_out, dv_out, dq_acc,
-            bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.t_part_slot, bm.bitmaps, bm.k_order,
+            bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, column_bitmaps(bm), bm.k_order,
             prog_ptr, prog_items,
             *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
             *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,

@@ -1,6 +1,6 @@
 """What the two Hopper kernels written in Gluon (``flash_fwd_sm90``, ``flash_bwd_sm90``) share:
 the Gluon imports, the inputs either kernel can take, shared-memory layouts and the bitmap
-reader. Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so
+readers (query-major ``BlockMap.bitmaps``; the backward's key-major ``column_bitmaps``). Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so
 ``rows_bits`` restates ``common.rows_bits`` for a given register layout."""
 from __future__ import annotations
 
@@ -58,6 +58,26 @@ if HAVE_GLUON:
             async_copy.mbarrier_arrive(bar, increment_count=False)
         else:
             mbarrier.arrive(bar, count=1)
+
+    @gluon.jit
+    def key_major_words(COL_BITS, entry, key0, q0, LAYOUT: gl.constexpr, BLOCK_K: gl.constexpr,
+                        TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
+        """The words of tile keys [key0, key0 + BLOCK_K) covering tile query rows [q0, q0 + 64) of
+        column-view entry ``entry`` in the key-major bitmaps (``column_bitmaps.py``): two
+        (BLOCK_K,) int32 vectors (queries q0 + [0, 32) and q0 + [32, 64)) in the row slice of
+        ``LAYOUT`` (keys on rows). Issue them early; ``key_major_bits`` expands them."""
+        QWORDS: gl.constexpr = TILE_Q // 32
+        keys = key0 + gl.arange(0, BLOCK_K, layout=gl.SliceLayout(1, LAYOUT))
+        base = COL_BITS + entry.to(gl.int64) * (TILE_K * QWORDS) + keys * QWORDS + q0 // 32
+        return gl.load(base), gl.load(base + 1)
+
+    @gluon.jit
+    def key_major_bits(lo, hi, LAYOUT: gl.constexpr):
+        """(BLOCK_K, 64) booleans in ``LAYOUT`` from ``key_major_words``: may key row i attend
+        query column j."""
+        cols = gl.arange(0, 64, layout=gl.SliceLayout(0, LAYOUT))
+        word = gl.where((cols < 32)[None, :], lo[:, None], hi[:, None])
+        return ((word >> (cols % 32)[None, :]) & 1) != 0
 
     @gluon.jit
     def block_bits(BITMAPS, slot, row0, col0, LAYOUT: gl.constexpr, BLOCK_R: gl.constexpr, BLOCK_C: gl.constexpr,
