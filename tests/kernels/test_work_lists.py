@@ -60,6 +60,45 @@ def test_balanced_lists_keep_the_snake_where_it_evens_out_better():
     assert _programs(ptr, items) == _snake_reference(10, 3)
 
 
+def test_locality_lists_follow_the_locality_order_where_costs_allow():
+    # equal costs: the locality schedule evens out as well as LPT, so it is taken; its head (all
+    # but the LPT tail) is handed out in locality order, round by round over the programs
+    rng = np.random.default_rng(0)
+    positions = rng.permutation(40)
+    ptr, items = work_lists.balanced_lists(np.ones(40), 4, "cpu", positions)
+    lists = _programs(ptr, items)
+    assert sorted(items.tolist()) == list(range(40))
+    head = 40 - round(work_lists.LPT_TAILS[0] * 40)
+    for p, lst in enumerate(lists):
+        in_head = [t for t in lst if positions[t] < head]
+        assert [positions[t] for t in in_head] == list(range(p, head, 4))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_locality_lists_stay_within_the_slack_of_lpt(seed):
+    rng = np.random.default_rng(seed)
+    costs = np.rint(rng.exponential(20.0, 600)) + 2
+    positions = rng.permutation(600)
+    lpt = _programs(*work_lists.balanced_lists(costs, 37, "cpu"))
+    ptr, items = work_lists.balanced_lists(costs, 37, "cpu", positions)
+    assert sorted(items.tolist()) == list(range(600))
+    slack = work_lists.LOCALITY_SLACK * costs.sum() / 37
+    assert max(costs[lst].sum() for lst in _programs(ptr, items)) <= max(costs[lst].sum() for lst in lpt) + slack
+
+
+def test_locality_lists_give_way_to_lpt_when_the_tail_cannot_even_out():
+    # one heavy item last in locality order and shorter tails than it need: LPT's lists are kept
+    costs = np.array([1.0] * 30 + [30.0])
+    plain = work_lists.balanced_lists(costs, 2, "cpu")
+    local = work_lists.balanced_lists(costs, 2, "cpu", np.arange(31))
+    assert all(torch.equal(a, b) for a, b in zip(plain, local))
+
+
+def test_locality_positions_of_the_wrong_shape_raise():
+    with pytest.raises(ValueError, match="positions"):
+        work_lists.balanced_lists(np.ones(10), 2, "cpu", np.arange(9))
+
+
 @pytest.mark.parametrize("fn", [lambda n, p: work_lists.snake_lists(n, p, "cpu"),
                                 lambda n, p: work_lists.balanced_lists(np.ones(n), p, "cpu")])
 @pytest.mark.parametrize("n_programs", [0, 11])
@@ -105,6 +144,25 @@ def test_item_costs_count_each_items_tiles(case):
     np.testing.assert_allclose(got, _costs_by_hand(bm, batch, kv_heads, group))
 
 
+@pytest.mark.parametrize("case", ["shared", "per_head_gqa"])
+def test_item_positions_order_items_by_head_then_key_tile(case):
+    if case == "shared":
+        mask, batch, kv_heads, group = ma.documents([300, 5, 395]), 2, 2, 1
+    else:
+        g = torch.Generator().manual_seed(1)
+        mask = ma.dense(torch.rand(1, 8, 700, 700, generator=g) < 0.01)
+        batch, kv_heads, group = 1, 2, 4
+    bm = ma.compile_mask(mask, 700, 700)
+    pos = flash_bwd_sm90.item_positions(bm, batch, kv_heads, group, *map_strides(bm))
+    n_bk, n_kt = batch * kv_heads, bm.n_k_tiles
+    assert sorted(pos.tolist()) == list(range(n_bk * n_kt))
+    for t in range(n_bk * n_kt):  # item t: rank t // n_bk of k_order for (b, KV head) t % n_bk
+        rank, bk = divmod(t, n_bk)
+        b, kvh = divmod(bk, kv_heads)
+        kt = int(bm.k_order[(b % bm.batch) * bm.heads + (kvh * group) % bm.heads, rank])
+        assert pos[t] == bk * n_kt + kt
+
+
 def test_program_lists_are_balanced_once_and_kept_on_the_map():
     bm = ma.compile_mask(families.mask("documents", 8192), 8192, 8192)
     first = flash_bwd_sm90.program_lists(bm, 1, 16, 1, 0, 0, 132)
@@ -112,7 +170,8 @@ def test_program_lists_are_balanced_once_and_kept_on_the_map():
     costs = flash_bwd_sm90.item_costs(bm, 1, 16, 1, 0, 0)
     loads = [costs[lst].sum() for lst in _programs(*first)]
     snake = [costs[lst].sum() for lst in _snake_reference(costs.size, 132)]
-    # the 8k documents map: the snake's busiest program has ~13% more than the mean, LPT ~1%
+    # the 8k documents map: the snake's busiest program has ~13% more than the mean, LPT ~1%, the
+    # locality lists (taken here) ~2.5%
     assert max(loads) / np.mean(loads) < 1.03 < max(snake) / np.mean(snake)
     # one program per item: item t on program t (nothing read back)
     ptr, items = flash_bwd_sm90.program_lists(bm, 1, 16, 1, 0, 0, 1024)
