@@ -5,8 +5,9 @@ products per tile pair instead of the portable path's 7).
 A work item is one key tile of 128 keys of one (batch, KV head), items numbered heaviest first.
 Maps whose key tiles see few query tiles (``short_columns``: sliding windows, documents, causal
 up to ~10k) run on a persistent grid, one program per SM walking a list of items balanced by
-estimated cost (``program_lists``, ``work_lists.py``); the others one program per item. A program
-has three warpgroups:
+estimated cost and ordered so that the programs running at one moment work on neighbouring key
+tiles of one head, which share their Q / dO rows in L2 (``program_lists``, ``work_lists.py``);
+the others one program per item. A program has three warpgroups:
 
 * **producer** (few registers): TMA loads of the tile's K and V once, then, for every query
   head that shares the KV head and every non-empty query tile of the map's column view,
@@ -16,7 +17,9 @@ has three warpgroups:
       S^T = K Q^T,  dP^T = V dO^T,  P^T = exp2(S^T * c - lse),  dS^T = P^T (dP^T - delta),
       dV += P^T dO,  dK += dS^T Q   (P^T, dS^T as register operands; GQA summed in registers)
 
-  then hand dS^T to each other through shared memory (two slots, mbarriers) and each
+  (a partial tile's mask bits come from its key-major bitmap, ``column_bitmaps.py``: each
+  thread loads its four words before the block's products), then hand dS^T to each other
+  through shared memory (two slots, mbarriers) and each
   computes dQ for 64 of the 128 dims over all 128 keys, dQ[:, dims] = dS K[:, dims], which
   goes to shared memory and from there into the fp32 dQ accumulator with one TMA
   reduce-add per block (the copy engine clips rows past Lq). At the end of a key tile dK and dV
