@@ -56,28 +56,46 @@ def balanced_lists(costs: np.ndarray, n_programs: int, device,
     costs = np.asarray(costs, dtype=np.float64)
     n = costs.size
     _check_programs(n, n_programs)
-    t = np.arange(n)
-    owner, handed = _greedy(np.argsort(-costs, kind="stable"), costs, n_programs)
-    snake = _snake_owner(t, n_programs)
-    if _busiest(snake, costs, n_programs) <= _busiest(owner, costs, n_programs):
-        owner, handed = snake, t
     if positions is not None:
         positions = np.asarray(positions, dtype=np.int64)
         if positions.shape != (n,):
             raise ValueError(f"positions: expected shape ({n},) (one per item), got {tuple(positions.shape)}")
-        bound = _busiest(owner, costs, n_programs) + LOCALITY_SLACK * costs.sum() / n_programs
+    fallback = None  # LPT's or the snake's lists, made only when needed (the greedy's Python loop is the cost)
+    if positions is not None:
+        slack = LOCALITY_SLACK * costs.sum() / n_programs
+        # no schedule's busiest program has less than the mean work or the costliest item: a locality
+        # schedule within the slack of that floor passes against LPT's too, which then need not be made
+        floor = max(costs.sum() / n_programs * (1 - 1e-12), float(costs.max(initial=0.0)))
         for tail in LPT_TAILS:
             in_tail = positions >= n - int(round(tail * n))
             order = np.lexsort((np.where(in_tail, -costs, positions), in_tail))  # locality order, then the tail
-            local_owner, local_handed = _greedy(order, costs, n_programs)
-            if _busiest(local_owner, costs, n_programs) <= bound:
-                owner, handed = local_owner, local_handed
-                break
+            local = _greedy(order, costs, n_programs)
+            busiest = _busiest(local[0], costs, n_programs)
+            if busiest > floor + slack:
+                fallback = fallback or _lpt_or_snake(costs, n_programs)
+                if busiest > _busiest(fallback[0], costs, n_programs) + slack:
+                    continue
+            owner, handed = local
+            break
+        else:
+            owner, handed = fallback
+    else:
+        owner, handed = _lpt_or_snake(costs, n_programs)
     items = np.lexsort((handed, owner))  # by program, then by the order they were handed out
     ptr = np.zeros(n_programs + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=n_programs), out=ptr[1:])
     return (torch.from_numpy(ptr.astype(np.int32)).to(device),
             torch.from_numpy(items.astype(np.int32)).to(device))
+
+
+def _lpt_or_snake(costs: np.ndarray, n_programs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, handed) of the LPT lists, or of the snake where its busiest program has no more work."""
+    owner, handed = _greedy(np.argsort(-costs, kind="stable"), costs, n_programs)
+    t = np.arange(costs.size)
+    snake = _snake_owner(t, n_programs)
+    if _busiest(snake, costs, n_programs) <= _busiest(owner, costs, n_programs):
+        return snake, t
+    return owner, handed
 
 
 def _greedy(order: np.ndarray, costs: np.ndarray, n_programs: int) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,44 @@ def test_locality_lists_give_way_to_lpt_when_the_tail_cannot_even_out():
     assert all(torch.equal(a, b) for a, b in zip(plain, local))
 
 
+def _first_local_schedule_within_slack(costs, n_programs, positions):
+    """The rule of ``balanced_lists`` with positions, stated plainly: every locality schedule
+    (tail shares in ``LPT_TAILS`` order) against the better of LPT and the snake; the first
+    within ``LOCALITY_SLACK`` x the mean of it is taken (its owners), else None."""
+    lpt = _programs(*work_lists.balanced_lists(costs, n_programs, "cpu"))
+    bound = max(costs[lst].sum() for lst in lpt) + work_lists.LOCALITY_SLACK * costs.sum() / n_programs
+    n = costs.size
+    for tail in work_lists.LPT_TAILS:
+        in_tail = positions >= n - int(round(tail * n))
+        order = np.lexsort((np.where(in_tail, -costs, positions), in_tail))
+        owner, _ = work_lists._greedy(order, costs, n_programs)
+        if np.bincount(owner, weights=costs, minlength=n_programs).max() <= bound:
+            return owner
+    return None
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_locality_lists_follow_the_plain_rule(seed):
+    # balanced_lists skips making LPT's lists where a locality schedule is within the slack of a
+    # floor no schedule can beat (the mean, the costliest item): the choice must not change
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    programs = int(rng.integers(2, 40))
+    costs = [np.ones(n), np.rint(rng.exponential(5.0, n)) + 1, rng.random(n),
+             np.rint(rng.random(n) * 3) * 1.3 + 2][seed % 4]
+    positions = rng.permutation(n) if seed % 3 else np.arange(n)
+    ptr, items = work_lists.balanced_lists(costs, programs, "cpu", positions)
+    owner = np.empty(n, dtype=np.int64)
+    for p, lst in enumerate(_programs(ptr, items)):
+        owner[lst] = p
+    want = _first_local_schedule_within_slack(costs, programs, positions)
+    if want is None:  # no locality schedule close enough: as without positions
+        want_ptr, want_items = work_lists.balanced_lists(costs, programs, "cpu")
+        assert torch.equal(ptr, want_ptr) and torch.equal(items, want_items)
+    else:
+        assert np.array_equal(owner, want)
+
+
 def test_locality_positions_of_the_wrong_shape_raise():
     with pytest.raises(ValueError, match="positions"):
         work_lists.balanced_lists(np.ones(10), 2, "cpu", np.arange(9))
