@@ -22,7 +22,9 @@ import torch
 from . import plans
 
 _KIND = "_column_bitmaps"
-_CHUNK = 1024  # tiles transposed at once: bounds the unpacked temporaries (~16 MB of bytes per 1024 tiles)
+# tiles transposed at once: bounds the unpacked temporaries, one int32 per bit (256 tiles of 128 x 128:
+# 16 MB each, a few alive at once)
+_CHUNK = 256
 
 
 def transpose_bitmaps(bitmaps: torch.Tensor, block_q: int, block_k: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ import torch
 
 import maskattn as ma
 from benchmarks import families
+from maskattn.kernels import column_bitmaps as column_bitmaps_module
 from maskattn.kernels.column_bitmaps import column_bitmaps, transpose_bitmaps
 
 
@@ -13,9 +14,11 @@ def _bits(words: torch.Tensor, n: int) -> torch.Tensor:
     return ((words[..., None] >> torch.arange(32, dtype=torch.int32)) & 1).reshape(*words.shape[:-1], n)
 
 
-@pytest.mark.parametrize("shape", [(3, 128, 128), (2, 64, 128), (2, 128, 64), (0, 128, 128)])
-def test_transpose_bitmaps_transposes_each_tile(shape):
+@pytest.mark.parametrize("shape", [(3, 128, 128), (2, 64, 128), (2, 128, 64), (0, 128, 128), (5, 128, 128)])
+def test_transpose_bitmaps_transposes_each_tile(shape, monkeypatch):
     n, bq, bk = shape
+    if n == 5:  # tiles in several chunks, the last one short
+        monkeypatch.setattr(column_bitmaps_module, "_CHUNK", 2)
     bits = torch.rand(n, bq, bk, generator=torch.Generator().manual_seed(n)) < 0.5
     bits[..., 31] = True  # the sign bit of a word
     weights = torch.ones((), dtype=torch.int32) << torch.arange(32, dtype=torch.int32)
