@@ -1,4 +1,5 @@
 # session 25 (or the next session with a device), call 1: the forward on work lists (locality order)
+# run with branch s25-fwd-lists checked out (the device copies the working tree)
 # against 9309b75's snake (carry [".ab"]), then the forward GPU tests. Prediction (l2_traffic_model.py:
 # K / V from DRAM 1.96 -> 0.27 GB on documents 32k, 1.06 -> 0.27 on tree 32k, unchanged elsewhere; the
 # 32k documents forward does 367 GFLOP, 370 TF/s at 0.993 ms, while sliding, whose K / V already stay
