@@ -6,7 +6,7 @@
 # sliding 1.00-1.03x; causal (counter: SASS identical to HEAD's but for parameter offsets) 1.00x
 # run with branch s25-fwd-lists checked out (the device copies the working tree)
 export PYTHONPATH=.
-export AB_CASES="documents:32768 documents:8192 sliding:32768 sliding:8192 tree:32768 tree:8192 causal:8192 documents:131072"
+export AB_CASES="documents:32768 documents:8192 sliding:32768 sliding:8192 tree:32768 tree:8192 causal:8192 documents:131072 documents:32768:32:8 sliding:8192:32:8"
 timeout 200 python benchmarks/results/session25/ab_fwd.py .ab/fwd_head.py tree 2>&1 | grep -v Warn | tee $OUT/ab_fwd_lists.log
 timeout 360 python -m pytest -q -x -m gpu -p no:cacheprovider tests/kernels/test_flash_fwd_sm90.py tests/kernels/test_flash_decode_sm90.py \
   tests/kernels/test_masked_nonfinite.py tests/kernels/test_relaunch.py tests/kernels/test_plans.py tests/kernels/test_gpu_graphs.py \
