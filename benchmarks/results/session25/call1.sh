@@ -7,7 +7,7 @@
 # run with branch s25-fwd-lists checked out (the device copies the working tree)
 export PYTHONPATH=.
 export AB_CASES="documents:32768 documents:8192 sliding:32768 sliding:8192 tree:32768 tree:8192 causal:8192 documents:131072 documents:32768:32:8 sliding:8192:32:8"
-timeout 200 python benchmarks/results/session25/ab_fwd.py .ab/fwd_head.py tree 2>&1 | grep -v Warn | tee $OUT/ab_fwd_lists.log
-timeout 360 python -m pytest -q -x -m gpu -p no:cacheprovider tests/kernels/test_flash_fwd_sm90.py tests/kernels/test_flash_decode_sm90.py \
+timeout 220 python benchmarks/results/session25/ab_fwd.py .ab/fwd_head.py tree 2>&1 | grep -v Warn | tee $OUT/ab_fwd_lists.log
+timeout 340 python -m pytest -q -x -m gpu -p no:cacheprovider tests/kernels/test_flash_fwd_sm90.py tests/kernels/test_flash_decode_sm90.py \
   tests/kernels/test_masked_nonfinite.py tests/kernels/test_relaunch.py tests/kernels/test_plans.py tests/kernels/test_gpu_graphs.py \
   2>&1 | tail -8 | tee $OUT/gpu_tests_fwd_lists.log
