@@ -34,16 +34,17 @@ COUNTED = ("BAR.SYNC.DEFER_BLOCKING", "SYNCS.ARRIVE.TRANS64.A1T0", "ARRIVES.LDGS
            "LDL", "STL", "LDL.64", "STL.64", "LDL.128", "STL.128")
 _POINTERS = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp32", "ACC": "*fp32", "M": "*fp32",
              "L": "*fp32", "FULL_PTR": "*i32", "FULL_IDX": "*i32", "PART_PTR": "*i32", "PART_IDX": "*i32",
-             "BITMAPS": "*i32", "Q_ORDER": "*i32", "SCHED": "*i32", "scale": "fp32"}
+             "BITMAPS": "*i32", "Q_ORDER": "*i32", "SCHED": "*i32", "PROG_PTR": "*i32", "PROG_ITEMS": "*i32",
+             "scale": "fp32"}
 
 
-def compile_forward(passes: int, packed: bool, thread_release: bool, dynamic: bool):
+def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: str):
     """The compiled kernel for bf16, head dim 128, 128 x 128 tiles."""
     from triton.experimental.gluon._runtime import GluonASTSource
     constexprs = dict(Q_SMEM=smem_layout((1, 1, 64, 128), torch.bfloat16),
                       KV_SMEM=smem_layout((1, 1, 128, 128), torch.bfloat16), TILE_Q=128, TILE_K=128, BLOCK_N=128,
                       BLOCK_D=128, NUM_STAGES=fwd.STAGES, NEG_SCALE=False, CONSUMER_REGS=fwd._CONSUMER_REGS,
-                      PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release, DYNAMIC=dynamic)
+                      PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release, SCHEDULE=schedule)
     signature = {n: "constexpr" if n in constexprs else _POINTERS.get(n, "i32") for n in fwd._attn_fwd_sm90.arg_names}
     source = GluonASTSource(fwd._attn_fwd_sm90, signature, constexprs)
     options = dict(num_warps=4, maxnreg=(2 * fwd._CONSUMER_REGS + fwd._PRODUCER_REGS) // 3)
@@ -73,7 +74,8 @@ def main():
     ap.add_argument("--passes", type=int, default=1, choices=(1, 2))
     ap.add_argument("--packed", action="store_true", help="the split-KV decode items")
     ap.add_argument("--thread-release", action="store_true")
-    ap.add_argument("--dynamic", action="store_true", help="items taken from a counter")
+    ap.add_argument("--schedule", choices=("lists", "counter", "one_each"), default="lists",
+                    help="work lists, items taken from a counter, or one item per program")
     ap.add_argument("--sass", default=None, help="write the disassembly here")
     a = ap.parse_args()
     if not HAVE_GLUON:
@@ -81,7 +83,7 @@ def main():
     if a.kernel == "bwd":
         kernel = compile_backward()
     else:
-        kernel = compile_forward(a.passes, a.packed, a.thread_release, a.dynamic)
+        kernel = compile_forward(a.passes, a.packed, a.thread_release, a.schedule)
     tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(kernel.asm["cubin"])

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from ..block_map import BlockMap
-from . import plans, work_lists
+from . import work_lists
 from .column_bitmaps import column_bitmaps
 from .config import is_row_bound, sm_count
 from .sm90_common import HAVE_GLUON, eligible, smem_layout
@@ -472,25 +472,16 @@ def _ranked_key_tiles(bm: BlockMap, rows: np.ndarray, group: int) -> np.ndarray:
 
 def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int,
                   n_programs: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Work lists (``work_lists.py``) of a launch of ``n_programs``, kept on the map for later
-    calls: one item each when there is a program per item; else balanced by ``item_costs``, or
-    the snake while a CUDA graph is being captured (the map cannot be read back then). H100, session
-    23, backward alone against the snake's lists: documents 8k / 32k 1.06x / 1.07x, GQA 32:8
-    documents 8k 1.17x, sliding and causal unchanged (``benchmarks/results/session23/ab_lists.log``)."""
-    key = (batch, kv_heads, group, n_programs)
-    cached = plans.recall(bm, _LISTS, key)
-    if cached is not None:
-        return cached
+    """Work lists (``work_lists.map_lists``) of a launch of ``n_programs``, balanced by
+    ``item_costs`` in the locality order of ``item_positions``. H100, backward alone: against the
+    snake's lists, cost-only LPT lists ran documents 8k / 32k 1.06x / 1.07x, GQA 32:8 documents
+    8k 1.17x (session 23); the locality lists another 1.24x / 1.49x on documents 8k / 32k, 1.07x
+    on sliding (session 24; ``benchmarks/results/session2{3,4}/ab_*.log``)."""
     n_items = batch * kv_heads * bm.n_k_tiles
-    capturing = bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
-    if n_programs == n_items or capturing:
-        lists = work_lists.snake_lists(n_items, n_programs, bm.device)
-    else:
-        lists = work_lists.balanced_lists(item_costs(bm, batch, kv_heads, group, map_sb, map_sh), n_programs,
-                                          bm.device, item_positions(bm, batch, kv_heads, group, map_sb, map_sh))
-    if not capturing:  # buffers made during a capture belong to that graph
-        plans.remember(bm, _LISTS, key, lists)
-    return lists
+    return work_lists.map_lists(
+        bm, _LISTS, (batch, kv_heads, group, n_programs), n_items, n_programs,
+        lambda: (item_costs(bm, batch, kv_heads, group, map_sb, map_sh),
+                 item_positions(bm, batch, kv_heads, group, map_sb, map_sh)))
 
 
 @functools.lru_cache(maxsize=None)

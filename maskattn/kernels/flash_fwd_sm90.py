@@ -31,9 +31,11 @@ tiles (no mask arithmetic), then its partial ones (bitmap bits; masked scores ar
 through ``where``, so a NaN key is harmless). Items are numbered heaviest first as in the
 portable kernel. The grid is persistent (one program per SM), so the producer loads the next
 item while the consumers finish the current one. Maps with short rows share the items out
-statically (a snake over the rounds); the others (causal, Longformer's global rows) take them
-one at a time from a per-launch counter (``dynamic_schedule``; both in ``sm90_schedule``). The
-split-KV decode items (``PACKED``) run one program per item. The operands are read through one
+statically, each program walking a host-made list (``program_lists``: balanced by estimated
+cost, and ordered so that the items running at one moment are neighbouring query tiles that
+read the same K / V rows); the others (causal, Longformer's global rows) take them one at a time
+from a per-launch counter (``dynamic_schedule``; both in ``sm90_schedule``). The split-KV decode
+items (``PACKED``) run one program per item. The operands are read through one
 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program.
 
 Used on sm_90 for fp16/bf16, padded head dims 65-128 (zero-padded to 128 in shared memory),
@@ -44,9 +46,11 @@ below restates ``common.softmax_step`` (the bitmap reader is ``sm90_common.rows_
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..block_map import BlockMap
+from . import work_lists
 from .config import is_row_bound, sm_count
 from .sm90_common import HAVE_GLUON, eligible, smem_layout
 
@@ -57,7 +61,7 @@ if HAVE_GLUON:
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
     from .sm90_common import rows_bits, signal
-    from .sm90_schedule import static_rounds, take_item
+    from .sm90_schedule import program_items, take_item
 
 ENABLED = True
 STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
@@ -142,21 +146,21 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  v_land, done, redo_flag, SCHED, item_buf, item_ready, item_free, n_items, n_bh, H, GROUP, Lq,
-                  map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX,
-                  TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr,
-                  PACKED: gl.constexpr, PASSES: gl.constexpr, DYNAMIC: gl.constexpr):
+                  v_land, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, n_items,
+                  n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX,
+                  PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  BLOCK_D: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, SCHEDULE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         nbytes: gl.constexpr = k_desc.block_type.nbytes
         it = 0  # key blocks loaded so far (ring slot and phase)
         qi = 0  # query slices loaded so far
         pl = 0  # partial V blocks cleaned so far
+        first, count = program_items(PROG_PTR, SCHEDULE)
         for rp in range(PASSES):  # pass 1 only if a consumer met a NaN in pass 0 (``_redo_stop``)
             stop = _redo_stop(rp, n_items, done, redo_flag)
-            rounds = static_rounds(stop, DYNAMIC)
             k = 0  # items taken in this pass
-            t = take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, True, DYNAMIC)
+            t = take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free, True, SCHEDULE)
             while t < stop:
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
                     t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
@@ -192,7 +196,8 @@ if HAVE_GLUON:
                         tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
                     it += 1
                 k += 1
-                t = take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, True, DYNAMIC)
+                t = take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free, True,
+                              SCHEDULE)
 
     @gluon.jit
     def _redo_stop(rp, n_items, done, redo_flag):
@@ -247,11 +252,12 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _consumer(WG: gl.constexpr, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
-                  my_turn, their_turn, done, redo_flag, SCHED, item_buf, item_ready, item_free, O, LSE, ACC, M, L,
-                  n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob,
-                  soh, som, Lq, D, D_TMA, c, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
-                  BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr,
-                  THREAD_RELEASE: gl.constexpr, DYNAMIC: gl.constexpr):
+                  my_turn, their_turn, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready,
+                  item_free, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
+                  FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q: gl.constexpr,
+                  TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr,
+                  PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
+                  SCHEDULE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -265,13 +271,14 @@ if HAVE_GLUON:
         t_phase = 1 - WG  # consumer 0 issues first (a fresh mbarrier passes a parity-1 wait)
         it = 0  # key blocks consumed so far (ring slot and phase), as in the producer
         qi = 0
+        first, count = program_items(PROG_PTR, SCHEDULE)
         for rp in range(PASSES):  # pass 1: the program's items again, V cleaned, if pass 0 met a NaN
             if rp == 1:  # both consumers are done with pass 0: then ``redo_flag`` is final
                 mbarrier.arrive(done, count=1)
             stop = _redo_stop(rp, n_items, done, redo_flag)
-            rounds = static_rounds(stop, DYNAMIC)
             k = 0  # items taken in this pass
-            t = take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, False, DYNAMIC)
+            t = take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free, False,
+                          SCHEDULE)
             while t < stop:
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
                     t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
@@ -349,7 +356,8 @@ if HAVE_GLUON:
                     offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
                     gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
                 k += 1
-                t = take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, False, DYNAMIC)
+                t = take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free, False,
+                              SCHEDULE)
 
     @gluon.jit
     def _kv(bufs, i, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr):
@@ -358,14 +366,14 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _attn_fwd_sm90(
-        Q, K, V, O, LSE, ACC, M, L, SCHED,
+        Q, K, V, O, LSE, ACC, M, L, SCHED, PROG_PTR, PROG_ITEMS,
         FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
         B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, n_splits, scale,
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, NEG_SCALE: gl.constexpr,
         CONSUMER_REGS: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
-        DYNAMIC: gl.constexpr,
+        SCHEDULE: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
         # one descriptor per operand over the whole (B, H, L, D_TMA) tensor, made once: rows
@@ -419,19 +427,19 @@ if HAVE_GLUON:
         c = scale * 1.4426950408889634
         gl.warp_specialize([
             (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready,
-                         v_empty, v_land, done, redo_flag, SCHED, item_buf, item_ready, item_free, n_items, n_bh, H,
-                         GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX, PART_IDX,
-                         TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED, PASSES, DYNAMIC)),
+                         v_empty, v_land, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready,
+                         item_free, n_items, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
+                         PART_PTR, FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED, PASSES, SCHEDULE)),
             (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn0, turn1,
-                         done, redo_flag, SCHED, item_buf, item_ready, item_free, O, LSE, ACC, M, L, n_items, n_bh, H,
-                         GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq,
-                         D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, PACKED, PASSES, THREAD_RELEASE,
-                         DYNAMIC)),
+                         done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, O, LSE, ACC,
+                         M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
+                         BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, PACKED,
+                         PASSES, THREAD_RELEASE, SCHEDULE)),
             (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn1, turn0,
-                         done, redo_flag, SCHED, item_buf, item_ready, item_free, O, LSE, ACC, M, L, n_items, n_bh, H,
-                         GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq,
-                         D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, PACKED, PASSES, THREAD_RELEASE,
-                         DYNAMIC)),
+                         done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, O, LSE, ACC,
+                         M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
+                         BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, PACKED,
+                         PASSES, THREAD_RELEASE, SCHEDULE)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -447,13 +455,14 @@ def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap) -> bool:
 
 
 # Every map runs a persistent grid (one program per SM walking items), so the producer loads the
-# next item while the consumers finish the current one. Maps with short rows on average take the
-# static snake with the NaN redo pass; the others (causal, Longformer's global rows) take items in
+# next item while the consumers finish the current one. Maps with short rows on average take a
+# static share (work lists) with the NaN redo pass; the others (causal, Longformer's global rows) take items in
 # heaviest-first order from a counter (``sm90_schedule``), since a static share of long items
 # leaves a tail that grows with the rows. H200, session 19, against one program per item: the
 # snake on causal 8k / 16k / 32k / 128k 1.09x / 1.00x / 0.95x / 0.90x, the counter 1.07x /
 # 1.00x / 1.01-1.02x / 1.04-1.07x (Longformer 8k 1.00-1.02x, but 32k 0.96x); the counter on
-# short rows 0.81-0.98x (it cleans V), the snake there 1.00-1.07x over plain striding.
+# short rows 0.81-0.98x (it cleans V), the snake there 1.00-1.07x over plain striding (the snake
+# gave way to work lists in session 25).
 STATIC_MAX_MEAN_TILES = 16
 
 
@@ -477,36 +486,98 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     dynamic = dynamic_schedule(bm, b * hq // (bm.batch * bm.heads))
     grid = (max(1, min(n_items, sm_count(q.device))),)
     sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else None
+    lists = None if dynamic else program_lists(bm, b, hq, hq // k.shape[1], map_sb, map_sh, grid[0])
     # the NaN redo pass needs each program's items known up front: static schedule only; the
     # dynamic one cleans V of partial tiles, as one program per item did on these maps before
     compiled, args, constexprs = launch_sm90(grid, q, k, v, out, lse, (lse, lse, lse), bm, scale, d, d_tma, map_sb,
                                              map_sh, bm.n_q_tiles, n_items, 1, packed=False,
-                                             passes=1 if dynamic else 2, thread_release=True, sched=sched)
+                                             passes=1 if dynamic else 2, thread_release=True, sched=sched,
+                                             lists=lists)
     return (compiled, grid, args, constexprs), (SCHED_SLOT if dynamic else None)
 
 
 SCHED_SLOT = 8  # position of the schedule counter in ``launch_sm90``'s kernel arguments
 
+# ``item_costs``: work of a full / partial key tile (per key block of ``BLOCK_N`` keys) and of an
+# item's own start and end, in full key blocks. A partial tile ~1.3 full ones: treating partial
+# tiles as full sped the forward up 1.05-1.07x on documents, where ~20% of the tiles are partial
+# (H200, session 10); the per-item cost is a guess (Q load and O store, mostly overlapped on the
+# persistent grid)
+_FULL_COST, _PARTIAL_COST, _ITEM_COST = 1.0, 1.3, 1.0
+_LISTS = "_fwd_sm90_lists"  # the map's cached work lists (``program_lists``)
+
+
+def program_lists(bm: BlockMap, batch: int, heads: int, group: int, map_sb: int, map_sh: int,
+                  n_programs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Work lists (``work_lists.map_lists``) of a persistent launch of ``n_programs`` over the
+    items of ``_item`` (``batch * heads`` query heads, ``group`` of them per KV head), balanced
+    by ``item_costs`` in the locality order of ``item_positions``: the items that run at one
+    moment are then neighbouring query tiles of one head, which read the same K / V rows. The
+    kernel's own order, heaviest first across all heads, has them read unrelated rows: on
+    documents 32k (16 heads) the K / V bytes the forward reads without reuse, 3.3 GB, take about
+    as long at the H100's bandwidth as the whole forward did (~0.99 ms, session 24)."""
+    n_items = batch * heads * bm.n_q_tiles * (bm.block_q // 128)
+    return work_lists.map_lists(
+        bm, _LISTS, (batch, heads, group, n_programs), n_items, n_programs,
+        lambda: (item_costs(bm, batch, heads, map_sb, map_sh), item_positions(bm, batch, heads, group, map_sb, map_sh)))
+
+
+def item_costs(bm: BlockMap, batch: int, heads: int, map_sb: int, map_sh: int) -> np.ndarray:
+    """(n_items,) estimated work of each item of ``_item`` (item ``t``: rank ``t // (batch *
+    heads)`` of (b, h) = ``t % (batch * heads)``, 128-row slices of the query tiles in
+    ``q_order``), in full key blocks: its full and partial tiles' blocks plus the item's own
+    start and end. Reads the map back (a device sync)."""
+    n_rows = bm.batch * bm.heads * bm.n_q_tiles
+    full, part = (torch.diff(p[:n_rows + 1]).cpu().numpy() for p in (bm.full_ptr, bm.part_ptr))
+    blocks_per_tile = bm.block_k // min(128, bm.block_k)
+    per_row = blocks_per_tile * (_FULL_COST * full + _PARTIAL_COST * part) + _ITEM_COST
+    rows, _ = _ranked_rows(bm, batch, heads, map_sb, map_sh)
+    return per_row[rows]
+
+
+def item_positions(bm: BlockMap, batch: int, heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
+    """(n_items,) each item's place in the locality order (batch, KV head, query tile, query head
+    of the group, 128-row slice), indexed by item number as ``item_costs``: neighbours there read
+    the same K / V rows. Reads the map's query order back."""
+    _, (b, h, qt, part) = _ranked_rows(bm, batch, heads, map_sb, map_sh)
+    kv_rows = (b * (heads // group) + h // group) * bm.n_q_tiles + qt
+    return (kv_rows * group + h % group) * (bm.block_q // 128) + part
+
+
+def _ranked_rows(bm: BlockMap, batch: int, heads: int, map_sb: int, map_sh: int):
+    """Map row of every item (numbered as ``_item`` numbers them), and its (b, h, query tile,
+    128-row slice of that tile)."""
+    slices = bm.block_q // 128
+    t = np.arange(batch * heads * bm.n_q_tiles * slices)
+    bh, rank = t % (batch * heads), t // (batch * heads)
+    b, h = bh // heads, bh % heads
+    g = b * map_sb + h * map_sh  # the (batch, head) map group the item reads
+    qt = bm.q_order.cpu().numpy().astype(np.int64)[g, rank // slices]
+    return g * bm.n_q_tiles + qt, (b, h, qt, rank % slices)
+
 
 def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int,
                 map_sh: int, n_qt: int, n_items: int, n_splits: int, packed: bool, passes: int,
-                thread_release: bool = False, sched: torch.Tensor | None = None):
+                thread_release: bool = False, sched: torch.Tensor | None = None,
+                lists: tuple[torch.Tensor, torch.Tensor] | None = None):
     """One launch of the kernel: the ordinary forward (writes out, lse), or with ``packed`` the
     split-KV items of ``flash_decode_sm90`` (write ``partials`` = (acc, m, l); ``n_qt``: row
     blocks of packed rows per KV head). ``passes``: 2 to hand V of partial tiles over uncleaned
     and redo the program's items with cleaning if an output met a NaN, 1 to always clean.
     ``thread_release``: consumers release K/V/Q buffers and hand the tensor cores over with
     every thread's arrive instead of a warpgroup barrier and one thread's (``sm90_common.signal``).
-    ``sched``: a zeroed int32 counter from which the programs take their items
-    (``sm90_schedule.take_item``); None: each program takes a static share (with ``grid`` =
-    items, one each).
+    The schedule (``sm90_schedule``): ``sched``, a zeroed int32 counter from which the programs
+    take their items; else ``lists`` = (ptr, items), each program's work list
+    (``work_lists.py``); else one item per program (``grid`` = items).
     Returns (compiled kernel, arguments, constexprs) as launched, for ``relaunch.Relaunch``."""
     b, hq, lq, _ = q.shape
     block_d = 128  # head dims 65-128, zero-padded
     block_n = min(128, bm.block_k)
-    dynamic = sched is not None
-    # without a counter SCHED is never read: any int32 tensor stands in
-    args = (q, k, v, out, lse, *partials, sched if dynamic else bm.q_order, bm.full_ptr, bm.full_idx, bm.part_ptr,
+    schedule = "counter" if sched is not None else "lists" if lists is not None else "one_each"
+    # pointers the schedule never reads: any int32 tensor stands in
+    sched = bm.q_order if sched is None else sched
+    prog_ptr, prog_items = (bm.q_order, bm.q_order) if lists is None else lists
+    args = (q, k, v, out, lse, *partials, sched, prog_ptr, prog_items, bm.full_ptr, bm.full_idx, bm.part_ptr,
             bm.part_idx, bm.bitmaps, bm.q_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, n_qt, b * hq, n_items, n_splits, scale)
@@ -514,7 +585,7 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
         NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release,
-        DYNAMIC=dynamic)
+        SCHEDULE=schedule)
     # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
     compiled = _attn_fwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)

@@ -1,26 +1,26 @@
-"""Which work items a program of a persistent Hopper kernel (``flash_fwd_sm90``, and
-``flash_bwd_sm90`` on short columns: one program per SM, items numbered heaviest first) takes,
-in two schedules (the backward uses the static one):
+"""Which work items a program of a Hopper kernel (``flash_fwd_sm90``, ``flash_bwd_sm90``) takes,
+under one of three schedules (the constexpr ``SCHEDULE``):
 
-* **static** (``static_rounds``, ``snake_item``): each round hands the next ``num_programs``
-  items out, left to right in even rounds and right to left in odd ones (a snake), so every
-  program's heavy and light items even out. Plain striding gave program 0 the heaviest item of
-  every round (H200, session 19: forward documents 8k / 32k 1.07x / 1.04x faster with the snake;
-  session 20: backward causal 8k 0.90x with striding, 1.02-1.05x with the snake). The
-  items of a program are known up front, so the forward's NaN redo pass can walk them again.
-* **dynamic** (``take_item`` with ``DYNAMIC``): the producer warpgroup takes the next unclaimed
-  item from a per-launch int32 counter (zeroed by the host for each launch) and hands it to the
-  consumers through one shared-memory slot; items start in heaviest-first order on whichever
-  program frees up, as the hardware schedules one program per item, while the next item's loads
-  still overlap the current item's end. Long rows need it: a static share of long items leaves
-  a tail (causal 32k / 128k: 0.95x / 0.90x of one program per item with the snake, 1.01-1.02x /
+* ``"one_each"``: one program per item, program ``pid`` runs item ``pid`` (split-KV decode).
+* ``"lists"``: a persistent grid walking host-made per-program lists (``work_lists.py``;
+  ``listed_items``): program ``p`` runs ``items[ptr[p]:ptr[p + 1]]`` in that order. The lists
+  are balanced by estimated cost and, where that costs little balance, ordered so that the items
+  running at one moment are neighbours sharing their inputs in L2 (H100, session 24: the
+  backward on documents 32k 1.49x faster than with cost-only lists). A program's items are known
+  up front, so the forward's NaN redo pass can walk them again. Under CUDA graph capture (the map
+  cannot be read back) the lists are the snake: round ``r`` hands items ``[r * P, (r + 1) * P)``
+  out left to right in even rounds and right to left in odd ones.
+* ``"counter"``: the producer warpgroup takes the next unclaimed item from a per-launch int32
+  counter (zeroed by the host for each launch) and hands it to the consumers through one
+  shared-memory slot; items start in heaviest-first order on whichever program frees up, as the
+  hardware schedules one program per item, while the next item's loads still overlap the current
+  item's end. Long rows need it: a static share of long items leaves a tail (H200, session 19:
+  causal 32k / 128k 0.95x / 0.90x of one program per item with the snake, 1.01-1.02x /
   1.04-1.07x with the counter).
 
-A program walks ``t = take_item(0, ...)``, then ``take_item(1, ...)``, ... while ``t < stop``;
-the producer and each consumer call it with the same ``k`` in the same order.
-
-The backward walks host-made lists instead (``listed_items``; ``work_lists.py``): costs balanced
-longest-processing-time first where the map can be read back, the snake where it cannot.
+A program calls ``first, count = program_items(...)`` once, then walks ``t = take_item(0, ...)``,
+``take_item(1, ...)``, ... while ``t < stop``; the producer and each consumer call it with the
+same ``k`` in the same order.
 """
 from __future__ import annotations
 
@@ -32,27 +32,6 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier
 
     @gluon.jit
-    def static_rounds(n_items, DYNAMIC: gl.constexpr):
-        """How many of the first ``n_items`` items this program takes in the static schedule; 0
-        (unused) with ``DYNAMIC``."""
-        if DYNAMIC:
-            rounds = 0
-        else:
-            pid = gl.program_id(0)
-            nprog = gl.num_programs(0)
-            full = n_items // nprog
-            last = pid + (full % 2) * (nprog - 1 - 2 * pid)  # its slot in the last, partial round
-            rounds = full + (last < n_items - full * nprog).to(gl.int32)
-        return rounds
-
-    @gluon.jit
-    def snake_item(r):
-        """This program's item in round r of the static schedule (one program per item: pid)."""
-        pid = gl.program_id(0)
-        nprog = gl.num_programs(0)
-        return r * nprog + pid + (r % 2) * (nprog - 1 - 2 * pid)
-
-    @gluon.jit
     def listed_items(PROG_PTR):
         """This program's slice of a work list (``work_lists.py``) -> (first entry, entries)."""
         pid = gl.program_id(0)
@@ -60,16 +39,29 @@ if HAVE_GLUON:
         return first, gl.load(PROG_PTR + pid + 1) - first
 
     @gluon.jit
-    def take_item(k, rounds, stop, SCHED, item_buf, item_ready, item_free, PRODUCER: gl.constexpr,
-                  DYNAMIC: gl.constexpr):
-        """The program's k-th item, or ``stop`` when it has none left. Static: round k of
-        ``snake_item`` while ``k < rounds``. ``DYNAMIC``: ``SCHED`` is the launch's counter;
-        ``item_buf`` (int32 [1] in shared memory), ``item_ready`` (mbarrier, 1 arrival) and
-        ``item_free`` (mbarrier, one arrival per consumer warpgroup) carry the item from the
-        producer to the consumers. The producer publishes item k once every consumer has read
-        item k - 1, which they do at its start, long before the producer gets there."""
+    def program_items(PROG_PTR, SCHEDULE: gl.constexpr):
+        """(first list entry, items) of this program: its work list under ``"lists"``, its own
+        item under ``"one_each"``; unused (0, 0) under ``"counter"``."""
+        if SCHEDULE == "lists":
+            first, count = listed_items(PROG_PTR)
+        elif SCHEDULE == "one_each":
+            first, count = gl.program_id(0), 1
+        else:
+            first, count = 0, 0
+        return first, count
+
+    @gluon.jit
+    def take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free,
+                  PRODUCER: gl.constexpr, SCHEDULE: gl.constexpr):
+        """The program's k-th item, or ``stop`` when it has none left. ``"lists"``: entry
+        ``first + k`` of ``PROG_ITEMS`` while ``k < count``; ``"one_each"``: ``first`` (the
+        program id) for ``k = 0``. ``"counter"``: ``SCHED`` is the launch's counter; ``item_buf``
+        (int32 [1] in shared memory), ``item_ready`` (mbarrier, 1 arrival) and ``item_free``
+        (mbarrier, one arrival per consumer warpgroup) carry the item from the producer to the
+        consumers. The producer publishes item k once every consumer has read item k - 1, which
+        they do at its start, long before the producer gets there."""
         L1: gl.constexpr = gl.BlockedLayout([1], [32], [gl.num_warps()], [0])
-        if DYNAMIC:
+        if SCHEDULE == "counter":
             if PRODUCER:
                 t = gl.minimum(gl.atomic_add(SCHED, 1, sem="relaxed"), stop)
                 mbarrier.wait(item_free, (k & 1) ^ 1)
@@ -81,6 +73,9 @@ if HAVE_GLUON:
                 mbarrier.arrive(item_free, count=1)
         else:
             t = stop
-            if k < rounds:
-                t = snake_item(k)
+            if k < count:
+                if SCHEDULE == "lists":
+                    t = gl.load(PROG_ITEMS + first + k)
+                else:
+                    t = first
         return t

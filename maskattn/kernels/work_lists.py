@@ -29,9 +29,12 @@ programs), its busiest program gets 1.07-1.18x the mean work under the cost mode
 from __future__ import annotations
 
 import heapq
+from typing import Callable
 
 import numpy as np
 import torch
+
+from . import plans
 
 
 # locality schedules tried, as the share of items handed out costliest first at the end
@@ -143,3 +146,23 @@ def snake_lists(n_items: int, n_programs: int, device) -> tuple[torch.Tensor, to
     # each program's first entry by a search of the sorted owners (bincount would read its range back)
     ptr = torch.searchsorted(owner[items], torch.arange(n_programs + 1, device=device))
     return ptr.to(torch.int32), items.to(torch.int32)
+
+
+def map_lists(bm, kind: str, key, n_items: int, n_programs: int,
+              estimate: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Work lists of a launch of ``n_programs`` over ``n_items`` items of map ``bm``, kept on the
+    map under (``kind``, ``key``) for later calls: one item each when there is a program per item;
+    else ``balanced_lists`` on ``estimate() -> (costs, positions)`` (which reads the map back), or
+    the snake while a CUDA graph is being captured (the map cannot be read back then)."""
+    cached = plans.recall(bm, kind, key)
+    if cached is not None:
+        return cached
+    capturing = bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    if n_programs == n_items or capturing:
+        lists = snake_lists(n_items, n_programs, bm.device)
+    else:
+        costs, positions = estimate()
+        lists = balanced_lists(costs, n_programs, bm.device, positions)
+    if not capturing:  # buffers made during a capture belong to that graph
+        plans.remember(bm, kind, key, lists)
+    return lists
