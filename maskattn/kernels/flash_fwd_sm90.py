@@ -456,8 +456,8 @@ def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap) -> bool:
 
 # Every map runs a persistent grid (one program per SM walking items), so the producer loads the
 # next item while the consumers finish the current one. Maps with short rows on average take a
-# static share (work lists) with the NaN redo pass; the others (causal, Longformer's global rows) take items in
-# heaviest-first order from a counter (``sm90_schedule``), since a static share of long items
+# static share (work lists) with the NaN redo pass; the others (causal, Longformer's global rows)
+# take items in heaviest-first order from a counter (``sm90_schedule``), since a static share of long items
 # leaves a tail that grows with the rows. H200, session 19, against one program per item: the
 # snake on causal 8k / 16k / 32k / 128k 1.09x / 1.00x / 0.95x / 0.90x, the counter 1.07x /
 # 1.00x / 1.01-1.02x / 1.04-1.07x (Longformer 8k 1.00-1.02x, but 32k 0.96x); the counter on

@@ -89,8 +89,9 @@ def test_item_costs_count_each_items_tiles(case):
     bm = ma.compile_mask(mask, 700, 900, block_q=block_q)
     sb, sh = map_strides(bm)
     tiles = bm.to_dense()  # (batch, heads, Tq, Tk): 0 empty, 1 partial, 2 full
-    want = [flash_fwd_sm90._ITEM_COST + flash_fwd_sm90._FULL_COST * int((tiles[b % bm.batch, h % bm.heads, qt] == 2).sum())
-            + flash_fwd_sm90._PARTIAL_COST * int((tiles[b % bm.batch, h % bm.heads, qt] == 1).sum())
+    f = flash_fwd_sm90
+    want = [f._ITEM_COST + f._FULL_COST * int((tiles[b % bm.batch, h % bm.heads, qt] == 2).sum())
+            + f._PARTIAL_COST * int((tiles[b % bm.batch, h % bm.heads, qt] == 1).sum())
             for b, h, qt, _ in _items_by_hand(bm, batch, heads, sb, sh)]
     np.testing.assert_allclose(flash_fwd_sm90.item_costs(bm, batch, heads, sb, sh), want)
 
