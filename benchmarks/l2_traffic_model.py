@@ -1,20 +1,22 @@
 """Predict the DRAM traffic that the order of work items causes in the persistent Hopper kernels,
 on the CPU, before a device run (METHOD's "predict").
 
-A work item reads one tile pair's operand per non-empty tile of its row (forward: the K and V rows
-of each key tile its query tile walks) or column (backward: the Q and dO rows of each query tile
-its key tile walks), 64 KB a tile at head dim 128 in bf16. The programs walk their work lists;
-each item takes the time of its estimated cost (the kernels' own cost models) and reads its tiles
-evenly over that time. The reads of all programs, merged in time order, go through an LRU cache of
-``--l2-mb`` megabytes; each miss is a tile read from DRAM. The schedules compared: the one before
-session 24/25 (forward: the snake over heaviest-first items; backward: cost-only LPT lists) and
-the locality lists of ``work_lists.balanced_lists``.
+A work item touches one operand tile per non-empty tile of its row or column. Forward: the K and V
+rows of each key tile its query tile walks (64 KB at head dim 128 in bf16, read). Backward: the Q
+and dO rows of each query tile its key tile walks (64 KB, read) and that query tile's rows of the
+fp32 dQ accumulator (64 KB, added to: read and written back), so 128 KB of cache and 192 KB of
+DRAM traffic per miss. The programs walk their work lists; each item takes the time of its
+estimated cost (the kernels' own cost models) and touches its tiles evenly over that time. The
+touches of all programs, merged in time order, go through an LRU cache of ``--l2-mb`` megabytes;
+each miss is DRAM traffic. The schedules compared: the one before session 24/25 (forward: the
+snake over heaviest-first items; backward: cost-only LPT lists) and the locality lists of
+``work_lists.balanced_lists``.
 
-A coarse model (no L2 partitions, no set conflicts, the other traffic of a kernel ignored), meant
-to rank schedules. Calibration (H100, session 24): for the backward on documents 32k it predicts
-2.06 -> 0.28 GB of Q / dO misses; the measured kernel time fell 4.01 -> 2.70 ms, about what
-1.8 GB (plus the dQ accumulator's reduce-adds, which gained the same locality) costs at 2-3 TB/s.
-It does not explain the 1.24x of documents 8k (0.10 -> 0.07 GB predicted).
+A coarse model (no L2 partitions or set conflicts, the kernels' other traffic ignored), meant to
+rank schedules. Calibration against session 24's H100 A/B of the backward: documents 32k 6.33 ->
+1.40 GB predicted (4.9 GB less, ~1.6 ms at 3 TB/s; measured 4.01 -> 2.70 ms, 1.31 ms less; ncu had
+counted ~8 GB moved before the change), documents 8k 0.75 -> 0.28 GB (~0.16 ms; measured 0.644 ->
+0.518 ms), sliding unchanged (measured 1.07x, of which 1.04x came from the bitmaps).
 
     python benchmarks/l2_traffic_model.py --kernel fwd --families documents tree --lengths 8192 32768
 """
@@ -33,6 +35,9 @@ from benchmarks import families  # noqa: E402
 from maskattn.kernels import flash_bwd_sm90, flash_fwd_sm90, work_lists  # noqa: E402
 
 TILE_BYTES = 2 * 128 * 128 * 2  # two operands (K and V, or Q and dO) of a 128-row tile, D=128, bf16
+# per tile touched: (bytes it holds in the cache, bytes a miss moves to and from DRAM); the backward's
+# dQ accumulator rows (fp32, as large as Q and dO together) are read and written back
+FOOTPRINT = {"fwd": (TILE_BYTES, TILE_BYTES), "bwd": (2 * TILE_BYTES, 3 * TILE_BYTES)}
 
 
 def _tiles_of(ptr_a, idx_a, ptr_b, idx_b, n: int) -> list[np.ndarray]:
@@ -52,8 +57,8 @@ def _snake(n_items: int, n_programs: int) -> list[list[int]]:
 
 
 def dram_tiles(lists: list[list[int]], costs: np.ndarray, reads, capacity: int) -> tuple[int, int]:
-    """(tile reads that miss an LRU cache of ``capacity`` tiles, all tile reads) when the programs
-    walk ``lists``; ``reads(t)``: the keys of the tiles item t reads, in order."""
+    """(tile touches that miss an LRU cache of ``capacity`` tiles, all tile touches) when the
+    programs walk ``lists``; ``reads(t)``: the keys of the tiles item t touches, in order."""
     events = []
     for items in lists:
         start = 0.0
@@ -76,7 +81,7 @@ def dram_tiles(lists: list[list[int]], costs: np.ndarray, reads, capacity: int) 
 
 
 def forward_case(bm, heads: int, n_programs: int):
-    """Items, costs, reads and the two schedules of the forward (one (batch, head) map shared by
+    """Items, costs, touched tiles and the two schedules of the forward (one (batch, head) map shared by
     every head, B=1, no GQA)."""
     rows = _tiles_of(bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.n_q_tiles)
     row_of, (_, h, qt, _) = flash_fwd_sm90._ranked_rows(bm, 1, heads, 0, 0)
@@ -87,7 +92,8 @@ def forward_case(bm, heads: int, n_programs: int):
 
 
 def backward_case(bm, heads: int, n_programs: int):
-    """The same for the backward: items are key tiles, reads the Q / dO tiles of their column."""
+    """The same for the backward: items are key tiles, touching the Q / dO / dQ rows of their column's
+    query tiles."""
     cols = _tiles_of(bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.n_k_tiles)
     key_tile = bm.k_order.cpu().numpy()[0]
     costs = flash_bwd_sm90.item_costs(bm, 1, heads, 1, 0, 0)
@@ -106,7 +112,8 @@ def main(argv=None) -> None:
     ap.add_argument("--programs", type=int, default=132, help="persistent programs (SMs)")
     ap.add_argument("--l2-mb", type=float, default=44.0, help="cache the operands may use (H100: 50 MB L2)")
     a = ap.parse_args(argv)
-    capacity = int(a.l2_mb * 2**20 // TILE_BYTES)
+    held, moved = FOOTPRINT[a.kernel]
+    capacity = int(a.l2_mb * 2**20 // held)
     case = forward_case if a.kernel == "fwd" else backward_case
     for family in a.families:
         for L in a.lengths:
@@ -115,7 +122,7 @@ def main(argv=None) -> None:
             line = f"{a.kernel} {family:10s} {L:6d}:"
             for name, lists in schedules.items():
                 misses, total = dram_tiles(lists, costs, reads, capacity)
-                line += f" | {name} {misses * TILE_BYTES / 1e9:.2f} GB from DRAM ({misses}/{total} tile reads)"
+                line += f" | {name} {misses * moved / 1e9:.2f} GB DRAM traffic ({misses}/{total} tiles missed)"
             print(line, flush=True)
 
 
