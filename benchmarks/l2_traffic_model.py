@@ -80,26 +80,30 @@ def dram_tiles(lists: list[list[int]], costs: np.ndarray, reads, capacity: int) 
     return misses, len(events)
 
 
-def forward_case(bm, heads: int, n_programs: int):
-    """Items, costs, touched tiles and the two schedules of the forward (one (batch, head) map shared by
-    every head, B=1, no GQA)."""
+def forward_case(bm, kv_heads: int, group: int, n_programs: int):
+    """Items, costs, touched tiles and the two schedules of the forward (B=1, one map shared by
+    every head; ``group`` query heads per KV head)."""
+    heads = kv_heads * group
     rows = _tiles_of(bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.n_q_tiles)
-    row_of, (_, h, qt, _) = flash_fwd_sm90._ranked_rows(bm, 1, heads, 0, 0)
+    _, (_, h, qt, _) = flash_fwd_sm90._ranked_rows(bm, 1, heads, 0, 0)
     costs = flash_fwd_sm90.item_costs(bm, 1, heads, 0, 0)
-    reads = lambda t: [(int(h[t]), int(k)) for k in rows[qt[t]]]  # noqa: E731  (head, key tile)
-    local = work_lists.balanced_lists(costs, n_programs, "cpu", flash_fwd_sm90.item_positions(bm, 1, heads, 1, 0, 0))
+    reads = lambda t: [(int(h[t]) // group, int(k)) for k in rows[qt[t]]]  # noqa: E731  (KV head, key tile)
+    positions = flash_fwd_sm90.item_positions(bm, 1, heads, group, 0, 0)
+    local = work_lists.balanced_lists(costs, n_programs, "cpu", positions)
     return costs, reads, {"snake": _snake(costs.size, n_programs), "locality lists": _lists(*local)}
 
 
-def backward_case(bm, heads: int, n_programs: int):
-    """The same for the backward: items are key tiles, touching the Q / dO / dQ rows of their column's
-    query tiles."""
+def backward_case(bm, kv_heads: int, group: int, n_programs: int):
+    """The same for the backward: items are key tiles of a KV head, touching the Q / dO / dQ rows
+    of their column's query tiles for each of the ``group`` query heads."""
     cols = _tiles_of(bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, bm.n_k_tiles)
     key_tile = bm.k_order.cpu().numpy()[0]
-    costs = flash_bwd_sm90.item_costs(bm, 1, heads, 1, 0, 0)
-    reads = lambda t: [(t % heads, int(q)) for q in cols[key_tile[t // heads]]]  # noqa: E731
+    costs = flash_bwd_sm90.item_costs(bm, 1, kv_heads, group, 0, 0)
+    reads = lambda t: [(t % kv_heads * group + g, int(q))  # noqa: E731  (query head, query tile)
+                       for g in range(group) for q in cols[key_tile[t // kv_heads]]]
     lpt = work_lists.balanced_lists(costs, n_programs, "cpu")
-    local = work_lists.balanced_lists(costs, n_programs, "cpu", flash_bwd_sm90.item_positions(bm, 1, heads, 1, 0, 0))
+    positions = flash_bwd_sm90.item_positions(bm, 1, kv_heads, group, 0, 0)
+    local = work_lists.balanced_lists(costs, n_programs, "cpu", positions)
     return costs, reads, {"cost-only lists": _lists(*lpt), "locality lists": _lists(*local)}
 
 
@@ -108,7 +112,8 @@ def main(argv=None) -> None:
     ap.add_argument("--kernel", choices=("fwd", "bwd"), default="fwd")
     ap.add_argument("--families", nargs="+", default=["documents", "sliding", "tree"])
     ap.add_argument("--lengths", nargs="+", type=int, default=[8192, 32768])
-    ap.add_argument("--heads", type=int, default=16)
+    ap.add_argument("--kv-heads", type=int, default=16)
+    ap.add_argument("--group", type=int, default=1, help="query heads per KV head (GQA)")
     ap.add_argument("--programs", type=int, default=132, help="persistent programs (SMs)")
     ap.add_argument("--l2-mb", type=float, default=44.0, help="cache the operands may use (H100: 50 MB L2)")
     a = ap.parse_args(argv)
@@ -118,11 +123,14 @@ def main(argv=None) -> None:
     for family in a.families:
         for L in a.lengths:
             bm = ma.compile_mask(families.mask(family, L), L, L)
-            costs, reads, schedules = case(bm, a.heads, a.programs)
-            line = f"{a.kernel} {family:10s} {L:6d}:"
+            costs, reads, schedules = case(bm, a.kv_heads, a.group, a.programs)
+            line = f"{a.kernel} {family:10s} {L:6d} {a.kv_heads * a.group}:{a.kv_heads}:"
+            mean = costs.sum() / a.programs
             for name, lists in schedules.items():
                 misses, total = dram_tiles(lists, costs, reads, capacity)
-                line += f" | {name} {misses * moved / 1e9:.2f} GB DRAM traffic ({misses}/{total} tiles missed)"
+                busiest = max(costs[items].sum() for items in lists) / mean
+                line += (f" | {name} {misses * moved / 1e9:.2f} GB DRAM traffic ({misses}/{total} tiles missed),"
+                         f" busiest program {busiest:.3f}x the mean")
             print(line, flush=True)
 
 
