@@ -61,7 +61,7 @@ if HAVE_GLUON:
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
     from .sm90_common import rows_bits, signal
-    from .sm90_schedule import program_items, take_item
+    from .sm90_schedule import peek_item, program_items, take_item
 
 ENABLED = True
 STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
@@ -160,8 +160,10 @@ if HAVE_GLUON:
         for rp in range(PASSES):  # pass 1 only if a consumer met a NaN in pass 0 (``_redo_stop``)
             stop = _redo_stop(rp, n_items, done, redo_flag)
             k = 0  # items taken in this pass
-            t = take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free, True, SCHEDULE)
+            ahead = peek_item(k, first, count, PROG_ITEMS, SCHEDULE)
+            t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, True, SCHEDULE)
             while t < stop:
+                ahead = peek_item(k + 1, first, count, PROG_ITEMS, SCHEDULE)  # in flight during item k
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
                     t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
                     PACKED)
@@ -196,8 +198,7 @@ if HAVE_GLUON:
                         tma.async_copy_global_to_shared(v_desc, [b, kvh, n0, 0], v_ready.index(s), v_buf.index(s))
                     it += 1
                 k += 1
-                t = take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free, True,
-                              SCHEDULE)
+                t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, True, SCHEDULE)
 
     @gluon.jit
     def _redo_stop(rp, n_items, done, redo_flag):
@@ -277,9 +278,10 @@ if HAVE_GLUON:
                 mbarrier.arrive(done, count=1)
             stop = _redo_stop(rp, n_items, done, redo_flag)
             k = 0  # items taken in this pass
-            t = take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free, False,
-                          SCHEDULE)
+            ahead = peek_item(k, first, count, PROG_ITEMS, SCHEDULE)
+            t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False, SCHEDULE)
             while t < stop:
+                ahead = peek_item(k + 1, first, count, PROG_ITEMS, SCHEDULE)  # in flight during item k
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
                     t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
                     PACKED)
@@ -356,7 +358,7 @@ if HAVE_GLUON:
                     offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
                     gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
                 k += 1
-                t = take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free, False,
+                t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False,
                               SCHEDULE)
 
     @gluon.jit

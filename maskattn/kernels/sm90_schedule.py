@@ -20,7 +20,9 @@ under one of three schedules (the constexpr ``SCHEDULE``):
 
 A program calls ``first, count = program_items(...)`` once, then walks ``t = take_item(0, ...)``,
 ``take_item(1, ...)``, ... while ``t < stop``; the producer and each consumer call it with the
-same ``k`` in the same order.
+same ``k`` in the same order. Under ``"lists"`` the entry ``take_item(k)`` returns is read ahead:
+``ahead = peek_item(k, ...)`` is issued when item ``k - 1`` starts (``peek_item(0)`` before the
+walk), so an item's start waits only for the map reads that follow from it, as under the snake.
 """
 from __future__ import annotations
 
@@ -51,10 +53,21 @@ if HAVE_GLUON:
         return first, count
 
     @gluon.jit
-    def take_item(k, first, count, stop, SCHED, PROG_ITEMS, item_buf, item_ready, item_free,
+    def peek_item(k, first, count, PROG_ITEMS, SCHEDULE: gl.constexpr):
+        """``"lists"``: entry ``first + k`` of ``PROG_ITEMS`` (0 past the program's list), loaded
+        now and used by ``take_item(k, ..., ahead)`` one item later; 0 under the other schedules."""
+        t = 0
+        if SCHEDULE == "lists":
+            t = first  # past the list: never used
+            if k < count:
+                t = gl.load(PROG_ITEMS + first + k)
+        return t
+
+    @gluon.jit
+    def take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free,
                   PRODUCER: gl.constexpr, SCHEDULE: gl.constexpr):
-        """The program's k-th item, or ``stop`` when it has none left. ``"lists"``: entry
-        ``first + k`` of ``PROG_ITEMS`` while ``k < count``; ``"one_each"``: ``first`` (the
+        """The program's k-th item, or ``stop`` when it has none left. ``"lists"``: ``ahead``
+        (``peek_item(k, ...)``, entry ``first + k``) while ``k < count``; ``"one_each"``: ``first`` (the
         program id) for ``k = 0``. ``"counter"``: ``SCHED`` is the launch's counter; ``item_buf``
         (int32 [1] in shared memory), ``item_ready`` (mbarrier, 1 arrival) and ``item_free``
         (mbarrier, one arrival per consumer warpgroup) carry the item from the producer to the
@@ -75,7 +88,7 @@ if HAVE_GLUON:
             t = stop
             if k < count:
                 if SCHEDULE == "lists":
-                    t = gl.load(PROG_ITEMS + first + k)
+                    t = ahead
                 else:
                     t = first
         return t

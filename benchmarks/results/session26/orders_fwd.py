@@ -1,6 +1,8 @@
 """Session 26: why the forward's locality lists (branch s25-fwd-lists) lose 5-15% on sliding, tree and
 8k documents while winning 10-25% on documents 32k / 128k (session 26, call 1). Same kernel, same
 inputs, only the work lists differ (host-made), interleaved in one process:
+  *_nopf   - the branch's kernel as measured in call 1 (list entries read when an item starts), the
+             others read each entry one item ahead (``sm90_schedule.peek_item``)
   snake    - the snake as lists (``work_lists.snake_lists``): 9309b75's in-kernel assignment plus the
              list read: old / snake isolates the cost of reading items from a list
   old      - 9309b75's forward itself (``.ab/fwd_head.py``, carry [".ab"]); ratios are old / variant
@@ -24,6 +26,9 @@ from benchmarks.ab import load_kernel_variant
 # 9309b75's forward (in-kernel snake) and its schedule module, as in session 25's A/B
 load_kernel_variant(".ab/sched_head.py", "sched_head")
 old = load_kernel_variant(".ab/fwd_head.py", "variant0_flash_fwd_sm90")
+# the branch's forward before the list entries were read ahead (``sm90_schedule.peek_item``)
+load_kernel_variant(".ab/sched_lists.py", "sched_lists")
+nopf = load_kernel_variant(".ab/fwd_lists.py", "variant1_flash_fwd_sm90")
 
 print("GPU", torch.cuda.get_device_name(), torch.__version__, flush=True)
 ensure_allocator()
@@ -52,8 +57,10 @@ for c in cases:
     n = hq * bm.n_q_tiles * (bm.block_q // 128)
     P = min(n, sm_count(q.device))
     costs = f.item_costs(bm, 1, hq, sb, sh)
-    lists = {"old": None, "snake": wl.snake_lists(n, P, q.device), "lpt": wl.balanced_lists(costs, P, q.device)}
-    for inter in sorted({1, 2, 4, hkv}):
+    snake, local1 = wl.snake_lists(n, P, q.device), wl.balanced_lists(costs, P, q.device, positions(bm, hq, g, sb, sh, 1))
+    lists = {"old": None, "snake_nopf": snake, "local1_nopf": local1, "snake": snake,
+             "lpt": wl.balanced_lists(costs, P, q.device), "local1": local1}
+    for inter in sorted({2, 4, hkv}):
         lists[f"local{inter}"] = wl.balanced_lists(costs, P, q.device, positions(bm, hq, g, sb, sh, inter))
     outs, fns = {}, {}
     for name, li in lists.items():
@@ -62,7 +69,8 @@ for c in cases:
         if li is None:
             fns[name] = (lambda o=o, l=l: old.sm90_forward(q, k, v, o, l, bm, 128 ** -0.5, 128, 128, sb, sh))
             continue
-        fns[name] = (lambda o=o, l=l, li=li: f.launch_sm90((P,), q, k, v, o, l, (l, l, l), bm, 128 ** -0.5, 128, 128,
+        mod = nopf if name.endswith("_nopf") else f
+        fns[name] = (lambda o=o, l=l, li=li, mod=mod: mod.launch_sm90((P,), q, k, v, o, l, (l, l, l), bm, 128 ** -0.5, 128, 128,
                                                            sb, sh, bm.n_q_tiles, n, 1, packed=False, passes=2,
                                                            thread_release=True, lists=li))
     for fn in fns.values():
