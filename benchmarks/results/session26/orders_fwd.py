@@ -6,7 +6,6 @@ inputs, only the work lists differ (host-made), interleaved in one process:
   snake    - the snake as lists (``work_lists.snake_lists``): 9309b75's in-kernel assignment plus the
              list read: old / snake isolates the cost of reading items from a list
   old      - 9309b75's forward itself (``.ab/fwd_head.py``, carry [".ab"]); ratios are old / variant
-  lpt      - ``balanced_lists`` by cost only
   localI   - locality lists with I KV heads interleaved: order (b, KV head // I, query tile,
              KV head % I, query head of the group, slice); I=1 is the branch's order
 B=1, D=128, bf16; CUDA-event medians. Usage: python benchmarks/results/session26/orders_fwd.py"""
@@ -58,9 +57,8 @@ for c in cases:
     P = min(n, sm_count(q.device))
     costs = f.item_costs(bm, 1, hq, sb, sh)
     snake, local1 = wl.snake_lists(n, P, q.device), wl.balanced_lists(costs, P, q.device, positions(bm, hq, g, sb, sh, 1))
-    lists = {"old": None, "snake_nopf": snake, "local1_nopf": local1, "snake": snake,
-             "lpt": wl.balanced_lists(costs, P, q.device), "local1": local1}
-    for inter in sorted({2, 4, hkv}):
+    lists = {"old": None, "snake_nopf": snake, "local1_nopf": local1, "snake": snake, "local1": local1}
+    for inter in sorted({4, hkv}):
         lists[f"local{inter}"] = wl.balanced_lists(costs, P, q.device, positions(bm, hq, g, sb, sh, inter))
     outs, fns = {}, {}
     for name, li in lists.items():
