@@ -59,7 +59,8 @@ for c in cases:
     snake, local1 = wl.snake_lists(n, P, q.device), wl.balanced_lists(costs, P, q.device, positions(bm, hq, g, sb, sh, 1))
     lists = {"old": None, "snake_nopf": snake, "local1_nopf": local1, "snake": snake, "local1": local1}
     for inter in sorted({4, hkv}):
-        lists[f"local{inter}"] = wl.balanced_lists(costs, P, q.device, positions(bm, hq, g, sb, sh, inter))
+        lists[f"local{inter}_nopf"] = lists[f"local{inter}"] = wl.balanced_lists(
+            costs, P, q.device, positions(bm, hq, g, sb, sh, inter))
     outs, fns = {}, {}
     for name, li in lists.items():
         o, l = torch.empty_like(q), torch.empty(1, hq, L, device="cuda")
