@@ -514,10 +514,12 @@ def program_lists(bm: BlockMap, batch: int, heads: int, group: int, map_sb: int,
     """Work lists (``work_lists.map_lists``) of a persistent launch of ``n_programs`` over the
     items of ``_item`` (``batch * heads`` query heads, ``group`` of them per KV head), balanced
     by ``item_costs`` in the locality order of ``item_positions``: the items that run at one
-    moment are then neighbouring query tiles of one head, which read the same K / V rows. The
-    kernel's own order, heaviest first across all heads, has them read unrelated rows: on
+    moment are then a few neighbouring query tiles of every head, which read the same K / V rows
+    of their head. Heaviest first across all heads (the snake), they read unrelated rows: on
     documents 32k (16 heads) the K / V bytes the forward reads without reuse, 3.3 GB, take about
-    as long at the H100's bandwidth as the whole forward did (~0.99 ms, session 24)."""
+    as long at the H100's bandwidth as the whole forward did (~0.99 ms, session 24). H100, session
+    26, against the snake: documents 32k 1.17x, tree 32k / 8k 1.13x / 1.12x, documents 8k 1.06x,
+    sliding 32k 1.01x, GQA 32:8 documents 32k 1.04x."""
     n_items = batch * heads * bm.n_q_tiles * (bm.block_q // 128)
     return work_lists.map_lists(
         bm, _LISTS, (batch, heads, group, n_programs), n_items, n_programs,
@@ -538,12 +540,15 @@ def item_costs(bm: BlockMap, batch: int, heads: int, map_sb: int, map_sh: int) -
 
 
 def item_positions(bm: BlockMap, batch: int, heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
-    """(n_items,) each item's place in the locality order (batch, KV head, query tile, query head
-    of the group, 128-row slice), indexed by item number as ``item_costs``: neighbours there read
-    the same K / V rows. Reads the map's query order back."""
+    """(n_items,) each item's place in the locality order (batch, query tile, query head, 128-row
+    slice), indexed by item number as ``item_costs``: the query heads of a KV head are neighbours
+    (they read the same K / V rows), and every head's query tile ``qt`` comes before any head's
+    ``qt + 1``, so the programs running at one moment spread over all heads. Ordered head by head
+    instead (batch, KV head, query tile, ...), 132 programs read the same few K / V tiles of one
+    head at once: H100, session 26, that order lost 3-15% to this one on sliding 32k, tree 8k /
+    32k and documents 8k (``session26/orders_fwd.log``). Reads the map's query order back."""
     _, (b, h, qt, part) = _ranked_rows(bm, batch, heads, map_sb, map_sh)
-    kv_rows = (b * (heads // group) + h // group) * bm.n_q_tiles + qt
-    return (kv_rows * group + h % group) * (bm.block_q // 128) + part
+    return ((b * bm.n_q_tiles + qt) * heads + h) * (bm.block_q // 128) + part
 
 
 def _ranked_rows(bm: BlockMap, batch: int, heads: int, map_sb: int, map_sh: int):

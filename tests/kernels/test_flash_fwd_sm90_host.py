@@ -97,9 +97,9 @@ def test_item_costs_count_each_items_tiles(case):
 
 
 @pytest.mark.parametrize("case", ["shared", "per_batch", "per_head_gqa"])
-def test_item_positions_order_items_by_kv_head_query_tile_then_query_head(case):
+def test_item_positions_order_items_by_query_tile_then_head(case):
     # neighbours in the locality order read the same K / V rows: one KV head's query heads on one
-    # query tile side by side, then the next query tile
+    # query tile side by side, every head's query tile before the next query tile
     mask, batch, heads, group, block_q = _cases()[case]
     bm = ma.compile_mask(mask, 700, 900, block_q=block_q)
     sb, sh = map_strides(bm)
@@ -107,13 +107,14 @@ def test_item_positions_order_items_by_kv_head_query_tile_then_query_head(case):
     items = _items_by_hand(bm, batch, heads, sb, sh)
     assert sorted(pos.tolist()) == list(range(len(items)))
     by_position = [items[t] for t in np.argsort(pos)]
-    assert by_position == sorted(items, key=lambda i: (i[0], i[1] // group, i[2], i[1] % group, i[3]))
+    assert by_position == sorted(items, key=lambda i: (i[0], i[2], i[1] // group, i[1] % group, i[3]))
 
 
 def test_program_lists_keep_neighbouring_items_together_and_on_the_map(monkeypatch):
     # documents 32k, 16 heads, 132 programs: the cost model takes the locality lists (busiest
     # program within LOCALITY_SLACK of LPT's), so the first items of the programs are the first
-    # 132 query tiles of head 0, one each; kept on the map for later calls
+    # 132 items in locality order (the first query tiles of all 16 heads), one each; kept on the
+    # map for later calls
     bm = ma.compile_mask(families.mask("documents", 32768), 32768, 32768)
     lists = flash_fwd_sm90.program_lists(bm, 1, 16, 1, 0, 0, 132)
     assert flash_fwd_sm90.program_lists(bm, 1, 16, 1, 0, 0, 132) is lists

@@ -5,6 +5,6 @@
 # local4 / local16 between local1 and snake on sliding and tree (fewer programs on one K/V tile at once);
 # documents 32k local1 >= local4 > local16 (K/V working set).
 export PYTHONPATH=.
-CASES="sliding:32768 tree:32768 documents:32768 tree:8192 documents:8192 documents:32768:32:8" \
+CASES="tree:32768 documents:32768 tree:8192 documents:8192 documents:32768:32:8" \
   timeout 150 python benchmarks/results/session26/orders_fwd.py 2>&1 | grep -v Warn | tee $OUT/orders_fwd.log
 # the forward GPU tests only if time is left (device budget): a later call
