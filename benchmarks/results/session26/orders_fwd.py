@@ -52,7 +52,8 @@ for c in cases:
     q = torch.randn(1, hq, L, 128, device="cuda", dtype=torch.bfloat16)
     k, v = (torch.randn(1, hkv, L, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     sb, sh = map_strides(bm)
-    # (maps the counter takes on the GPU run here on lists too: the lists are what is compared)
+    # (call 1 asserted here that the map is statically scheduled, passing 1 for the heads per map
+    # group instead of 16: wrong for tree 32k, whose one map serves all heads and which is static)
     n = hq * bm.n_q_tiles * (bm.block_q // 128)
     P = min(n, sm_count(q.device))
     costs = f.item_costs(bm, 1, hq, sb, sh)
