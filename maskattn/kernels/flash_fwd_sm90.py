@@ -521,9 +521,12 @@ def program_lists(bm: BlockMap, batch: int, heads: int, group: int, map_sb: int,
     26, against the snake: documents 32k 1.17x, tree 32k / 8k 1.13x / 1.12x, documents 8k 1.06x,
     sliding 32k 1.01x, GQA 32:8 documents 32k 1.04x."""
     n_items = batch * heads * bm.n_q_tiles * (bm.block_q // 128)
-    return work_lists.map_lists(
-        bm, _LISTS, (batch, heads, group, n_programs), n_items, n_programs,
-        lambda: (item_costs(bm, batch, heads, map_sb, map_sh), item_positions(bm, batch, heads, group, map_sb, map_sh)))
+
+    def estimate():
+        rows, parts = _ranked_rows(bm, batch, heads, map_sb, map_sh)  # read back once for both
+        return _row_costs(bm)[rows], _locality(bm, heads, *parts)
+
+    return work_lists.map_lists(bm, _LISTS, (batch, heads, group, n_programs), n_items, n_programs, estimate)
 
 
 def item_costs(bm: BlockMap, batch: int, heads: int, map_sb: int, map_sh: int) -> np.ndarray:
@@ -531,12 +534,16 @@ def item_costs(bm: BlockMap, batch: int, heads: int, map_sb: int, map_sh: int) -
     heads)`` of (b, h) = ``t % (batch * heads)``, 128-row slices of the query tiles in
     ``q_order``), in full key blocks: its full and partial tiles' blocks plus the item's own
     start and end. Reads the map back (a device sync)."""
+    rows, _ = _ranked_rows(bm, batch, heads, map_sb, map_sh)
+    return _row_costs(bm)[rows]
+
+
+def _row_costs(bm: BlockMap) -> np.ndarray:
+    """(rows of the map,) the ``item_costs`` of each map row's query tile."""
     n_rows = bm.batch * bm.heads * bm.n_q_tiles
     full, part = (torch.diff(p[:n_rows + 1]).cpu().numpy() for p in (bm.full_ptr, bm.part_ptr))
     blocks_per_tile = bm.block_k // min(128, bm.block_k)
-    per_row = blocks_per_tile * (_FULL_COST * full + _PARTIAL_COST * part) + _ITEM_COST
-    rows, _ = _ranked_rows(bm, batch, heads, map_sb, map_sh)
-    return per_row[rows]
+    return blocks_per_tile * (_FULL_COST * full + _PARTIAL_COST * part) + _ITEM_COST
 
 
 def item_positions(bm: BlockMap, batch: int, heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
@@ -547,7 +554,12 @@ def item_positions(bm: BlockMap, batch: int, heads: int, group: int, map_sb: int
     instead (batch, KV head, query tile, ...), 132 programs read the same few K / V tiles of one
     head at once: H100, session 26, that order lost 3-15% to this one on sliding 32k, tree 8k /
     32k and documents 8k (``session26/orders_fwd.log``). Reads the map's query order back."""
-    _, (b, h, qt, part) = _ranked_rows(bm, batch, heads, map_sb, map_sh)
+    _, parts = _ranked_rows(bm, batch, heads, map_sb, map_sh)
+    return _locality(bm, heads, *parts)
+
+
+def _locality(bm: BlockMap, heads: int, b, h, qt, part) -> np.ndarray:
+    """``item_positions`` from each item's (b, h, query tile, slice)."""
     return ((b * bm.n_q_tiles + qt) * heads + h) * (bm.block_q // 128) + part
 
 

@@ -110,7 +110,7 @@ def test_item_positions_order_items_by_query_tile_then_head(case):
     assert by_position == sorted(items, key=lambda i: (i[0], i[2], i[1] // group, i[1] % group, i[3]))
 
 
-def test_program_lists_keep_neighbouring_items_together_and_on_the_map(monkeypatch):
+def test_program_lists_keep_neighbouring_items_together_and_on_the_map():
     # documents 32k, 16 heads, 132 programs: the cost model takes the locality lists (busiest
     # program within LOCALITY_SLACK of LPT's), so the first items of the programs are the first
     # 132 items in locality order (the first query tiles of all 16 heads), one each; kept on the

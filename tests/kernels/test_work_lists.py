@@ -16,7 +16,7 @@ def _programs(ptr, items):
 
 
 def _snake_reference(n_items, n_programs):
-    """Items of each program in the snake (``sm90_schedule``): round r hands items [r P, (r + 1) P) out
+    """Items of each program in the snake (``work_lists.snake_lists``): round r hands items [r P, (r + 1) P) out
     left to right in even rounds, right to left in odd ones."""
     out = [[] for _ in range(n_programs)]
     for r in range(-(-n_items // n_programs)):
