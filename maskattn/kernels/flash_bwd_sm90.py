@@ -7,7 +7,8 @@ Maps whose key tiles see few query tiles (``short_columns``: sliding windows, do
 up to ~10k) run on a persistent grid, one program per SM walking a list of items balanced by
 estimated cost and ordered so that the programs running at one moment work on neighbouring key
 tiles of one head, which share their Q / dO rows in L2 (``program_lists``, ``work_lists.py``);
-the others one program per item. A program has three warpgroups:
+the others one program per item, numbered heaviest first within sections of a few KV heads whose
+query rows fit the L2 (``column_section``). A program has three warpgroups:
 
 * **producer** (few registers): TMA loads of the tile's K and V once, then, for every query
   head that shares the KV head and every non-empty query tile of the map's column view,
@@ -50,6 +51,7 @@ from . import work_lists
 from .column_bitmaps import column_bitmaps
 from .config import is_row_bound, sm_count
 from .sm90_common import HAVE_GLUON, eligible, smem_layout
+from .sm90_schedule import l2_section
 
 if HAVE_GLUON:
     from triton._C.libtriton import ir
@@ -60,7 +62,7 @@ if HAVE_GLUON:
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
     from .sm90_common import key_major_bits, key_major_words, signal
-    from .sm90_schedule import listed_items
+    from .sm90_schedule import listed_items, section_item
 
 ENABLED = True
 STAGES = 3  # Q / dO blocks in the ring (H200, session 9: 1-3% faster than 2; 226 KB of shared memory)
@@ -85,12 +87,13 @@ if HAVE_GLUON:
                                                   src.handle)
 
     @gluon.jit
-    def _key_tile(t, n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER):
-        """Work item t (rank-major: every KV head's heaviest key tiles first) -> (b, KV head, key tile)."""
-        bk = t % n_bk
+    def _key_tile(t, n_bk, section, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER):
+        """Work item t (rank-major, every KV head's heaviest key tiles first, within sections of
+        ``section`` (batch, KV head) pairs: ``sm90_schedule.section_item``) -> (b, KV head, key tile)."""
+        bk, rank = section_item(t, n_bk, section, n_kt)
         b = bk // Hkv
         kvh = bk % Hkv
-        kt = gl.load(K_ORDER + (b * map_sb + kvh * GROUP * map_sh) * n_kt + t // n_bk)
+        kt = gl.load(K_ORDER + (b * map_sb + kvh * GROUP * map_sh) * n_kt + rank)
         return b, kvh, kt
 
     @gluon.jit
@@ -126,9 +129,9 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _bwd_producer(q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
-                      lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk, Hq, Hkv,
-                      GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX,
-                      TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
+                      lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk, section,
+                      Hq, Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
+                      T_PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
         SUB_M: gl.constexpr = TILE_Q // HALF
         NUM: gl.constexpr = q_buf.type.shape[0]
         kv_bytes: gl.constexpr = 4 * k_desc.block_type.nbytes
@@ -136,7 +139,8 @@ if HAVE_GLUON:
         ki = 0  # key tiles loaded so far
         first, count = listed_items(PROG_PTR)  # this program's work list (work_lists.py)
         for r in range(count):
-            b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
+            b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, section, Hkv, GROUP, map_sb, map_sh, n_kt,
+                                   K_ORDER)
             n0 = kt * TILE_K
             mbarrier.wait(kv_empty, (ki & 1) ^ 1)  # both consumers are done with the previous tile
             mbarrier.expect(kv_ready, kv_bytes)
@@ -276,8 +280,8 @@ if HAVE_GLUON:
     @gluon.jit
     def _bwd_consumer(WG: gl.constexpr, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready,
                       kv_empty, qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
-                      PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
-                      T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q: gl.constexpr,
+                      PROG_ITEMS, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR,
+                      T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q: gl.constexpr,
                       TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
         SUB_M: gl.constexpr = TILE_Q // HALF
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -291,7 +295,8 @@ if HAVE_GLUON:
         ki = 0
         first, count = listed_items(PROG_PTR)
         for r in range(count):
-            b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
+            b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, section, Hkv, GROUP, map_sb, map_sh, n_kt,
+                                   K_ORDER)
             dk = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             dv = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             mbarrier.wait(kv_ready, ki & 1)
@@ -323,7 +328,7 @@ if HAVE_GLUON:
         Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
         T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, COL_BITS, K_ORDER, PROG_PTR, PROG_ITEMS,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
-        B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D_TMA, map_sb, map_sh, n_kt, scale,
+        B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D_TMA, map_sb, map_sh, n_kt, section, scale,
         SMEM: gl.constexpr, DQ_SMEM: gl.constexpr, DS_SMEM: gl.constexpr, STAT_SMEM: gl.constexpr,
         TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr,
         CONSUMER_REGS: gl.constexpr,
@@ -380,17 +385,17 @@ if HAVE_GLUON:
         c = scale * 1.4426950408889634
         gl.warp_specialize([
             (_bwd_producer, (q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
-                             lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk, Hq,
-                             Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
-                             T_PART_IDX, TILE_Q, TILE_K)),
+                             lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk,
+                             section, Hq, Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
+                             T_PART_PTR, T_PART_IDX, TILE_Q, TILE_K)),
             (_bwd_consumer, (0, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
                              qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
-                             PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
-                             T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
+                             PROG_ITEMS, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR,
+                             T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
             (_bwd_consumer, (1, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
                              qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
-                             PROG_ITEMS, n_bk, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
-                             T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
+                             PROG_ITEMS, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR,
+                             T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
         ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -432,6 +437,19 @@ def short_columns(bm: BlockMap, group: int) -> bool:
     rows in L2, which a static split of long items loses (causal 128k: 0.82x)."""
     columns = bm.batch * bm.heads * bm.n_k_tiles
     return 0 < group * bm.nonempty_tiles <= PERSISTENT_MAX_MEAN_TILES * columns
+
+
+def column_section(bm: BlockMap, batch: int, kv_heads: int, group: int, lq: int, d_tma: int, elt_size: int,
+                   n_programs: int) -> int:
+    """(batch, KV head) pairs per section of the item order of a launch of one program per key
+    tile (``_key_tile``), which the hardware starts in order as SMs free up: pairs whose query
+    rows (Q and dO, ``elt_size`` bytes an element, and the fp32 dQ accumulator, for ``group``
+    query heads each) fit the L2 together (``sm90_schedule.l2_section``). Causal 32k, rank-major
+    over 16 heads, moves ~13.5 GB from DRAM against ~0.8 GB one head at a time (estimate,
+    ``session27/counter_order_model.py --kernel bwd``)."""
+    group_bytes = group * lq * d_tma * (2 * elt_size + 4)
+    group_work = group * bm.nonempty_tiles / (bm.batch * bm.heads)
+    return l2_section(batch * kv_heads, group_bytes, group_work, group * bm.max_col_tiles, n_programs)
 
 
 def item_costs(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
@@ -509,14 +527,18 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, s
     dk_out, dv_out = (t if d == d_tma and t.is_contiguous() and t.data_ptr() % 16 == 0
                       else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
     n_items = b * hkv * bm.n_k_tiles
-    grid = (min(n_items, sm_count(q.device)) if short_columns(bm, hq // hkv) else n_items,)
+    persistent = short_columns(bm, hq // hkv)
+    grid = (min(n_items, sm_count(q.device)) if persistent else n_items,)
     prog_ptr, prog_items = program_lists(bm, b, hkv, hq // hkv, map_sb, map_sh, grid[0])
+    # the lists' costs and positions number items in plain rank-major order (sections of every head)
+    section = b * hkv if persistent else column_section(bm, b, hkv, hq // hkv, lq, d_tma, q.element_size(),
+                                                         sm_count(q.device))
     args = (q, k_clean, v, do, lse, delta, dk_out, dv_out, dq_acc,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, column_bitmaps(bm), bm.k_order,
             prog_ptr, prog_items,
             *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
             *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
-            scale)
+            section, scale)
     constexprs = dict(SMEM=smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(),
                       DS_SMEM=smem_layout((64, 64), q.dtype), STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q,
                       TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)

@@ -34,7 +34,9 @@ item while the consumers finish the current one. Maps with short rows share the 
 statically, each program walking a host-made list (``program_lists``: balanced by estimated
 cost, and ordered so that the items running at one moment are neighbouring query tiles that
 read the same K / V rows); the others (causal, Longformer's global rows) take them one at a time
-from a per-launch counter (``dynamic_schedule``; both in ``sm90_schedule``). The split-KV decode
+from a per-launch counter (``dynamic_schedule``; both in ``sm90_schedule``), heaviest first
+within sections of a few heads whose K / V fit the L2 (``counter_section``, as
+FlashAttention-4's scheduler swizzles heads). The split-KV decode
 items (``PACKED``) run one program per item. The operands are read through one
 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program.
 
@@ -53,6 +55,7 @@ from ..block_map import BlockMap
 from . import work_lists
 from .config import is_row_bound, sm_count
 from .sm90_common import HAVE_GLUON, eligible, smem_layout
+from .sm90_schedule import l2_section
 
 if HAVE_GLUON:
     from triton.experimental import gluon
@@ -61,7 +64,7 @@ if HAVE_GLUON:
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
     from .sm90_common import rows_bits, signal
-    from .sm90_schedule import peek_item, program_items, take_item
+    from .sm90_schedule import peek_item, program_items, section_item, take_item
 
 ENABLED = True
 STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
@@ -92,12 +95,13 @@ if HAVE_GLUON:
         fence_async_shared()
 
     @gluon.jit
-    def _item(t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
+    def _item(t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
               TILE_Q: gl.constexpr, SUB_N: gl.constexpr, PACKED: gl.constexpr):
         """Work item t -> (bh, b, h, KV head, first query row, that row inside its query tile, first
         full / partial tile slot, blocks of full tiles, blocks in all, split).
 
-        Rank-major (every head's heaviest 128-row slices first). ``PACKED`` (split-KV decoding,
+        Rank-major (every head's heaviest 128-row slices first) within sections of ``section``
+        heads (``sm90_schedule.section_item``; ``section == n_bh``: over all heads). ``PACKED`` (split-KV decoding,
         ``flash_decode_sm90``): an item is 128 packed rows ``p = head * Lq + r`` of the query
         heads of one KV head (one query tile per map row, the same map for every head) times one
         of ``n_splits`` equal chunks of the row's key tiles; ``n_qt`` counts the 128-row blocks of
@@ -127,8 +131,7 @@ if HAVE_GLUON:
             n = (gl.minimum(t0 + chunk, n_tiles) - t0) * SUB_N
         else:
             SUB_M: gl.constexpr = TILE_Q // (2 * HALF_M)
-            bh = t % n_bh
-            rank = t // n_bh
+            bh, rank = section_item(t, n_bh, section, n_qt * SUB_M)
             b = bh // H
             h = bh % H
             g = b * map_sb + h * map_sh  # which (batch, head) map this item reads
@@ -147,8 +150,8 @@ if HAVE_GLUON:
     @gluon.jit
     def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
                   v_land, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, n_items,
-                  n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, FULL_IDX,
-                  PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
+                  FULL_IDX, PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
                   BLOCK_D: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, SCHEDULE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
@@ -165,8 +168,8 @@ if HAVE_GLUON:
             while t < stop:
                 ahead = peek_item(k + 1, first, count, PROG_ITEMS, SCHEDULE)  # in flight during item k
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
-                    t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
-                    PACKED)
+                    t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q,
+                    SUB_N, PACKED)
                 q_head = h
                 if PACKED:  # packed rows of the (B, 1, H * Lq) view of Q
                     q_head = 0
@@ -254,8 +257,8 @@ if HAVE_GLUON:
     @gluon.jit
     def _consumer(WG: gl.constexpr, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
                   my_turn, their_turn, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready,
-                  item_free, O, LSE, ACC, M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
-                  FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q: gl.constexpr,
+                  item_free, O, LSE, ACC, M, L, n_items, n_bh, section, H, GROUP, map_sb, map_sh, n_qt, n_splits,
+                  Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q: gl.constexpr,
                   TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr,
                   PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
                   SCHEDULE: gl.constexpr):
@@ -283,8 +286,8 @@ if HAVE_GLUON:
             while t < stop:
                 ahead = peek_item(k + 1, first, count, PROG_ITEMS, SCHEDULE)  # in flight during item k
                 bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
-                    t, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N,
-                    PACKED)
+                    t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q,
+                    SUB_N, PACKED)
                 m0 = m0 + WG * HALF_M
                 row0 = row0 + WG * HALF_M
                 m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
@@ -371,7 +374,7 @@ if HAVE_GLUON:
         Q, K, V, O, LSE, ACC, M, L, SCHED, PROG_PTR, PROG_ITEMS,
         FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, Q_ORDER,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
-        B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, n_items, n_splits, scale,
+        B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, section, n_items, n_splits, scale,
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, NEG_SCALE: gl.constexpr,
         CONSUMER_REGS: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
@@ -430,18 +433,19 @@ if HAVE_GLUON:
         gl.warp_specialize([
             (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready,
                          v_empty, v_land, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready,
-                         item_free, n_items, n_bh, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
-                         PART_PTR, FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED, PASSES, SCHEDULE)),
+                         item_free, n_items, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
+                         FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED, PASSES,
+                         SCHEDULE)),
             (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn0, turn1,
                          done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, O, LSE, ACC,
-                         M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
-                         BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, PACKED,
-                         PASSES, THREAD_RELEASE, SCHEDULE)),
+                         M, L, n_items, n_bh, section, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
+                         PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D,
+                         NEG_SCALE, PACKED, PASSES, THREAD_RELEASE, SCHEDULE)),
             (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn1, turn0,
                          done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, O, LSE, ACC,
-                         M, L, n_items, n_bh, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
-                         BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, NEG_SCALE, PACKED,
-                         PASSES, THREAD_RELEASE, SCHEDULE)),
+                         M, L, n_items, n_bh, section, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
+                         PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D,
+                         NEG_SCALE, PACKED, PASSES, THREAD_RELEASE, SCHEDULE)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -489,13 +493,27 @@ def sm90_forward(q, k, v, out, lse, bm: BlockMap, scale: float, d: int, d_tma: i
     grid = (max(1, min(n_items, sm_count(q.device))),)
     sched = torch.zeros(1, dtype=torch.int32, device=q.device) if dynamic else None
     lists = None if dynamic else program_lists(bm, b, hq, hq // k.shape[1], map_sb, map_sh, grid[0])
+    section = counter_section(bm, b, hq, hq // k.shape[1], k.shape[2], d_tma, q.element_size(), grid[0]) \
+        if dynamic else None
     # the NaN redo pass needs each program's items known up front: static schedule only; the
     # dynamic one cleans V of partial tiles, as one program per item did on these maps before
     compiled, args, constexprs = launch_sm90(grid, q, k, v, out, lse, (lse, lse, lse), bm, scale, d, d_tma, map_sb,
                                              map_sh, bm.n_q_tiles, n_items, 1, packed=False,
                                              passes=1 if dynamic else 2, thread_release=True, sched=sched,
-                                             lists=lists)
+                                             lists=lists, section=section)
     return (compiled, grid, args, constexprs), (SCHED_SLOT if dynamic else None)
+
+
+def counter_section(bm: BlockMap, batch: int, heads: int, group: int, lk: int, d_tma: int, elt_size: int,
+                    n_programs: int) -> int:
+    """Query heads per section of the counter schedule's item order (``_item``): whole KV heads
+    (``group`` query heads each) whose K and V fit the L2 together (``sm90_schedule.l2_section``),
+    so that the programs running at one moment read a few heads' K / V rows instead of every
+    head's: causal 32k, rank-major over 16 heads, moves ~4.2 GB from DRAM against ~0.27 GB in
+    sections of two heads (``l2_traffic_model``-style estimate, ``session27/counter_order_model.py``)."""
+    group_work = group * bm.nonempty_tiles / (bm.batch * bm.heads)
+    return group * l2_section(batch * heads // group, 2 * lk * d_tma * elt_size, group_work, bm.max_row_tiles,
+                              n_programs)
 
 
 SCHED_SLOT = 8  # position of the schedule counter in ``launch_sm90``'s kernel arguments
@@ -578,7 +596,7 @@ def _ranked_rows(bm: BlockMap, batch: int, heads: int, map_sb: int, map_sh: int)
 def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d: int, d_tma: int, map_sb: int,
                 map_sh: int, n_qt: int, n_items: int, n_splits: int, packed: bool, passes: int,
                 thread_release: bool = False, sched: torch.Tensor | None = None,
-                lists: tuple[torch.Tensor, torch.Tensor] | None = None):
+                lists: tuple[torch.Tensor, torch.Tensor] | None = None, section: int | None = None):
     """One launch of the kernel: the ordinary forward (writes out, lse), or with ``packed`` the
     split-KV items of ``flash_decode_sm90`` (write ``partials`` = (acc, m, l); ``n_qt``: row
     blocks of packed rows per KV head). ``passes``: 2 to hand V of partial tiles over uncleaned
@@ -587,7 +605,9 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
     every thread's arrive instead of a warpgroup barrier and one thread's (``sm90_common.signal``).
     The schedule (``sm90_schedule``): ``sched``, a zeroed int32 counter from which the programs
     take their items; else ``lists`` = (ptr, items), each program's work list
-    (``work_lists.py``); else one item per program (``grid`` = items).
+    (``work_lists.py``); else one item per program (``grid`` = items). ``section``: query heads
+    per section of the item order (``counter_section``; None: all, plain heaviest-first order,
+    which the lists' costs and positions assume).
     Returns (compiled kernel, arguments, constexprs) as launched, for ``relaunch.Relaunch``."""
     b, hq, lq, _ = q.shape
     block_d = 128  # head dims 65-128, zero-padded
@@ -599,7 +619,8 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
     args = (q, k, v, out, lse, *partials, sched, prog_ptr, prog_items, bm.full_ptr, bm.full_idx, bm.part_ptr,
             bm.part_idx, bm.bitmaps, bm.q_order,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
-            b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, n_qt, b * hq, n_items, n_splits, scale)
+            b, hq, hq // k.shape[1], lq, k.shape[2], d, d_tma, map_sb, map_sh, n_qt, b * hq,
+            b * hq if section is None else section, n_items, n_splits, scale)
     constexprs = dict(
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,

@@ -28,10 +28,46 @@ from __future__ import annotations
 
 from .sm90_common import HAVE_GLUON
 
+L2_BYTES = 50 * 2**20  # the L2 cache of an H100 / H200
+_SECTION_TAIL = 0.01  # a section's busiest item may outlast the section's work by this share of the launch
+
+
+def l2_section(groups: int, group_bytes: int, group_work: float, max_item: int, slots: int) -> int:
+    """Groups per section of a launch whose items are numbered section by section
+    (``section_item``; groups: the forward's query heads, the backward's KV heads): the largest
+    power of two whose operands, ``group_bytes`` each, fit the L2 (at least 1), as
+    FlashAttention-4's heaviest-first scheduler sizes its head swizzle. Doubled while the
+    section's busiest item (``max_item`` tiles) would outlast the section's work (``group_work``
+    tiles a group, on ``slots`` programs) by more than 1% of the whole launch's: the last
+    section's heaviest items start late (Longformer's global rows end with every group in one
+    section, which is plain heaviest-first order)."""
+    if groups <= 1 or group_work <= 0:
+        return max(groups, 1)
+    fit = max(1, int(L2_BYTES // max(group_bytes, 1)))
+    section = 1 << (fit.bit_length() - 1)
+    launch = groups * group_work / slots
+    while section < groups and max_item - section * group_work / slots > _SECTION_TAIL * launch:
+        section *= 2
+    return min(section, groups)
+
 if HAVE_GLUON:
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
     from triton.experimental.gluon.language.nvidia.hopper import mbarrier
+
+    @gluon.jit
+    def section_item(t, n_groups, section, n_ranks):
+        """Item t -> (group, rank) with items numbered section by section: ``section`` groups
+        (the last section the rest), rank-major inside each (every group's heaviest item first),
+        so that the programs running at one moment work on a few groups whose operands fit the
+        L2 (``l2_section``). ``section == n_groups``: plain rank-major, t -> (t % n_groups,
+        t // n_groups)."""
+        span = section * n_ranks
+        sec = t // span
+        g0 = sec * section
+        width = gl.minimum(section, n_groups - g0)
+        local = t - sec * span
+        return g0 + local % width, local // width
 
     @gluon.jit
     def listed_items(PROG_PTR):

@@ -108,6 +108,22 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
 
+@pytest.mark.parametrize("section", [1, 3])
+def test_one_program_per_key_tile_in_sections(monkeypatch, section):
+    # one program per key tile, numbered section by section (``column_section``; forced here): one
+    # (batch, KV head) pair per section, or three of the four with the last section holding the rest
+    calls = _force_sm90(monkeypatch)
+    monkeypatch.setattr(flash_bwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 0)
+    monkeypatch.setattr(flash_bwd_sm90, "column_section", lambda *args: section)
+    lq = lk = 1100
+    q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV, seed=6)
+    mask = ma.causal().to(DEV)
+    grad_out = torch.randn_like(q)
+    _, _, grads = kernel_grads(q, k, v, mask, grad_out, deterministic=False)
+    assert calls
+    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
+
+
 def test_head_dim_padded_to_128(monkeypatch):
     # head dims 121-127 are padded to 128 for the copy engine: dK / dV leave the kernel through
     # 128-wide buffers and are copied out

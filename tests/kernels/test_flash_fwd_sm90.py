@@ -131,6 +131,26 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name, dynamic)
     check_forward(q, k, v, mask, out=out, lse=lse)
 
 
+@pytest.mark.parametrize("section", [1, 3])
+@pytest.mark.parametrize("mask_name", ["causal", "longformer"])
+def test_counter_items_in_sections(monkeypatch, mask_name, section):
+    # the counter hands items out section by section (``counter_section``; forced here): one query
+    # head per section, or three of the eight (batch, head) pairs with the last section holding the
+    # rest; three programs, so that items of several sections run side by side
+    monkeypatch.setattr(flash_fwd_sm90, "sm_count", lambda device: 3)
+    monkeypatch.setattr(flash_fwd_sm90, "dynamic_schedule", lambda *args: True)
+    monkeypatch.setattr(flash_fwd_sm90, "counter_section", lambda *args: section)
+    monkeypatch.setattr(flash_fwd_sm90, "ENABLED", True)
+    lq = lk = 1100
+    q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV, seed=4)
+    masks = dict(causal=ma.causal(), longformer=ma.longformer(100, [0, 5, 700]))
+    mask = masks[mask_name].to(DEV)
+    bm = ma.compile_mask(mask, lq, lk, device=DEV)
+    assert _used_sm90(q, bm)
+    out, lse = ma.attention(q, k, v, bm, return_lse=True)
+    check_forward(q, k, v, mask, out=out, lse=lse)
+
+
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 def test_persistent_grid_nan_some_rows_see(monkeypatch, dynamic):
     # a NaN value that some rows may see (their outputs are not specified): every other row of

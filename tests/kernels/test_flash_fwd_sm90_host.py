@@ -50,8 +50,10 @@ def test_launch_follows_the_schedule(monkeypatch, family):
     if dynamic:
         assert kw["sched"].dtype == torch.int32 and kw["sched"].shape == (1,)
         assert kw["lists"] is None
+        assert kw["section"] == 2  # two heads' K and V (16 MiB each at 32k) fit the L2
     else:
         assert kw["sched"] is None
+        assert kw["section"] is None  # the lists' item numbers: plain heaviest-first order
         ptr, items = kw["lists"]
         assert ptr.dtype == items.dtype == torch.int32 and ptr.shape == (133,)
         assert sorted(items.tolist()) == list(range(16 * bm.n_q_tiles))
