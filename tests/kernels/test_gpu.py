@@ -1,5 +1,7 @@
 """GPU checks (``pytest -m gpu``; skipped without CUDA): the same properties at bf16/fp16
 and realistic sizes, determinism, linear memory, and that empty tiles are never read."""
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -100,6 +102,10 @@ def _peak_extra_bytes(L):
     q, k, v = rand_qkv(1, 8, 8, L, L, 128, torch.bfloat16, DEV, requires_grad=True)
     grad_out = torch.randn_like(q)
     bm = ma.compile_mask(ma.sliding_window(255), L, L, device=DEV)
+    # an earlier test's tensors freed by the garbage collector during the call would lower the
+    # count below ``base`` and hide part of the peak (H100, session 28: 4k measured 33 MB where
+    # the backward alone allocates ~59 MB)
+    gc.collect()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -109,8 +115,13 @@ def _peak_extra_bytes(L):
 
 
 def test_memory_grows_linearly():
-    small, big = _peak_extra_bytes(4096), _peak_extra_bytes(16384)
-    assert big / small < 5.0, f"4x L gave {big / small:.1f}x memory ({small} -> {big} bytes)"
+    # per (head, token), bf16, D=128: out, dQ, dK, dV and the cleaned K (256 B each), the fp32 dQ
+    # accumulator (512 B), lse / delta / padded lse (12 B); an N x N term of even one byte a pair
+    # would add 268 MB at 16k
+    for L in (4096, 16384):
+        linear = 8 * L * (5 * 256 + 512 + 12)
+        peak = _peak_extra_bytes(L)
+        assert peak <= 1.15 * linear + 4 * 2**20, f"L={L}: {peak} bytes at peak, linear model {linear}"
 
 
 def test_empty_tiles_are_never_read():
