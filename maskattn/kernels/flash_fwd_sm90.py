@@ -101,8 +101,8 @@ if HAVE_GLUON:
         full / partial tile slot, blocks of full tiles, blocks in all, split).
 
         Rank-major (every head's heaviest 128-row slices first) within sections of ``section``
-        heads (``sm90_schedule.section_item``; ``section == n_bh``: over all heads). ``PACKED`` (split-KV decoding,
-        ``flash_decode_sm90``): an item is 128 packed rows ``p = head * Lq + r`` of the query
+        heads (``sm90_schedule.section_item``; ``section == n_bh``: over all heads). ``PACKED``
+        (split-KV decoding, ``flash_decode_sm90``): an item is 128 packed rows ``p = head * Lq + r`` of the query
         heads of one KV head (one query tile per map row, the same map for every head) times one
         of ``n_splits`` equal chunks of the row's key tiles; ``n_qt`` counts the 128-row blocks of
         packed rows, which vary fastest so that the blocks reading one K/V chunk run side by side.

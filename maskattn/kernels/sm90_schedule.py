@@ -50,6 +50,7 @@ def l2_section(groups: int, group_bytes: int, group_work: float, max_item: int, 
         section *= 2
     return min(section, groups)
 
+
 if HAVE_GLUON:
     from triton.experimental import gluon
     from triton.experimental.gluon import language as gl
