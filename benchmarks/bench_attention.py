@@ -5,8 +5,11 @@ Measures forward, backward alone and forward+backward for the five standard fami
 (sliding-window sizes, document lengths, random block masks from 1% to 100% tile density).
 Times are medians of ``triton.testing.do_bench`` after warm-up, inputs from ``torch.randn``.
 Effective TFLOP/s counts allowed pairs only: fwd 4*D*H*pairs/t, bwd 2.5x, fwd+bwd 3.5x.
-FlexAttention runs as ``torch.compile(flex_attention)`` with a ``create_block_mask`` map;
-its compile time is excluded and its block-mask build time is reported separately.
+FlexAttention runs as ``torch.compile(flex_attention, dynamic=False)`` with a ``create_block_mask``
+map (one static compile per shape, as a training run of fixed shapes gets; with the default
+``dynamic=None`` every size after the first ran a slower dynamic-shape kernel, which made the
+flex columns depend on the order of ``--sizes`` before session 28); its compile time is excluded
+and its block-mask build time is reported separately.
 
     PYTHONPATH=. python benchmarks/bench_attention.py [--quick] [--out benchmarks/results] [--update-readme]
 
@@ -363,7 +366,7 @@ def main():
     import torch._functorch.config as functorch_config
     functorch_config.donated_buffer = False  # lets the compiled flex backward run again on a retained graph
     from torch.nn.attention.flex_attention import flex_attention
-    implementations.flex = torch.compile(flex_attention)
+    implementations.flex = torch.compile(flex_attention, dynamic=False)  # see the docstring
     if args.config:
         from maskattn.kernels import config
         config.OVERRIDES.update(json.load(open(args.config)))

@@ -2,7 +2,7 @@
 
 For each case: maskattn with a precompiled map (the kernels alone) and per step (compile_mask
 + attention, what a decode loop that rebuilds its mask pays), FlexAttention
-(``torch.compile(flex_attention)`` with a ``create_block_mask`` map, GQA), SDPA (``enable_gqa``;
+(``torch.compile(flex_attention, dynamic=False)`` with a ``create_block_mask`` map, GQA), SDPA (``enable_gqa``;
 a boolean mask where the alignment needs one), and the memory-bandwidth floor: bytes of K and V
 read once / 3.0 TB/s (the H100's measured copy rate, the convention's floor) and the same bytes at
 this GPU's copy rate measured in the same process (a 4 GB device-to-device copy, bytes read plus

@@ -56,7 +56,7 @@ def call_costs(batch, kv, log):
     bm = ma.compile_mask(ma.causal(), 1, kv, device=dev, block_q=16)
     mm = mt.mask_function(batch, 1, kv, q_offset=kv - 1, kv_offset=0, attention_mask=torch.ones(batch, kv, dtype=torch.bool, device=dev), device=dev)
     module = torch.nn.Module()
-    flex = torch.compile(flex_attention)
+    flex = torch.compile(flex_attention, dynamic=False)
     fbm = create_block_mask(lambda b, h, qi, ki: qi + kv - 1 >= ki, None, None, 1, kv, device=dev)
     rows = {
         "maskattn.attention (BlockMap)": lambda: ma.attention(q, k, v, bm),

@@ -8,7 +8,8 @@ import torch
 
 def flex_and_timer(script: str, recompiles: int = 1000):
     """(compiled flex_attention, create_block_mask, bench(fn) -> median ms). Exits with a message
-    without CUDA. Dynamo's limits are raised: flex falls back to eager after 8 recompiles."""
+    without CUDA. Dynamo's limits are raised: flex falls back to eager after 8 recompiles, and
+    flex compiles once per shape (``dynamic=False``)."""
     if not torch.cuda.is_available():
         sys.exit(f"{script} needs a CUDA GPU")
     import torch._dynamo as dynamo
@@ -18,4 +19,5 @@ def flex_and_timer(script: str, recompiles: int = 1000):
     if hasattr(dynamo.config, "recompile_limit"):
         dynamo.config.recompile_limit = recompiles
     bench = lambda fn: float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))  # noqa: E731
-    return torch.compile(flex_attention), create_block_mask, bench
+    # static shapes: with dynamic=None the second shape recompiles as a slower dynamic-shape kernel
+    return torch.compile(flex_attention, dynamic=False), create_block_mask, bench
