@@ -335,13 +335,20 @@ def update_readme(md: str) -> None:
         open(path, "w").write(text)
 
 
+def save_rows(rows, env, args):
+    """The rows measured so far as JSON (``--render`` input): written after every case, so that a
+    run cut by a time limit still leaves what it measured."""
+    suffix = "_quick" if args.quick else ""
+    with open(os.path.join(args.out, f"attention{suffix}.json"), "w") as f:
+        json.dump(dict(env=env, rows=rows), f, indent=1)
+
+
 def write_outputs(rows, env, args) -> str:
     md = markdown(rows, env, args)
     suffix = "_quick" if args.quick else ""
     with open(os.path.join(args.out, f"attention{suffix}.md"), "w") as f:
         f.write(md)
-    with open(os.path.join(args.out, f"attention{suffix}.json"), "w") as f:
-        json.dump(dict(env=env, rows=rows), f, indent=1)
+    save_rows(rows, env, args)
     plots(rows, args.out, f"{env['gpu']}, bf16, B=1, H={args.heads}, D={args.head_dim}")
     if args.update_readme:
         update_readme(markdown(rows, env, args, sweeps=False) + "\nSparsity sweeps (window sizes, document lengths, "
@@ -372,6 +379,8 @@ def main():
         config.OVERRIDES.update(json.load(open(args.config)))
     os.makedirs(args.out, exist_ok=True)
     env = environment()
+    if args.config:  # the configs the run used, when they came from a tuning sweep
+        env["kernel_config"] = json.load(open(args.config))
     log(f"bench_attention on {env['gpu']} (torch {env['torch']}, triton {env['triton']})")
     timer = Timer(args.quick)
     sizes = args.sizes if args.sizes is not None else ([8192] if args.quick else [8192, 32768])
@@ -382,13 +391,13 @@ def main():
     for L, name, d in plan:
         rows.append(run_case(timer, name, families.mask(name, L), families.mask_mod(name, L, "cuda"), L, args,
                              dense_ok=L <= 32768, family=name, head_dim=d))
+        save_rows(rows, env, args)
     if not args.no_sweeps:
         L = 8192
         log(f"sparsity sweeps at L={L}")
         for label, mask, mod, extra in sweep_cases(L, args.quick):
             rows.append(run_case(timer, label, mask, mod, L, args, dense_ok=True, extra=extra))
-    if args.config:  # the configs the run used, when they came from a tuning sweep
-        env["kernel_config"] = json.load(open(args.config))
+            save_rows(rows, env, args)
     log(write_outputs(rows, env, args))
 
 

@@ -1,6 +1,7 @@
 """bench_attention's forward-only mode (the 128k rows): only the forward is timed, and the
 tables of modes nobody timed are left out."""
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -26,4 +27,20 @@ def test_markdown_leaves_out_untimed_modes():
     md = B.markdown([row], env, argparse.Namespace(heads=16, head_dim=128), sweeps=False)
     assert "**fwd**" in md and "**bwd**" not in md and "**fwd+bwd**" not in md
     line = next(x for x in md.splitlines() if x.startswith("| causal | 131072 |"))
+    assert "| 2.000 | 500 |" in line
+
+
+
+def test_rows_saved_so_far_render(tmp_path):
+    # a run cut by a time limit leaves its rows as JSON, and --render makes the tables from them
+    times = {"fwd": 2.0, "bwd": 3.0, "fwd+bwd": 5.0}
+    row = dict(case="causal", L=32768, D=128, density=0.5, tile_density=0.5, times={"maskattn": times, "sdpa": times},
+               tflops={"maskattn": {"fwd": 500.0, "bwd": 400.0, "fwd+bwd": 430.0}})
+    env = dict(gpu="NVIDIA H100 80GB HBM3", torch="2.11", triton="3.6", maskattn="0.1.0", date="today")
+    args = argparse.Namespace(quick=False, out=str(tmp_path), heads=16, head_dim=128, update_readme=False)
+    B.save_rows([row], env, args)
+    saved = json.loads((tmp_path / "attention.json").read_text())
+    assert saved["env"] == env and len(saved["rows"]) == 1
+    md = B.markdown(saved["rows"], saved["env"], args, sweeps=False)
+    line = next(x for x in md.splitlines() if x.startswith("| causal | 32768 |"))
     assert "| 2.000 | 500 |" in line
