@@ -335,18 +335,20 @@ def update_readme(md: str) -> None:
         open(path, "w").write(text)
 
 
+def _output(args, ext: str) -> str:
+    return os.path.join(args.out, f"attention{'_quick' if args.quick else ''}.{ext}")
+
+
 def save_rows(rows, env, args):
     """The rows measured so far as JSON (``--render`` input): written after every case, so that a
     run cut by a time limit still leaves what it measured."""
-    suffix = "_quick" if args.quick else ""
-    with open(os.path.join(args.out, f"attention{suffix}.json"), "w") as f:
+    with open(_output(args, "json"), "w") as f:
         json.dump(dict(env=env, rows=rows), f, indent=1)
 
 
 def write_outputs(rows, env, args) -> str:
     md = markdown(rows, env, args)
-    suffix = "_quick" if args.quick else ""
-    with open(os.path.join(args.out, f"attention{suffix}.md"), "w") as f:
+    with open(_output(args, "md"), "w") as f:
         f.write(md)
     save_rows(rows, env, args)
     plots(rows, args.out, f"{env['gpu']}, bf16, B=1, H={args.heads}, D={args.head_dim}")

@@ -30,7 +30,6 @@ def test_markdown_leaves_out_untimed_modes():
     assert "| 2.000 | 500 |" in line
 
 
-
 def test_rows_saved_so_far_render(tmp_path):
     # a run cut by a time limit leaves its rows as JSON, and --render makes the tables from them
     times = {"fwd": 2.0, "bwd": 3.0, "fwd+bwd": 5.0}
