@@ -38,12 +38,13 @@ _POINTERS = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp
              "scale": "fp32"}
 
 
-def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: str):
-    """The compiled kernel for bf16, head dim 128, 128 x 128 tiles."""
+def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: str, head_dim: int = 128):
+    """The compiled kernel for bf16, ``head_dim`` (as ``launch_sm90`` configures it), 128 x 128 tiles."""
     from triton.experimental.gluon._runtime import GluonASTSource
-    constexprs = dict(Q_SMEM=smem_layout((1, 1, 64, 128), torch.bfloat16),
-                      KV_SMEM=smem_layout((1, 1, 128, 128), torch.bfloat16), TILE_Q=128, TILE_K=128, BLOCK_N=128,
-                      BLOCK_D=128, NUM_STAGES=fwd.STAGES, NEG_SCALE=False, CONSUMER_REGS=fwd._CONSUMER_REGS,
+    block_d, block_n, stages = fwd.head_config(head_dim, 128)
+    constexprs = dict(Q_SMEM=smem_layout((1, 1, 64, block_d), torch.bfloat16),
+                      KV_SMEM=smem_layout((1, 1, block_n, block_d), torch.bfloat16), TILE_Q=128, TILE_K=128,
+                      BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages, NEG_SCALE=False, CONSUMER_REGS=fwd._CONSUMER_REGS,
                       PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release, SCHEDULE=schedule)
     signature = {n: "constexpr" if n in constexprs else _POINTERS.get(n, "i32") for n in fwd._attn_fwd_sm90.arg_names}
     source = GluonASTSource(fwd._attn_fwd_sm90, signature, constexprs)
@@ -76,6 +77,7 @@ def main():
     ap.add_argument("--thread-release", action="store_true")
     ap.add_argument("--schedule", choices=("lists", "counter", "one_each"), default="lists",
                     help="work lists, items taken from a counter, or one item per program")
+    ap.add_argument("--head-dim", type=int, default=128, help="forward only: the padded head dim")
     ap.add_argument("--sass", default=None, help="write the disassembly here")
     a = ap.parse_args()
     if not HAVE_GLUON:
@@ -83,7 +85,7 @@ def main():
     if a.kernel == "bwd":
         kernel = compile_backward()
     else:
-        kernel = compile_forward(a.passes, a.packed, a.thread_release, a.schedule)
+        kernel = compile_forward(a.passes, a.packed, a.thread_release, a.schedule, a.head_dim)
     tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(kernel.asm["cubin"])

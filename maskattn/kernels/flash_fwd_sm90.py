@@ -7,7 +7,7 @@ statistics never overlap the tensor cores inside a program (ncu, session 6). One
 here is one 128-row slice of a query tile, run by three warpgroups that each do one job:
 
 * **producer** (the default partition, few registers): TMA loads of Q, then of each key
-  block's K and V into a ring of ``STAGES`` buffers, each refilled as soon as both
+  block's K and V into a ring of buffers (``HEAD_CONFIGS``), each refilled as soon as both
   consumers have released it (mbarriers, no CTA-wide barrier). A NaN in a V row that some
   query row may not see (an unwritten cache slot) would reach that row through ``0 * NaN``
   in P V, so V of partial tiles is cleaned of non-finite values in shared memory (land,
@@ -40,8 +40,8 @@ FlashAttention-4's scheduler swizzles heads). The split-KV decode
 items (``PACKED``) run one program per item. The operands are read through one
 4-d descriptor each, ``(B, H, L, D)`` with any strides, made once per program.
 
-Used on sm_90 for fp16/bf16, padded head dims 65-128 (zero-padded to 128 in shared memory),
-no softcap, maps with query tiles of a multiple of 128 rows and key tiles of at least 64
+Used on sm_90 for fp16/bf16, padded head dims up to 256 (zero-padded to 64, 128 or 256 in shared
+memory: ``HEAD_CONFIGS``), no softcap, maps with query tiles of a multiple of 128 rows and key tiles of at least 64
 (``supported``); everything else, and the CPU interpreter, runs the portable kernel. Gluon
 functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so the softmax step
 below restates ``common.softmax_step`` (the bitmap reader is ``sm90_common.rows_bits``).
@@ -67,7 +67,12 @@ if HAVE_GLUON:
     from .sm90_schedule import peek_item, program_items, section_item, take_item
 
 ENABLED = True
-STAGES = 3  # K/V buffers in the ring (H200 sweep, session 8: 3 beats 2 by 2-6% on sparse maps, equal on causal)
+# Per padded head dim: (BLOCK_D, largest BLOCK_N, K/V buffers in the ring). Shared memory holds Q
+# (2 x 64 x BLOCK_D) and the ring (2 x stages x BLOCK_N x BLOCK_D): 112 / 224 / 192 KB; a consumer
+# thread holds O (64 x BLOCK_D fp32: 32 / 64 / 128 registers) and S (64 x BLOCK_N: 64 / 64 / 32).
+# Head dim 128: 3 stages beat 2 by 2-6% on sparse maps, equal on causal (H200 sweep, session 8);
+# head dim 256 fits 2 stages of 64 keys (FlashAttention-3 takes 80).
+HEAD_CONFIGS = ((64, 128, 3), (128, 128, 3), (256, 64, 2))
 _CONSUMER_REGS, _PRODUCER_REGS = 232, 40  # per thread; 3 warpgroups share the 64K registers of the SM
 
 if HAVE_GLUON:
@@ -85,11 +90,13 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _clean_block(buf, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr):
-        """Non-finite entries of a V block in shared memory -> 0, 16 rows at a time (the
-        producer has few registers), then made visible to the tensor cores."""
-        layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [gl.num_warps(), 1], [1, 0])
-        for r in gl.static_range(0, BLOCK_N, 16):
-            part = buf.slice(r, 16)
+        """Non-finite entries of a V block in shared memory -> 0, 16 rows at a time (8 for head
+        dim 256: the producer has few registers), then made visible to the tensor cores."""
+        COLS: gl.constexpr = 8 if BLOCK_D <= 128 else 16  # threads along a row
+        ROWS: gl.constexpr = 32 // COLS * gl.num_warps()
+        layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // COLS, COLS], [gl.num_warps(), 1], [1, 0])
+        for r in gl.static_range(0, BLOCK_N, ROWS):
+            part = buf.slice(r, ROWS)
             x = part.load(layout)
             part.store(gl.where(gl.abs(x) < float("inf"), x, gl.zeros_like(x)))
         fence_async_shared()
@@ -450,14 +457,19 @@ if HAVE_GLUON:
 
 
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap) -> bool:
-    """Can the Hopper kernel run this forward? sm_90, fp16/bf16, padded head dim in (64, 128]
-    (zero-padded to 128 in shared memory), no softcap, query tiles of a multiple of 128 rows
-    and key tiles of >= 64 keys."""
+    """Can the Hopper kernel run this forward? sm_90, fp16/bf16, padded head dim of at most 256
+    (``HEAD_CONFIGS``), no softcap, query tiles of a multiple of 128 rows and key tiles of >= 64 keys."""
     if not (ENABLED and eligible(q, softcap)):
         return False
-    # head dim 64 stays on the portable kernel (H200: 0.88-0.95x there, its products are too
-    # short to hide the softmax)
-    return 64 < d_tma <= 128 and bm.block_q % 128 == 0 and bm.block_k >= 64
+    return d_tma <= HEAD_CONFIGS[-1][0] and bm.block_q % 128 == 0 and bm.block_k >= 64
+
+
+def head_config(d_tma: int, block_k: int) -> tuple[int, int, int]:
+    """(BLOCK_D, BLOCK_N, ring stages) for a padded head dim ``d_tma`` and key tiles of ``block_k``."""
+    for block_d, block_n, stages in HEAD_CONFIGS:
+        if d_tma <= block_d:
+            return block_d, min(block_n, block_k), stages
+    raise ValueError(f"head dim: expected at most {HEAD_CONFIGS[-1][0]} on the Hopper forward, got {d_tma}")
 
 
 # Every map runs a persistent grid (one program per SM walking items), so the producer loads the
@@ -610,8 +622,7 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
     which the lists' costs and positions assume).
     Returns (compiled kernel, arguments, constexprs) as launched, for ``relaunch.Relaunch``."""
     b, hq, lq, _ = q.shape
-    block_d = 128  # head dims 65-128, zero-padded
-    block_n = min(128, bm.block_k)
+    block_d, block_n, stages = head_config(d_tma, bm.block_k)
     schedule = "counter" if sched is not None else "lists" if lists is not None else "one_each"
     # pointers the schedule never reads: any int32 tensor stands in
     sched = bm.q_order if sched is None else sched
@@ -623,7 +634,7 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
             b * hq if section is None else section, n_items, n_splits, scale)
     constexprs = dict(
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
-        TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=STAGES,
+        TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages,
         NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release,
         SCHEDULE=schedule)
     # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40

@@ -14,6 +14,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not (torch.cuda.is_available() and flash_fwd_sm90.HAVE_GLUON
          and torch.cuda.get_device_capability() == (9, 0)), reason="needs an sm_90 GPU and Gluon")]
 DEV = "cuda"
+# every shared-memory width of ``HEAD_CONFIGS`` (64, 128, 256), exact and zero-padded
+HEAD_DIMS = (40, 64, 72, 96, 128, 200, 256)
 
 
 @pytest.fixture(params=["sm90", "portable"])
@@ -36,7 +38,7 @@ def test_random_masks(case):
         flash_fwd_sm90.ENABLED = enabled
         try:
             dtype = torch.bfloat16 if case["seed"] % 2 else torch.float16
-            d = {16: 72, 32: 96, 80: 128}[case["d"]]  # 72, 96: zero-padded to 128 in shared memory
+            d = HEAD_DIMS[case["seed"] % len(HEAD_DIMS)]
             q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], d, dtype, DEV,
                                seed=case["seed"])
             mask = case["mask"].to(DEV)
@@ -51,7 +53,8 @@ def test_random_masks(case):
 
 
 @pytest.mark.parametrize("lq,lk,d,hq,hkv", [(1000, 1000, 128, 4, 1), (129, 2049, 72, 2, 2), (2049, 777, 96, 3, 1),
-                                          (4096, 4096, 80, 2, 2)])
+                                          (4096, 4096, 80, 2, 2), (1000, 1500, 64, 4, 2), (777, 2049, 32, 2, 1),
+                                          (1500, 1000, 256, 4, 2), (2049, 1025, 160, 3, 1)])
 @pytest.mark.parametrize("mask_name", ["causal", "sliding", "documents", "longformer", "full"])
 def test_families_odd_shapes(kernel, lq, lk, d, hq, hkv, mask_name):
     masks = dict(causal=ma.causal(), sliding=ma.sliding_window(300), documents=ma.documents([lk // 3, lk // 2, lk - lk // 3 - lk // 2]),
@@ -101,17 +104,19 @@ def test_nan_keys_and_values_no_query_may_see(kernel):
     assert torch.isnan(out[0, :, sees_nan]).all()
 
 
+@pytest.mark.parametrize("d", [128, 64, 256])
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 @pytest.mark.parametrize("mask_name", ["causal", "sliding", "documents", "padded", "nan_values"])
-def test_persistent_grid_many_items_per_program(monkeypatch, mask_name, dynamic):
+def test_persistent_grid_many_items_per_program(monkeypatch, mask_name, dynamic, d):
     # three programs share every item (static snake, or taken from the counter; forced for any
     # map): ring slots, phases and the Q hand-over carry from one item to the next, items
-    # without any key (fully masked rows) are skipped by the producer and written as 0 / -inf
+    # without any key (fully masked rows) are skipped by the producer and written as 0 / -inf;
+    # at every shared-memory width (ring depth, key block and V cleaning differ)
     monkeypatch.setattr(flash_fwd_sm90, "sm_count", lambda device: 3)
     monkeypatch.setattr(flash_fwd_sm90, "dynamic_schedule", lambda *args: dynamic)
     monkeypatch.setattr(flash_fwd_sm90, "ENABLED", True)
     lq = lk = 1100
-    q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV)
+    q, k, v = rand_qkv(2, 4, 2, lq, lk, d, torch.bfloat16, DEV)
     valid = torch.arange(lk) < 700
     keys = torch.ones(2, lk, dtype=torch.bool)
     keys[:, 600:605] = False  # no query sees these keys: their tiles are partial for everyone

@@ -16,6 +16,25 @@ def test_not_used_off_the_gpu():
     assert not flash_fwd_sm90.supported(q, bm, 128, None)
 
 
+@pytest.mark.parametrize("d_tma,block_k,config", [(16, 128, (64, 128, 3)), (64, 128, (64, 128, 3)),
+                                                   (72, 128, (128, 128, 3)), (128, 64, (128, 64, 3)),
+                                                   (136, 128, (256, 64, 2)), (256, 128, (256, 64, 2))])
+def test_head_config(d_tma, block_k, config):
+    # the narrowest shared-memory width that holds the (padded) head dim; key blocks no longer than a tile
+    assert flash_fwd_sm90.head_config(d_tma, block_k) == config
+
+
+def test_head_configs_fit_shared_memory():
+    # Q (two 64-row halves) and the K / V ring in the 227 KB an H100 / H200 program may take
+    for block_d, block_n, stages in flash_fwd_sm90.HEAD_CONFIGS:
+        assert 2 * (2 * 64 * block_d + 2 * stages * block_n * block_d) <= 227 * 1024
+
+
+def test_head_config_rejects_wider_heads():
+    with pytest.raises(ValueError, match="head dim"):
+        flash_fwd_sm90.head_config(264, 128)
+
+
 @pytest.mark.parametrize("family,dynamic", [("causal", True), ("longformer", True), ("sliding", False),
                                             ("documents", False), ("tree", False)])
 def test_dynamic_schedule_for_long_rows(monkeypatch, family, dynamic):
