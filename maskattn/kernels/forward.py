@@ -8,7 +8,7 @@ key-tile numbers the map lists. Programs are numbered heaviest first across all 
 (``q_order``: rank-major, then (batch, head)), so long rows start in the first wave.
 (Measured on the H100 and dropped: a persistent grid, 5% slower; Triton's warp
 specialization of the key loops, no change. benchmarks/results/NOTES.md.) On sm_90, fp16/bf16
-forwards with head dims 65-128 run the warp-specialized Gluon kernel of ``flash_fwd_sm90``
+forwards with head dims up to 256 run the warp-specialized Gluon kernel of ``flash_fwd_sm90``
 instead (``flash_fwd_sm90.supported``); this kernel serves everything else and the interpreter.
 
 Masked-out keys never reach a row: a masked score is set to -inf with ``where`` (so a NaN
