@@ -30,7 +30,7 @@ from maskattn.kernels import flash_fwd_sm90 as fwd  # noqa: E402
 from maskattn.kernels.sm90_common import HAVE_GLUON, smem_layout  # noqa: E402
 
 COUNTED = ("BAR.SYNC.DEFER_BLOCKING", "SYNCS.ARRIVE.TRANS64.A1T0", "ARRIVES.LDGSTSBAR.64.ARVCNT",
-           "SYNCS.PHASECHK.TRANS64.TRYWAIT", "HGMMA.64x128x16.F32.BF16", "HGMMA.64x64x16.F32.BF16", "MUFU.EX2",
+           "SYNCS.PHASECHK.TRANS64.TRYWAIT", "HGMMA.64x128x16.F32.BF16", "HGMMA.64x64x16.F32.BF16", "HGMMA.64x32x16.F32.BF16", "MUFU.EX2",
            "LDL", "STL", "LDL.64", "STL.64", "LDL.128", "STL.128")
 _POINTERS = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp32", "ACC": "*fp32", "M": "*fp32",
              "L": "*fp32", "FULL_PTR": "*i32", "FULL_IDX": "*i32", "PART_PTR": "*i32", "PART_IDX": "*i32",
@@ -52,12 +52,12 @@ def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: s
     return triton.compile(source, target=GPUTarget("cuda", 90, 128), options=options)
 
 
-def compile_backward():
-    """The compiled one-pass backward for bf16, head dim 128, 128 x 128 tiles."""
+def compile_backward(head_dim: int = 128):
+    """The compiled one-pass backward for bf16, ``head_dim`` (one of ``HEAD_DIMS``), 128 x 128 tiles."""
     from triton.experimental.gluon._runtime import GluonASTSource
-    constexprs = dict(SMEM=smem_layout((1, 1, 64, 128), torch.bfloat16), DQ_SMEM=bwd._dq_layout(),
+    constexprs = dict(SMEM=smem_layout((1, 1, 64, head_dim), torch.bfloat16), DQ_SMEM=bwd._dq_layout(head_dim),
                       DS_SMEM=smem_layout((64, 64), torch.bfloat16), STAT_SMEM=bwd._stat_layout(), TILE_Q=128,
-                      TILE_K=128, BLOCK_D=128, NUM_STAGES=bwd.STAGES, CONSUMER_REGS=bwd._CONSUMER_REGS)
+                      TILE_K=128, BLOCK_D=head_dim, NUM_STAGES=bwd.STAGES, CONSUMER_REGS=bwd._CONSUMER_REGS)
     pointers = dict(Q="*bf16", K="*bf16", V="*bf16", DO="*bf16", LSE="*fp32", DELTA="*fp32", DK="*bf16",
                     DV="*bf16", DQA="*fp32", scale="fp32")
     names = bwd._attn_bwd_sm90.arg_names
@@ -77,13 +77,13 @@ def main():
     ap.add_argument("--thread-release", action="store_true")
     ap.add_argument("--schedule", choices=("lists", "counter", "one_each"), default="lists",
                     help="work lists, items taken from a counter, or one item per program")
-    ap.add_argument("--head-dim", type=int, default=128, help="forward only: the padded head dim")
+    ap.add_argument("--head-dim", type=int, default=128, help="the padded head dim")
     ap.add_argument("--sass", default=None, help="write the disassembly here")
     a = ap.parse_args()
     if not HAVE_GLUON:
         sys.exit(f"needs Triton with the checked Gluon release (this is triton {triton.__version__})")
     if a.kernel == "bwd":
-        kernel = compile_backward()
+        kernel = compile_backward(a.head_dim)
     else:
         kernel = compile_forward(a.passes, a.packed, a.thread_release, a.schedule, a.head_dim)
     tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")

@@ -21,7 +21,7 @@ query rows fit the L2 (``column_section``). A program has three warpgroups:
   (a partial tile's mask bits come from its key-major bitmap, ``column_bitmaps.py``: each
   thread loads its four words before the block's products), then hand dS^T to each other
   through shared memory (two slots, mbarriers) and each
-  computes dQ for 64 of the 128 dims over all 128 keys, dQ[:, dims] = dS K[:, dims], which
+  computes dQ for half of the dims over all 128 keys, dQ[:, dims] = dS K[:, dims], which
   goes to shared memory and from there into the fp32 dQ accumulator with one TMA
   reduce-add per block (the copy engine clips rows past Lq). At the end of a key tile dK and dV
   leave by TMA stores, staged in the dS and dQ buffers (``_store_dkdv``).
@@ -35,7 +35,7 @@ an allowed slot already makes the forward's row NaN. Masked pairs are dropped wi
 Extra memory: the dQ accumulator, 4 bytes x head dim (padded to 16 bytes) per (query head,
 token), and lse / delta padded to 64 rows.
 
-Used on sm_90 for fp16/bf16, head dim 128, no softcap, 128 x 128 tiles (the default), on maps
+Used on sm_90 for fp16/bf16, head dims 64 and 128, no softcap, 128 x 128 tiles (the default), on maps
 of several query tiles that are not bound by their busiest column (``supported``); everything
 else runs the portable kernels (``backward.py``).
 """
@@ -66,6 +66,8 @@ if HAVE_GLUON:
 
 ENABLED = True
 STAGES = 3  # Q / dO blocks in the ring (H200, session 9: 1-3% faster than 2; 226 KB of shared memory)
+# padded head dims the kernel runs: dQ is split between the consumers by dims (64 or 32 each)
+HEAD_DIMS = (64, 128)
 _CONSUMER_REGS, _PRODUCER_REGS = 240, 24
 # persistent grid up to this many query tiles per key tile on average (``short_columns``; H200, session 20:
 # +7% on causal 8k at 32.5, 1.00x on causal 32k at 128, 0.82x on causal 128k at 512)
@@ -178,12 +180,13 @@ if HAVE_GLUON:
         return p, ds
 
     @gluon.jit
-    def _dq_block(WG: gl.constexpr, ds, u, ds_buf, ds_ready, ds_free, k_buf, S_LAYOUT: gl.constexpr,
+    def _dq_block(WG: gl.constexpr, ds, u, ds_buf, ds_ready, ds_free, k_buf, DQ_LAYOUT: gl.constexpr,
                   BLOCK_D: gl.constexpr):
         """Issue this warpgroup's half of dQ += dS K for a query block: dS^T (its 64 keys) goes
         to shared memory, and once the other warpgroup's half is there too, dims
-        [64 WG, 64 WG + 64) of dQ (64 rows) = sum over both key halves of dS_half K_half[:, dims].
-        ``u``: query blocks done so far (double-buffered dS slots)."""
+        [n WG, n WG + n) of dQ (64 rows; n = BLOCK_D / 2) = sum over both key halves of
+        dS_half K_half[:, dims]. ``u``: query blocks done so far (double-buffered dS slots)."""
+        DQ_N: gl.constexpr = BLOCK_D // 2
         slot = u % 2
         ph = (u // 2) & 1
         mbarrier.wait(ds_free.index(slot), ph ^ 1)  # both dQ products of block u - 2 are done
@@ -192,9 +195,9 @@ if HAVE_GLUON:
         gl.thread_barrier()  # every thread's part stored before the one-thread arrive
         mbarrier.arrive(ds_ready.index(slot), count=1)
         mbarrier.wait(ds_ready.index(slot), ph)
-        zero = gl.zeros([HALF, HALF], gl.float32, layout=S_LAYOUT)
-        k0 = k_buf.index(0).reshape([HALF, BLOCK_D]).slice(WG * HALF, HALF, dim=1)
-        k1 = k_buf.index(1).reshape([HALF, BLOCK_D]).slice(WG * HALF, HALF, dim=1)
+        zero = gl.zeros([HALF, DQ_N], gl.float32, layout=DQ_LAYOUT)
+        k0 = k_buf.index(0).reshape([HALF, BLOCK_D]).slice(WG * DQ_N, DQ_N, dim=1)
+        k1 = k_buf.index(1).reshape([HALF, BLOCK_D]).slice(WG * DQ_N, DQ_N, dim=1)
         tok = warpgroup_mma(ds_buf.index(slot).permute((1, 0)), k0, zero, use_acc=False, is_async=True)
         return warpgroup_mma(ds_buf.index(2 + slot).permute((1, 0)), k1, tok, is_async=True)
 
@@ -202,7 +205,8 @@ if HAVE_GLUON:
     def _bwd_block(FULL: gl.constexpr, WG: gl.constexpr, j, it, b, h, f0, nf, p0, dk, dv, q_buf, do_buf, kb, vb,
                    k_buf, ds_buf, dq_buf, lse_buf, delta_buf, qd_ready, qd_empty, ds_ready, ds_free, dqa_desc,
                    COL_BITS, T_FULL_IDX, T_PART_IDX, Lq, c, scale, S_LAYOUT: gl.constexpr,
-                   A_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
+                   A_LAYOUT: gl.constexpr, DQ_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
+                   BLOCK_D: gl.constexpr):
         """Query block j of the column (the ``it``-th block of this program) -> dK, dV: dV += P^T dO,
         dK += dS^T Q, and dQ += dS K by a TMA reduce-add. FULL: the block's tile is full (no mask)."""
         SUB_M: gl.constexpr = TILE_Q // HALF
@@ -233,25 +237,25 @@ if HAVE_GLUON:
         ds = ds.to(dtype)
         dv_tok = warpgroup_mma(gl.convert_layout(p.to(dtype), A_LAYOUT), dob, dv, is_async=True)
         dk_tok = warpgroup_mma(gl.convert_layout(ds, A_LAYOUT), qb, dk, is_async=True)
-        dq_tok = _dq_block(WG, ds, it, ds_buf, ds_ready, ds_free, k_buf, S_LAYOUT, BLOCK_D)
+        dq_tok = _dq_block(WG, ds, it, ds_buf, ds_ready, ds_free, k_buf, DQ_LAYOUT, BLOCK_D)
         dv, dk, dq = warpgroup_mma_wait(0, deps=[dv_tok, dk_tok, dq_tok])
         # releases after completed reads (wgmma waited, lse / delta loaded and used): every
         # thread arrives, no warpgroup bar.sync (H200, session 19: +1.1-2.7%; the dS hand-over
         # above publishes stores, so it keeps the barrier and one thread's arrive)
         signal(qd_empty.index(s), True)
         signal(ds_free.index(it % 2), True)
-        # dQ rows [m0, m0 + 64) x this warpgroup's 64 dims += scale * dq: one TMA
+        # dQ rows [m0, m0 + 64) x this warpgroup's BLOCK_D / 2 dims += scale * dq: one TMA
         # reduce-add from shared memory (rows past Lq are clipped by the copy engine)
         tma.store_wait(0)  # the previous block's reduce has read the buffer
-        dq_buf.index(WG).reshape([HALF, HALF]).store(dq * scale)
+        dq_buf.index(WG).reshape([HALF, BLOCK_D // 2]).store(dq * scale)
         fence_async_shared()
         gl.thread_barrier()
-        _tma_reduce_add(dqa_desc, [b, h, m0, WG * HALF], dq_buf.index(WG))
+        _tma_reduce_add(dqa_desc, [b, h, m0, WG * (BLOCK_D // 2)], dq_buf.index(WG))
         return dk, dv
 
     @gluon.jit
     def _store_dkdv(WG: gl.constexpr, dk, dv, u, ds_buf, dq_buf, ds_free, dk_desc, dv_desc, b, kvh, n0):
-        """dK, dV (64 keys x 128 dims each, fp32 in registers) of this warpgroup's keys [n0, n0 + 64)
+        """dK, dV (64 keys x BLOCK_D dims each, fp32 in registers) of this warpgroup's keys [n0, n0 + 64)
         -> global memory by two TMA stores, staged in this warpgroup's dS slots (dK) and dQ buffer
         (dV), which are free between key tiles: the other warpgroup's last dQ products (which read
         both warpgroups' dS, ``u``: blocks done so far) and this warpgroup's last dQ reduce-add have
@@ -264,7 +268,8 @@ if HAVE_GLUON:
         tma.store_wait(0)
         dtype: gl.constexpr = dk_desc.dtype
         layout: gl.constexpr = dk_desc.layout
-        # the same bytes as a (64, 128) tile for the register store (same 128-byte swizzle)
+        # the same bytes as a (64, BLOCK_D) tile for the register store (same 128-byte swizzle); a
+        # warpgroup's dQ buffer (64 x BLOCK_D / 2 fp32) holds exactly its dV tile
         FLAT: gl.constexpr = gl.NVMMASharedLayout(swizzle_byte_width=128, element_bitwidth=dtype.primitive_bitwidth,
                                                   rank=2)
         shape: gl.constexpr = dk_desc.block_type.shape
@@ -288,6 +293,8 @@ if HAVE_GLUON:
                                                            instr_shape=[16, HALF, 16])
         O_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                            instr_shape=[16, BLOCK_D, 16])
+        DQ_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                            instr_shape=[16, BLOCK_D // 2, 16])
         A_LAYOUT: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=O_LAYOUT, k_width=2)
         kb = k_buf.index(WG).reshape([HALF, BLOCK_D])
         vb = v_buf.index(WG).reshape([HALF, BLOCK_D])
@@ -316,7 +323,7 @@ if HAVE_GLUON:
                         dk, dv = _bwd_block(kind == 0, WG, j, it, b, h, f0, nf, p0, dk, dv, q_buf, do_buf, kb, vb,
                                             k_buf, ds_buf, dq_buf, lse_buf, delta_buf, qd_ready, qd_empty, ds_ready,
                                             ds_free, dqa_desc, COL_BITS, T_FULL_IDX, T_PART_IDX, Lq, c, scale,
-                                            S_LAYOUT, A_LAYOUT, TILE_Q, TILE_K, BLOCK_D)
+                                            S_LAYOUT, A_LAYOUT, DQ_LAYOUT, TILE_Q, TILE_K, BLOCK_D)
                         it += 1
             mbarrier.arrive(kv_empty, count=1)
             _store_dkdv(WG, dk * scale, dv, it, ds_buf, dq_buf, ds_free, dk_desc, dv_desc, b, kvh,
@@ -349,7 +356,7 @@ if HAVE_GLUON:
                                             block_shape=block, layout=SMEM)
         # dQ accumulator (B, Hq, Lq, D_TMA) fp32, contiguous
         dqa_desc = tma.make_tensor_descriptor(DQA, shape=[B, Hq, Lq, D_TMA], strides=[Hq * Lq * D_TMA, Lq * D_TMA,
-                                              D_TMA, 1], block_shape=[1, 1, HALF, HALF], layout=DQ_SMEM)
+                                              D_TMA, 1], block_shape=[1, 1, HALF, BLOCK_D // 2], layout=DQ_SMEM)
         # lse and delta as flat (B * Hq * Lq_stat,) vectors, each head's rows padded to Lq_stat
         # (a multiple of 64), so that every block starts 256-byte aligned; rows past Lq are
         # masked by position in the consumers
@@ -366,7 +373,7 @@ if HAVE_GLUON:
         # dS^T of both warpgroups (two slots each: [warpgroup, slot]) and each one's dQ part before its
         # reduce; between key tiles they stage the warpgroups' dK and dV (``_store_dkdv``)
         ds_buf = gl.allocate_shared_memory(dtype, [4, HALF, HALF], DS_SMEM)
-        dq_buf = gl.allocate_shared_memory(gl.float32, [2, 1, 1, HALF, HALF], DQ_SMEM)
+        dq_buf = gl.allocate_shared_memory(gl.float32, [2, 1, 1, HALF, BLOCK_D // 2], DQ_SMEM)
         kv_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         kv_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
         qd_ready = gl.allocate_shared_memory(gl.int64, [NUM_STAGES, 1], mbarrier.MBarrierLayout())
@@ -400,13 +407,13 @@ if HAVE_GLUON:
 
 
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
-    """Can the Hopper kernel run this backward? sm_90, fp16/bf16, head dim 128, no softcap,
-    128 x 128 tiles, a map of several query tiles (its tile counts known on the host) that is
-    not bound by its busiest column (``column_bound``), with fewer than 2**31 dQ accumulator
-    elements (int32 indexing). The kernel is written for head dims 65-128, key tiles of 128 and
-    query tiles of any multiple of 64, and maps of one query tile, but only the cases above
-    were checked on the GPU (session 9); the others take the portable kernels."""
-    if not (ENABLED and eligible(q, softcap)) or d_tma != 128:
+    """Can the Hopper kernel run this backward? sm_90, fp16/bf16, head dim 64 or 128
+    (``HEAD_DIMS``), no softcap, 128 x 128 tiles, a map of several query tiles (its tile counts
+    known on the host) that is not bound by its busiest column (``column_bound``), with fewer
+    than 2**31 dQ accumulator elements (int32 indexing). The kernel is written for key tiles of
+    128, query tiles of any multiple of 64 and maps of one query tile, but only the cases above
+    were checked on the GPU (sessions 9 and 29); the others take the portable kernels."""
+    if not (ENABLED and eligible(q, softcap)) or d_tma not in HEAD_DIMS:
         return False
     if bm.block_k != 128 or bm.block_q != 128 or bm.nonempty_tiles <= 0:
         return False
@@ -503,8 +510,9 @@ def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: i
 
 
 @functools.lru_cache(maxsize=None)
-def _dq_layout():
-    return gl.NVMMASharedLayout.get_default_for([1, 1, 64, 64], gl.float32)
+def _dq_layout(block_d: int = 128):
+    """A warpgroup's dQ part before its reduce-add: 64 rows x half the head dim, fp32."""
+    return gl.NVMMASharedLayout.get_default_for([1, 1, 64, block_d // 2], gl.float32)
 
 
 @functools.lru_cache(maxsize=None)
@@ -539,9 +547,10 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, s
             *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
             *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
             section, scale)
-    constexprs = dict(SMEM=smem_layout((1, 1, 64, 128), q.dtype), DQ_SMEM=_dq_layout(),
+    block_d = d_tma  # one of HEAD_DIMS (``supported``)
+    constexprs = dict(SMEM=smem_layout((1, 1, 64, block_d), q.dtype), DQ_SMEM=_dq_layout(block_d),
                       DS_SMEM=smem_layout((64, 64), q.dtype), STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q,
-                      TILE_K=bm.block_k, BLOCK_D=128, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)
+                      TILE_K=bm.block_k, BLOCK_D=block_d, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)
     compiled = _attn_bwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
     if dk_out is dk and dv_out is dv:

@@ -23,7 +23,7 @@ def _force_sm90(monkeypatch):
     monkeypatch.setattr(flash_bwd_sm90, "ENABLED", True)
     monkeypatch.setattr(flash_bwd_sm90, "column_bound", lambda *args: False)
     monkeypatch.setattr(flash_bwd_sm90, "supported", lambda q, bm, d_tma, softcap, kv_heads: (
-        softcap is None and d_tma == 128 and q.dtype in (torch.float16, torch.bfloat16)
+        softcap is None and d_tma in flash_bwd_sm90.HEAD_DIMS and q.dtype in (torch.float16, torch.bfloat16)
         and bm.block_k == 128 and bm.block_q % 64 == 0))
     calls = []
     run = flash_bwd_sm90.backward_sm90
@@ -42,10 +42,11 @@ def path(request, monkeypatch):
 @settings(max_examples=10, deadline=None)
 @given(case=attention_cases(max_len=600))
 def test_random_masks(case):
-    # head dim 128 (the kernel's only one), bf16 (fp16 runs in the tests below); lengths of one
+    # head dims 64 and 128 (the kernel's two), bf16 (fp16 runs in the tests below); lengths of one
     # query tile are forced onto the kernel too. Most examples are new Triton specializations of
     # the forward and backward kernels (lengths), so this test is compile-bound: allow minutes.
-    q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], 128, torch.bfloat16, DEV,
+    d = flash_bwd_sm90.HEAD_DIMS[case["seed"] % 2]
+    q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], d, torch.bfloat16, DEV,
                        seed=case["seed"])
     grad_out = torch.randn_like(q)
     mask = case["mask"].to(DEV)
@@ -56,16 +57,17 @@ def test_random_masks(case):
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out, q_offset=case["q_offset"])
 
 
-@pytest.mark.parametrize("lq,lk,hq,hkv", [(1000, 1000, 4, 1), (129, 2049, 2, 2), (2049, 777, 8, 1)])
+@pytest.mark.parametrize("lq,lk,hq,hkv,d", [(1000, 1000, 4, 1, 128), (129, 2049, 2, 2, 128), (2049, 777, 8, 1, 128),
+                                          (1000, 1000, 4, 1, 64), (2049, 777, 8, 1, 64)])
 @pytest.mark.parametrize("mask_name", ["causal", "sliding", "documents", "longformer", "padded"])
-def test_families_odd_shapes(path, lq, lk, hq, hkv, mask_name):
+def test_families_odd_shapes(path, lq, lk, hq, hkv, mask_name, d):
     valid = torch.ones(2, lk, dtype=torch.bool)
     valid[:, lk // 2: lk // 2 + 7] = False
     masks = dict(causal=ma.causal(), sliding=ma.sliding_window(300),
                  documents=ma.documents([lk // 3, lk // 2, lk - lk // 3 - lk // 2]),
                  longformer=ma.longformer(64, [0, 5, lk // 2]), padded=ma.causal() & ma.padding(valid))
     mask = masks[mask_name].to(DEV)
-    q, k, v = rand_qkv(2, hq, hkv, lq, lk, 128, torch.bfloat16, DEV)
+    q, k, v = rand_qkv(2, hq, hkv, lq, lk, d, torch.bfloat16, DEV)
     grad_out = torch.randn_like(q)
     if mask_name == "padded":  # NaN keys and values no query may see
         k, v = k.clone(), v.clone()
@@ -78,8 +80,9 @@ def test_families_odd_shapes(path, lq, lk, hq, hkv, mask_name):
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
 
+@pytest.mark.parametrize("d", [128, 64])
 @pytest.mark.parametrize("mask_name", ["sliding", "documents", "nan_keys"])
-def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
+def test_persistent_grid_many_items_per_program(monkeypatch, mask_name, d):
     # three programs walk every key tile (snake order), dK / dV of one tile staged in shared
     # memory while the next tile's loads land: ring slots, phases, the K / V hand-over and the
     # dS / dQ buffers carry from one key tile to the next; key tiles no query sees (empty
@@ -88,7 +91,7 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
     monkeypatch.setattr(flash_bwd_sm90, "sm_count", lambda device: 3)
     monkeypatch.setattr(flash_bwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10**9)
     lq, lk = 1100, 1250
-    q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV, seed=5)
+    q, k, v = rand_qkv(2, 4, 2, lq, lk, d, torch.bfloat16, DEV, seed=5)
     keys = torch.ones(2, lk, dtype=torch.bool)
     keys[:, 300:700] = False  # whole key tiles that no query sees
     masks = dict(sliding=ma.sliding_window(200) & ma.causal(), documents=ma.documents([300, 5, 500, 445]),
@@ -108,15 +111,16 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name):
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
 
+@pytest.mark.parametrize("d", [128, 64])
 @pytest.mark.parametrize("section", [1, 3])
-def test_one_program_per_key_tile_in_sections(monkeypatch, section):
+def test_one_program_per_key_tile_in_sections(monkeypatch, section, d):
     # one program per key tile, numbered section by section (``column_section``; forced here): one
     # (batch, KV head) pair per section, or three of the four with the last section holding the rest
     calls = _force_sm90(monkeypatch)
     monkeypatch.setattr(flash_bwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 0)
     monkeypatch.setattr(flash_bwd_sm90, "column_section", lambda *args: section)
     lq = lk = 1100
-    q, k, v = rand_qkv(2, 4, 2, lq, lk, 128, torch.bfloat16, DEV, seed=6)
+    q, k, v = rand_qkv(2, 4, 2, lq, lk, d, torch.bfloat16, DEV, seed=6)
     mask = ma.causal().to(DEV)
     grad_out = torch.randn_like(q)
     _, _, grads = kernel_grads(q, k, v, mask, grad_out, deterministic=False)
@@ -124,11 +128,12 @@ def test_one_program_per_key_tile_in_sections(monkeypatch, section):
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
 
-def test_head_dim_padded_to_128(monkeypatch):
-    # head dims 121-127 are padded to 128 for the copy engine: dK / dV leave the kernel through
-    # 128-wide buffers and are copied out
+@pytest.mark.parametrize("d", [124, 60])
+def test_head_dim_padded(monkeypatch, d):
+    # head dims 121-127 (57-63) are padded to 128 (64) for the copy engine: dK / dV leave the
+    # kernel through 128 (64) wide buffers and are copied out
     calls = _force_sm90(monkeypatch)
-    q, k, v = rand_qkv(2, 4, 2, 700, 650, 124, torch.bfloat16, DEV, seed=7)
+    q, k, v = rand_qkv(2, 4, 2, 700, 650, d, torch.bfloat16, DEV, seed=7)
     grad_out = torch.randn_like(q)
     mask = ma.causal() & ma.sliding_window(300)
     _, _, grads = kernel_grads(q, k, v, mask, grad_out, deterministic=False)
@@ -136,9 +141,10 @@ def test_head_dim_padded_to_128(monkeypatch):
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
 
-def test_strided_inputs_and_grad_lse(path):
+@pytest.mark.parametrize("d", [128, 64])
+def test_strided_inputs_and_grad_lse(path, d):
     # q/k/v as views of one packed (B, L, 3, H, D) tensor, a non-contiguous grad_out, a gradient on lse
-    b, h, l, d = 2, 4, 700, 128
+    b, h, l = 2, 4, 700
     qkv = torch.randn(b, l, 3, h, d, device=DEV, dtype=torch.bfloat16)
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
     grad_out = torch.randn(b, l, h, d, device=DEV, dtype=torch.bfloat16).transpose(1, 2)
@@ -148,13 +154,14 @@ def test_strided_inputs_and_grad_lse(path):
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out, grad_lse=grad_lse)
 
 
-def test_fully_masked_rows(path):
+@pytest.mark.parametrize("d", [128, 64])
+def test_fully_masked_rows(path, d):
     # rows that see nothing: zero dQ, finite dK / dV
     lq = lk = 640
     valid = torch.ones(1, lk, dtype=torch.bool)
     valid[:, :200] = False
     mask = (ma.causal() & ma.padding(valid)).to(DEV)
-    q, k, v = rand_qkv(1, 2, 1, lq, lk, 128, torch.float16, DEV)
+    q, k, v = rand_qkv(1, 2, 1, lq, lk, d, torch.float16, DEV)
     grad_out = torch.randn_like(q)
     _, _, (dq, dk, dv) = kernel_grads(q, k, v, mask, grad_out, deterministic=path)
     assert bool((dq[:, :, :200] == 0).all())

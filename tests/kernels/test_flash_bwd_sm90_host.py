@@ -81,7 +81,9 @@ def test_supported_only_where_checked(monkeypatch):
     bm = ma.compile_mask(ma.causal(), 8192, 8192)
     assert flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 16)
     assert not flash_bwd_sm90.supported(FakeCuda(), bm, 128, 30.0, 16)  # softcap
+    assert flash_bwd_sm90.supported(FakeCuda(), bm, 64, None, 16)
     assert not flash_bwd_sm90.supported(FakeCuda(), bm, 96, None, 16)  # head dim 96
+    assert not flash_bwd_sm90.supported(FakeCuda(), bm, 256, None, 16)
     assert not flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 1)  # GQA 16:1 -> column-bound
     small_q = ma.compile_mask(ma.causal(), 8192, 8192, block_q=64)
     assert not flash_bwd_sm90.supported(FakeCuda(), small_q, 128, None, 16)
