@@ -30,8 +30,8 @@ from maskattn.kernels import flash_fwd_sm90 as fwd  # noqa: E402
 from maskattn.kernels.sm90_common import HAVE_GLUON, smem_layout  # noqa: E402
 
 COUNTED = ("BAR.SYNC.DEFER_BLOCKING", "SYNCS.ARRIVE.TRANS64.A1T0", "ARRIVES.LDGSTSBAR.64.ARVCNT",
-           "SYNCS.PHASECHK.TRANS64.TRYWAIT", "HGMMA.64x128x16.F32.BF16", "HGMMA.64x64x16.F32.BF16", "HGMMA.64x32x16.F32.BF16", "MUFU.EX2",
-           "LDL", "STL", "LDL.64", "STL.64", "LDL.128", "STL.128")
+           "SYNCS.PHASECHK.TRANS64.TRYWAIT", "HGMMA.64x256x16.F32.BF16", "HGMMA.64x128x16.F32.BF16",
+           "HGMMA.64x64x16.F32.BF16", "HGMMA.64x32x16.F32.BF16", "MUFU.EX2", "LDL", "STL", "LDL.64", "STL.64", "LDL.128", "STL.128")
 _POINTERS = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp32", "ACC": "*fp32", "M": "*fp32",
              "L": "*fp32", "FULL_PTR": "*i32", "FULL_IDX": "*i32", "PART_PTR": "*i32", "PART_IDX": "*i32",
              "BITMAPS": "*i32", "Q_ORDER": "*i32", "SCHED": "*i32", "PROG_PTR": "*i32", "PROG_ITEMS": "*i32",
@@ -44,8 +44,8 @@ def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: s
     block_d, block_n, stages = fwd.head_config(head_dim, 128)
     constexprs = dict(Q_SMEM=smem_layout((1, 1, 64, block_d), torch.bfloat16),
                       KV_SMEM=smem_layout((1, 1, block_n, block_d), torch.bfloat16), TILE_Q=128, TILE_K=128,
-                      BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages, NEG_SCALE=False, CONSUMER_REGS=fwd._CONSUMER_REGS,
-                      PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release, SCHEDULE=schedule)
+                      BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages, NEG_SCALE=False,
+                      CONSUMER_REGS=fwd._CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release, SCHEDULE=schedule)
     signature = {n: "constexpr" if n in constexprs else _POINTERS.get(n, "i32") for n in fwd._attn_fwd_sm90.arg_names}
     source = GluonASTSource(fwd._attn_fwd_sm90, signature, constexprs)
     options = dict(num_warps=4, maxnreg=(2 * fwd._CONSUMER_REGS + fwd._PRODUCER_REGS) // 3)
