@@ -1,9 +1,10 @@
 """Helpers of the same-process kernel A/B scripts (``benchmarks/results/session*/``): a kernel
-module loaded from a copy of its file (the committed version, or a variant), and CUDA-event
-times of repeated launches."""
+module loaded from a copy of its file (the committed version, or a variant), CUDA-event
+times of repeated launches, and their medians over interleaved rounds."""
 from __future__ import annotations
 
 import importlib.util
+import statistics
 import sys
 
 import torch
@@ -28,3 +29,14 @@ def event_times_us(fn, reps: int) -> list[float]:
         b.record()
     torch.cuda.synchronize()
     return [a.elapsed_time(b) * 1e3 for a, b in ev]
+
+
+def interleaved_medians(fns: dict, rounds: int, reps: int) -> dict:
+    """{name: median time in microseconds} of the callables in ``fns``, timed ``reps`` calls at a
+    time, one after the other, for ``rounds`` rounds (so that clock and thermal drift reach every
+    variant alike)."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name] += event_times_us(fn, reps)
+    return {name: statistics.median(t) for name, t in times.items()}

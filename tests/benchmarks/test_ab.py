@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: benchmarks
 
+from benchmarks import ab  # noqa: E402
 from benchmarks.ab import load_kernel_variant  # noqa: E402
 from maskattn.kernels import flash_fwd_sm90  # noqa: E402
 
@@ -18,3 +19,12 @@ def test_variant_is_a_separate_module_with_package_imports(tmp_path):
     variant.STATIC_MAX_MEAN_TILES = -1  # a variant's knobs are its own
     assert flash_fwd_sm90.STATIC_MAX_MEAN_TILES == 16
     del sys.modules[variant.__name__]
+
+
+def test_interleaved_medians_alternate_the_variants(monkeypatch):
+    order = []
+    fake = {"a": [3.0, 1.0], "b": [10.0, 30.0]}
+    monkeypatch.setattr(ab, "event_times_us", lambda fn, reps: order.append(fn()) or fake[order[-1]][:reps])
+    med = ab.interleaved_medians({"a": lambda: "a", "b": lambda: "b"}, rounds=3, reps=2)
+    assert order == ["a", "b"] * 3  # round by round, every variant once per round
+    assert med == {"a": 2.0, "b": 20.0}

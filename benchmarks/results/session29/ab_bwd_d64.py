@@ -13,7 +13,6 @@ B=1, H=16, bf16; CUDA-event medians of ``torch.autograd.grad`` through ``ma.atte
 (backward only: the forward's graph is kept). Usage: python benchmarks/results/session29/ab_bwd_d64.py
 """
 import os
-import statistics
 import sys
 
 import torch
@@ -22,7 +21,7 @@ import triton
 sys.path.insert(0, os.getcwd())
 import maskattn as ma  # noqa: E402
 from benchmarks import families  # noqa: E402
-from benchmarks.ab import event_times_us  # noqa: E402
+from benchmarks.ab import interleaved_medians  # noqa: E402
 from maskattn.kernels import flash_bwd_sm90  # noqa: E402
 
 print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
@@ -47,11 +46,7 @@ for fam, L, d in CASES:
         fns[name] = run
     torch.cuda.synchronize()
     reps = 5 if L >= 32768 else 20
-    times = {name: [] for name in fns}
-    for _ in range(ROUNDS):
-        for name, fn in fns.items():
-            times[name] += event_times_us(fn, reps)
-    med = {name: statistics.median(t) for name, t in times.items()}
+    med = interleaved_medians(fns, ROUNDS, reps)
     diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(grads["portable"], grads["hopper"]))
     print(f"{fam:10s} {L:6d} D{d:<3d} | portable {med['portable'] / 1e3:.3f} ms | hopper {med['hopper'] / 1e3:.3f} ms "
           f"({med['portable'] / med['hopper']:.3f}x) | max |grad diff| {diff:.1e}", flush=True)
