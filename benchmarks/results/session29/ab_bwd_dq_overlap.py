@@ -1,5 +1,6 @@
 """Session 28's script, run in session 29 on branch s29-dq-overlap (main with
-``session28/bwd_dq_overlap_untested.diff`` applied; on main it would import main's kernel twice): the one-pass Hopper backward with dQ's way out overlapped
+``session28/bwd_dq_overlap_untested.diff`` applied; on main it would import main's kernel
+twice): the one-pass Hopper backward with dQ's way out overlapped
 with the dK product (branch s28-bwd-dq-overlap) against main's (``.ab/bwd_main.py``: main's
 ``flash_bwd_sm90.py``, made as in ``call_dq_overlap.sh``; carry [".ab"]), same inputs, interleaved
 in one process.
