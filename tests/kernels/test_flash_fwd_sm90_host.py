@@ -6,7 +6,7 @@ import torch
 
 import maskattn as ma
 from benchmarks import families
-from maskattn.kernels import config, flash_fwd_sm90, work_lists
+from maskattn.kernels import config, flash_fwd_sm90, sm90_common, work_lists
 from maskattn.kernels.forward import map_strides
 
 
@@ -28,6 +28,24 @@ def test_head_configs_fit_shared_memory():
     # Q (two 64-row halves) and the K / V ring in the 227 KB an H100 / H200 program may take
     for block_d, block_n, stages in flash_fwd_sm90.HEAD_CONFIGS:
         assert 2 * (2 * 64 * block_d + 2 * stages * block_n * block_d) <= 227 * 1024
+
+
+def test_supported_head_dims_and_tiles(monkeypatch):
+    # a stand-in for a CUDA tensor on an H100: the host checks read only device and dtype
+    class FakeCuda:
+        device = torch.device("cuda", 0)
+        dtype = torch.bfloat16
+
+    monkeypatch.setattr(sm90_common, "HAVE_GLUON", True)
+    monkeypatch.setattr(sm90_common, "capability", lambda device: (9, 0))
+    bm = ma.compile_mask(ma.causal(), 1024, 1024)
+    for d_tma in (16, 40, 64, 72, 128, 200, 256):  # every width of HEAD_CONFIGS, exact or zero-padded
+        assert flash_fwd_sm90.supported(FakeCuda(), bm, d_tma, None)
+    assert not flash_fwd_sm90.supported(FakeCuda(), bm, 264, None)
+    assert not flash_fwd_sm90.supported(FakeCuda(), bm, 128, 30.0)  # softcap
+    assert not flash_fwd_sm90.supported(FakeCuda(), ma.compile_mask(ma.causal(), 1024, 1024, block_q=64), 128, None)
+    FakeCuda.dtype = torch.float32
+    assert not flash_fwd_sm90.supported(FakeCuda(), bm, 128, None)
 
 
 def test_head_config_rejects_wider_heads():
