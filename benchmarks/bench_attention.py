@@ -368,14 +368,11 @@ def main():
     if not torch.cuda.is_available():
         sys.exit("bench_attention.py needs a CUDA GPU (speed is only measured on GPUs); "
                  "on CPU run the tests or benchmarks/bench_compile.py --device cpu instead.")
-    import torch._dynamo as dynamo
-    dynamo.config.cache_size_limit = 256  # one flex graph per mask_mod closure
-    if hasattr(dynamo.config, "recompile_limit"):
-        dynamo.config.recompile_limit = 256
     import torch._functorch.config as functorch_config
     functorch_config.donated_buffer = False  # lets the compiled flex backward run again on a retained graph
-    from torch.nn.attention.flex_attention import flex_attention
-    implementations.flex = torch.compile(flex_attention, dynamic=False)  # see the docstring
+    from benchmarks.gpu_setup import flex_and_timer
+    # static shapes (see the docstring); dynamo's limits raised: one flex graph per mask_mod closure
+    implementations.flex, _, _ = flex_and_timer("bench_attention.py", recompiles=256)
     if args.config:
         from maskattn.kernels import config
         config.OVERRIDES.update(json.load(open(args.config)))

@@ -45,7 +45,7 @@ def per_call_us(fn, n=300):
 
 def call_costs(batch, kv, log):
     import torch.nn.functional as F
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    from benchmarks.gpu_setup import flex_and_timer
 
     import maskattn.integrations.transformers as mt
 
@@ -56,7 +56,7 @@ def call_costs(batch, kv, log):
     bm = ma.compile_mask(ma.causal(), 1, kv, device=dev, block_q=16)
     mm = mt.mask_function(batch, 1, kv, q_offset=kv - 1, kv_offset=0, attention_mask=torch.ones(batch, kv, dtype=torch.bool, device=dev), device=dev)
     module = torch.nn.Module()
-    flex = torch.compile(flex_attention, dynamic=False)
+    flex, create_block_mask, _ = flex_and_timer("decode_host.py")
     fbm = create_block_mask(lambda b, h, qi, ki: qi + kv - 1 >= ki, None, None, 1, kv, device=dev)
     rows = {
         "maskattn.attention (BlockMap)": lambda: ma.attention(q, k, v, bm),

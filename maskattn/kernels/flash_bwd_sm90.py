@@ -510,7 +510,7 @@ def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: i
 
 
 @functools.lru_cache(maxsize=None)
-def _dq_layout(block_d: int = 128):
+def _dq_layout(block_d: int):
     """A warpgroup's dQ part before its reduce-add: 64 rows x half the head dim, fp32."""
     return gl.NVMMASharedLayout.get_default_for([1, 1, 64, block_d // 2], gl.float32)
 
@@ -547,10 +547,10 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, s
             *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
             *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
             section, scale)
-    block_d = d_tma  # one of HEAD_DIMS (``supported``)
-    constexprs = dict(SMEM=smem_layout((1, 1, 64, block_d), q.dtype), DQ_SMEM=_dq_layout(block_d),
+    # BLOCK_D: d_tma itself, one of HEAD_DIMS (``supported``)
+    constexprs = dict(SMEM=smem_layout((1, 1, 64, d_tma), q.dtype), DQ_SMEM=_dq_layout(d_tma),
                       DS_SMEM=smem_layout((64, 64), q.dtype), STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q,
-                      TILE_K=bm.block_k, BLOCK_D=block_d, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)
+                      TILE_K=bm.block_k, BLOCK_D=d_tma, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)
     compiled = _attn_bwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
     if dk_out is dk and dv_out is dv:

@@ -42,9 +42,9 @@ items (``PACKED``) run one program per item. The operands are read through one
 
 Used on sm_90 for fp16/bf16, padded head dims up to 256 (zero-padded to 64, 128 or 256 in shared
 memory: ``HEAD_CONFIGS``), no softcap, maps with query tiles of a multiple of 128 rows and key
-tiles of at least 64 (``supported``); everything else, and the CPU interpreter, runs the portable kernel. Gluon
-functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so the softmax step
-below restates ``common.softmax_step`` (the bitmap reader is ``sm90_common.rows_bits``).
+tiles of at least 64 (``supported``); everything else, and the CPU interpreter, runs the portable
+kernel. Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so the
+softmax step below restates ``common.softmax_step`` (the bitmap reader is ``sm90_common.rows_bits``).
 """
 from __future__ import annotations
 
