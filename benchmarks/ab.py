@@ -40,3 +40,31 @@ def interleaved_medians(fns: dict, rounds: int, reps: int) -> dict:
         for name, fn in fns.items():
             times[name] += event_times_us(fn, reps)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def backward_on_off(module, cases, rounds: int, name: str = "hopper") -> None:
+    """Print, per case ``(family, L, head dim)`` (B=1, H=16, bf16, ``benchmarks.families`` masks), the
+    backward alone (``torch.autograd.grad`` through ``maskattn.attention``, the forward's graph kept)
+    with kernel module ``module`` switched off (``ENABLED = False``: the portable kernels) and on,
+    interleaved (``interleaved_medians``), and the largest gradient difference between the two."""
+    import maskattn as ma
+    from benchmarks import families
+    for fam, L, d in cases:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")
+        out = ma.attention(q, k, v, bm)
+        grads, fns = {}, {}
+        for label, enabled in (("portable", False), (name, True)):
+            def run(enabled=enabled):
+                module.ENABLED = enabled
+                return torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
+            grads[label] = run()
+            fns[label] = run
+        torch.cuda.synchronize()
+        med = interleaved_medians(fns, rounds, 5 if L >= 32768 else 20)
+        diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(grads["portable"], grads[name]))
+        print(f"{fam:10s} {L:6d} D{d:<3d} | portable {med['portable'] / 1e3:.3f} ms | {name} {med[name] / 1e3:.3f} ms "
+              f"({med['portable'] / med[name]:.3f}x) | max |grad diff| {diff:.1e}", flush=True)
+    module.ENABLED = True

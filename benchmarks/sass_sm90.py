@@ -1,6 +1,6 @@
 """Compile a Hopper kernel (the forward ``kernels/flash_fwd_sm90.py`` or the backward
-``kernels/flash_bwd_sm90.py``) for sm_90a without a GPU and report what the compiler made of it:
-registers, shared memory, spills (stack, local loads and stores), and counts of the SASS
+``kernels/flash_bwd_sm90.py``, ``flash_bwd_sm90_wide.py`` above head dim 128) for sm_90a without a
+GPU and report what the compiler made of it: registers, shared memory, spills (stack, local loads and stores), and counts of the SASS
 instructions that matter for its schedule (warpgroup ``bar.sync``s, mbarrier arrives, wgmma,
 exp2). Costs no device time: run it on the CPU machine with Triton 3.6 (the Gluon release the
 kernels were checked with; ``config.gluon_tested``) in a separate environment, e.g.
@@ -26,12 +26,14 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 
 from maskattn.kernels import flash_bwd_sm90 as bwd  # noqa: E402
+from maskattn.kernels import flash_bwd_sm90_wide as bwd_wide  # noqa: E402
 from maskattn.kernels import flash_fwd_sm90 as fwd  # noqa: E402
 from maskattn.kernels.sm90_common import HAVE_GLUON, smem_layout  # noqa: E402
 
 COUNTED = ("BAR.SYNC.DEFER_BLOCKING", "SYNCS.ARRIVE.TRANS64.A1T0", "ARRIVES.LDGSTSBAR.64.ARVCNT",
            "SYNCS.PHASECHK.TRANS64.TRYWAIT", "HGMMA.64x256x16.F32.BF16", "HGMMA.64x128x16.F32.BF16",
-           "HGMMA.64x64x16.F32.BF16", "HGMMA.64x32x16.F32.BF16", "MUFU.EX2", "LDL", "STL", "LDL.64", "STL.64", "LDL.128", "STL.128")
+           "HGMMA.64x64x16.F32.BF16", "HGMMA.64x32x16.F32.BF16", "MUFU.EX2", "LDL", "STL", "LDL.64", "STL.64",
+           "LDL.128", "STL.128")
 _POINTERS = {"Q": "*bf16", "K": "*bf16", "V": "*bf16", "O": "*bf16", "LSE": "*fp32", "ACC": "*fp32", "M": "*fp32",
              "L": "*fp32", "FULL_PTR": "*i32", "FULL_IDX": "*i32", "PART_PTR": "*i32", "PART_IDX": "*i32",
              "BITMAPS": "*i32", "Q_ORDER": "*i32", "SCHED": "*i32", "PROG_PTR": "*i32", "PROG_ITEMS": "*i32",
@@ -45,7 +47,8 @@ def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: s
     constexprs = dict(Q_SMEM=smem_layout((1, 1, 64, block_d), torch.bfloat16),
                       KV_SMEM=smem_layout((1, 1, block_n, block_d), torch.bfloat16), TILE_Q=128, TILE_K=128,
                       BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages, NEG_SCALE=False,
-                      CONSUMER_REGS=fwd._CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release, SCHEDULE=schedule)
+                      CONSUMER_REGS=fwd._CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release,
+                      SCHEDULE=schedule)
     signature = {n: "constexpr" if n in constexprs else _POINTERS.get(n, "i32") for n in fwd._attn_fwd_sm90.arg_names}
     source = GluonASTSource(fwd._attn_fwd_sm90, signature, constexprs)
     options = dict(num_warps=4, maxnreg=(2 * fwd._CONSUMER_REGS + fwd._PRODUCER_REGS) // 3)
@@ -53,19 +56,25 @@ def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: s
 
 
 def compile_backward(head_dim: int = 128):
-    """The compiled one-pass backward for bf16, ``head_dim`` (one of ``HEAD_DIMS``), 128 x 128 tiles."""
+    """The compiled one-pass backward for bf16, 128 x 128 tiles: ``flash_bwd_sm90`` for ``head_dim`` in its
+    ``HEAD_DIMS``, ``flash_bwd_sm90_wide`` above 128."""
     from triton.experimental.gluon._runtime import GluonASTSource
-    constexprs = dict(SMEM=smem_layout((1, 1, 64, head_dim), torch.bfloat16), DQ_SMEM=bwd._dq_layout(head_dim),
+    wide = head_dim > 128
+    module = bwd_wide if wide else bwd
+    constexprs = dict(SMEM=smem_layout((1, 1, 64, bwd_wide.BLOCK_D if wide else head_dim), torch.bfloat16),
                       DS_SMEM=smem_layout((64, 64), torch.bfloat16), STAT_SMEM=bwd._stat_layout(), TILE_Q=128,
-                      TILE_K=128, BLOCK_D=head_dim, NUM_STAGES=bwd.STAGES, CONSUMER_REGS=bwd._CONSUMER_REGS)
+                      TILE_K=128, BLOCK_D=bwd_wide.BLOCK_D if wide else head_dim, NUM_STAGES=module.STAGES,
+                      CONSUMER_REGS=module._CONSUMER_REGS)
+    constexprs["DQ_SMEM"] = bwd_wide._dq_layout() if wide else bwd._dq_layout(head_dim)
+    kernel = bwd_wide._attn_bwd_wide if wide else bwd._attn_bwd_sm90
     pointers = dict(Q="*bf16", K="*bf16", V="*bf16", DO="*bf16", LSE="*fp32", DELTA="*fp32", DK="*bf16",
                     DV="*bf16", DQA="*fp32", scale="fp32")
-    names = bwd._attn_bwd_sm90.arg_names
+    names = kernel.arg_names
     n_pointers = names.index("PROG_ITEMS") + 1  # the map's int32 arrays follow the tensors
     signature = {n: "constexpr" if n in constexprs else pointers.get(n, "*i32" if i < n_pointers else "i32")
                  for i, n in enumerate(names)}
-    source = GluonASTSource(bwd._attn_bwd_sm90, signature, constexprs)
-    options = dict(num_warps=4, maxnreg=(2 * bwd._CONSUMER_REGS + bwd._PRODUCER_REGS) // 3)
+    source = GluonASTSource(kernel, signature, constexprs)
+    options = dict(num_warps=4, maxnreg=(2 * module._CONSUMER_REGS + module._PRODUCER_REGS) // 3)
     return triton.compile(source, target=GPUTarget("cuda", 90, 128), options=options)
 
 
@@ -96,7 +105,7 @@ def main():
         with open(a.sass, "w") as f:
             f.write(sass)
     ops = collections.Counter(re.findall(r"^\s+/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]+)", sass, re.M))
-    print(usage.strip().splitlines()[-1].strip())
+    print(usage.strip().splitlines()[-1].strip() + f" DYNAMIC_SHARED:{kernel.metadata.shared}")
     print(f"instructions {sum(ops.values())}; " + ", ".join(f"{o} {ops.get(o, 0)}" for o in COUNTED))
 
 

@@ -85,3 +85,26 @@ def kernel_grads(q, k, v, mask, grad_out, grad_lse=None, **kw):
     if grad_lse is not None:
         loss = loss + (torch.where(torch.isfinite(lse), lse, 0) * grad_lse).sum()
     return out, lse, torch.autograd.grad(loss, (qq, kk, vv))
+
+
+def check_family_gradients(mask_name, lq, lk, hq, hkv, d, deterministic, device):
+    """Gradients of one standard family (causal, sliding, documents, longformer, or padded: causal
+    with NaN keys and values no query may see) at odd shapes, B=2, bf16, against the reference;
+    every gradient finite. The GPU backward kernels' family tests share it."""
+    valid = torch.ones(2, lk, dtype=torch.bool)
+    valid[:, lk // 2: lk // 2 + 7] = False
+    masks = dict(causal=ma.causal(), sliding=ma.sliding_window(300),
+                 documents=ma.documents([lk // 3, lk // 2, lk - lk // 3 - lk // 2]),
+                 longformer=ma.longformer(64, [0, 5, lk // 2]), padded=ma.causal() & ma.padding(valid))
+    mask = masks[mask_name].to(device)
+    q, k, v = rand_qkv(2, hq, hkv, lq, lk, d, torch.bfloat16, device)
+    grad_out = torch.randn_like(q)
+    if mask_name == "padded":
+        k, v = k.clone(), v.clone()
+        k[:, :, lk // 2: lk // 2 + 7] = float("nan")
+        v[:, :, lk // 2: lk // 2 + 7] = float("nan")
+    _, _, grads = kernel_grads(q, k, v, mask, grad_out, deterministic=deterministic)
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    if mask_name == "padded":
+        k, v = torch.nan_to_num(k), torch.nan_to_num(v)
+    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)

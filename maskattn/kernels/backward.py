@@ -1,11 +1,11 @@
 """Backward over a BlockMap.
 
-Default on Hopper (``flash_bwd_sm90``): one pass per key tile computing dK, dV and dQ, dQ
-added into an fp32 accumulator with TMA reduce-adds (5 matrix products per tile pair); not
-bitwise reproducible. Everywhere else, and whenever determinism is asked for
-(``deterministic=True``: ``attention(..., deterministic=True)`` or
-``torch.use_deterministic_algorithms(True)``), two portable kernels without atomics
-(FlashAttention-2 style), bitwise reproducible:
+Default on Hopper (``flash_bwd_sm90``; head dims above 128: ``flash_bwd_sm90_wide``): one pass
+per key tile computing dK, dV and dQ, dQ added into an fp32 accumulator with TMA reduce-adds (5
+matrix products per tile pair; 7 in the wide kernel); not bitwise reproducible. Everywhere else,
+and whenever determinism is asked for (``deterministic=True``: ``attention(...,
+deterministic=True)`` or ``torch.use_deterministic_algorithms(True)``), two portable kernels
+without atomics (FlashAttention-2 style), bitwise reproducible:
 
 * ``_attn_bwd_dkdv``: one program = one (batch, KV head) x one ``BLOCK_N`` slice of a key
   tile. It walks the key tile's non-empty query tiles (the map's column view) for every
@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from ..block_map import BlockMap
-from . import flash_bwd_sm90, plans
+from . import flash_bwd_sm90, flash_bwd_sm90_wide, plans
 from .common import finite_or_zero, row_desc, scores_log2, tile_bits
 from .config import dkdv_config, dot_precision, dq_config, launch, next_pow2
 from .forward import map_strides
@@ -276,7 +276,7 @@ def _plan_key(do, q, k, v, out, lse, dlse, scale, softcap):
     if not plans.replayable(q):
         return None
     tensors = (do, q, k, v, out, lse) if dlse is None else (do, q, k, v, out, lse, dlse)
-    return (plans.layouts(*tensors), q.device, scale, softcap, flash_bwd_sm90.ENABLED,
+    return (plans.layouts(*tensors), q.device, scale, softcap, flash_bwd_sm90.ENABLED, flash_bwd_sm90_wide.ENABLED,
             flash_bwd_sm90.PERSISTENT_MAX_MEAN_TILES)
 
 
@@ -303,17 +303,20 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
     dk = torch.empty((b, hkv, lk, d), dtype=k.dtype, device=k.device)
     dv = torch.empty((b, hkv, lk, d), dtype=v.dtype, device=v.device)
     sb, sh = map_strides(bm)
-    if not deterministic and flash_bwd_sm90.supported(q, bm, d_tma, softcap, hkv):
+    wide = not deterministic and flash_bwd_sm90_wide.supported(q, bm, d_tma, softcap, hkv)
+    if wide or (not deterministic and flash_bwd_sm90.supported(q, bm, d_tma, softcap, hkv)):
         # one pass with dQ by fp32 reduce-adds (not bitwise reproducible); its accumulator is
-        # zeroed and its padded stats written by the preparation launch
+        # zeroed and its padded stats written by the preparation launch. Head dims above 128:
+        # ``flash_bwd_sm90_wide``, same arguments
         dq_acc = torch.empty((b, hq, lq, d_tma), dtype=torch.float32, device=q.device)
         (delta, lse_pad, k_clean), prep = prepare(out, do, lse, dlse, k, -(-lq // 64) * 64, dq_acc)
-        main = flash_bwd_sm90.backward_sm90(q, k_clean, v, do, lse_pad, delta, dk, dv, dq_acc, bm, scale, d, d_tma,
-                                            sb, sh)
+        run, kernel = ((flash_bwd_sm90_wide.backward_wide, flash_bwd_sm90_wide._attn_bwd_wide) if wide
+                       else (flash_bwd_sm90.backward_sm90, flash_bwd_sm90._attn_bwd_sm90))
+        main = run(q, k_clean, v, do, lse_pad, delta, dk, dv, dq_acc, bm, scale, d, d_tma, sb, sh)
         # inputs used as given (no aligned copies): later calls like this one replay its launches
         if key is not None and main is not None and all(a is b for a, b in zip((q, k, v, do), given)):
-            plans.remember(bm, _PLANS, key, plans.BackwardPlan(prep, _bwd_prep, main, flash_bwd_sm90._attn_bwd_sm90,
-                                                               dq_acc, dk, q.dtype, lse_pad, k_clean))
+            plans.remember(bm, _PLANS, key, plans.BackwardPlan(prep, _bwd_prep, main, kernel, dq_acc, dk, q.dtype,
+                                                               lse_pad, k_clean))
         return dq_acc[..., :d].to(q.dtype), dk, dv
     # hidden non-finite keys must not reach dQ through 0 * inf: dQ reads K cleaned (in the
     # preparation launch, with delta)

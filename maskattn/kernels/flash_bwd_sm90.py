@@ -133,37 +133,44 @@ if HAVE_GLUON:
     def _bwd_producer(q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
                       lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk, section,
                       Hq, Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
-                      T_PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr):
+                      T_PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, KEY_PASSES: gl.constexpr = 1):
+        """Loads of every listed key tile: its K and V, then the Q / dO blocks (with lse and delta) of
+        its column, for each query head of its KV head. ``KEY_PASSES``: 1, the tile's 128 keys at
+        once (two 64-key halves in ``k_buf`` / ``v_buf``); 2, one half at a time, the column walked
+        once per half (``flash_bwd_sm90_wide``)."""
         SUB_M: gl.constexpr = TILE_Q // HALF
         NUM: gl.constexpr = q_buf.type.shape[0]
-        kv_bytes: gl.constexpr = 4 * k_desc.block_type.nbytes
+        HALVES: gl.constexpr = 2 // KEY_PASSES  # 64-key halves per K / V load
+        kv_bytes: gl.constexpr = 2 * HALVES * k_desc.block_type.nbytes
         it = 0  # query blocks loaded so far (ring slot and phase)
-        ki = 0  # key tiles loaded so far
+        ki = 0  # K / V loads so far
         first, count = listed_items(PROG_PTR)  # this program's work list (work_lists.py)
         for r in range(count):
             b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, section, Hkv, GROUP, map_sb, map_sh, n_kt,
                                    K_ORDER)
-            n0 = kt * TILE_K
-            mbarrier.wait(kv_empty, (ki & 1) ^ 1)  # both consumers are done with the previous tile
-            mbarrier.expect(kv_ready, kv_bytes)
-            for w in gl.static_range(2):
-                tma.async_copy_global_to_shared(k_desc, [b, kvh, n0 + w * HALF, 0], kv_ready, k_buf.index(w))
-                tma.async_copy_global_to_shared(v_desc, [b, kvh, n0 + w * HALF, 0], kv_ready, v_buf.index(w))
-            ki += 1
-            for hg in range(GROUP):
-                h = kvh * GROUP + hg
-                f0, nf, p0, n = _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M)
-                for j in range(n):
-                    m0, r0, e = _query_block(j, f0, nf, p0, T_FULL_IDX, T_PART_IDX, TILE_Q, SUB_M)
-                    s = it % NUM
-                    mbarrier.wait(qd_empty.index(s), ((it // NUM) & 1) ^ 1)
-                    mbarrier.expect(qd_ready.index(s), 2 * q_desc.block_type.nbytes + 2 * lse_desc.block_type.nbytes)
-                    tma.async_copy_global_to_shared(q_desc, [b, h, m0, 0], qd_ready.index(s), q_buf.index(s))
-                    tma.async_copy_global_to_shared(do_desc, [b, h, m0, 0], qd_ready.index(s), do_buf.index(s))
-                    stat = (b * Hq + h) * Lq_stat + m0
-                    tma.async_copy_global_to_shared(lse_desc, [stat], qd_ready.index(s), lse_buf.index(s))
-                    tma.async_copy_global_to_shared(delta_desc, [stat], qd_ready.index(s), delta_buf.index(s))
-                    it += 1
+            for kp in gl.static_range(KEY_PASSES):
+                n0 = kt * TILE_K + kp * HALF
+                mbarrier.wait(kv_empty, (ki & 1) ^ 1)  # both consumers are done with the previous keys
+                mbarrier.expect(kv_ready, kv_bytes)
+                for w in gl.static_range(HALVES):
+                    tma.async_copy_global_to_shared(k_desc, [b, kvh, n0 + w * HALF, 0], kv_ready, k_buf.index(w))
+                    tma.async_copy_global_to_shared(v_desc, [b, kvh, n0 + w * HALF, 0], kv_ready, v_buf.index(w))
+                ki += 1
+                for hg in range(GROUP):
+                    h = kvh * GROUP + hg
+                    f0, nf, p0, n = _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M)
+                    for j in range(n):
+                        m0, r0, e = _query_block(j, f0, nf, p0, T_FULL_IDX, T_PART_IDX, TILE_Q, SUB_M)
+                        s = it % NUM
+                        mbarrier.wait(qd_empty.index(s), ((it // NUM) & 1) ^ 1)
+                        mbarrier.expect(qd_ready.index(s),
+                                        2 * q_desc.block_type.nbytes + 2 * lse_desc.block_type.nbytes)
+                        tma.async_copy_global_to_shared(q_desc, [b, h, m0, 0], qd_ready.index(s), q_buf.index(s))
+                        tma.async_copy_global_to_shared(do_desc, [b, h, m0, 0], qd_ready.index(s), do_buf.index(s))
+                        stat = (b * Hq + h) * Lq_stat + m0
+                        tma.async_copy_global_to_shared(lse_desc, [stat], qd_ready.index(s), lse_buf.index(s))
+                        tma.async_copy_global_to_shared(delta_desc, [stat], qd_ready.index(s), delta_buf.index(s))
+                        it += 1
 
     @gluon.jit
     def _grads(st, dpt_tok, lse2, delta_smem, c, allowed, S_LAYOUT: gl.constexpr, MASKED: gl.constexpr):
@@ -202,20 +209,19 @@ if HAVE_GLUON:
         return warpgroup_mma(ds_buf.index(2 + slot).permute((1, 0)), k1, tok, is_async=True)
 
     @gluon.jit
-    def _bwd_block(FULL: gl.constexpr, WG: gl.constexpr, j, it, b, h, f0, nf, p0, dk, dv, q_buf, do_buf, kb, vb,
-                   k_buf, ds_buf, dq_buf, lse_buf, delta_buf, qd_ready, qd_empty, ds_ready, ds_free, dqa_desc,
-                   COL_BITS, T_FULL_IDX, T_PART_IDX, Lq, c, scale, S_LAYOUT: gl.constexpr,
-                   A_LAYOUT: gl.constexpr, DQ_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
-                   BLOCK_D: gl.constexpr):
-        """Query block j of the column (the ``it``-th block of this program) -> dK, dV: dV += P^T dO,
-        dK += dS^T Q, and dQ += dS K by a TMA reduce-add. FULL: the block's tile is full (no mask)."""
+    def _block_grads(FULL: gl.constexpr, j, it, key0, f0, nf, p0, kb, vb, q_buf, do_buf, lse_buf, delta_buf,
+                     qd_ready, COL_BITS, T_FULL_IDX, T_PART_IDX, Lq, c, S_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr,
+                     TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
+        """The start of a query block's work in both Hopper backwards: query block j of the column (the
+        ``it``-th block of this program) against the tile's keys [key0, key0 + 64), whose K and V are
+        ``kb`` and ``vb`` -> (P^T, dS^T in the inputs' dtype, first query row, ring slot of Q / dO).
+        Waits for the block's loads. FULL: the block's tile is full (no mask)."""
         SUB_M: gl.constexpr = TILE_Q // HALF
         NUM: gl.constexpr = q_buf.type.shape[0]
-        dtype: gl.constexpr = q_buf.dtype
         s_zero = gl.zeros([HALF, HALF], gl.float32, layout=S_LAYOUT)
         m0, r0, e = _block_of(FULL, j, f0, nf, p0, T_FULL_IDX, T_PART_IDX, TILE_Q, SUB_M)
         if not FULL:  # the mask's words, loaded before the products so that their latency hides behind them
-            bits_lo, bits_hi = key_major_words(COL_BITS, e, WG * HALF, r0, S_LAYOUT, HALF, TILE_Q, TILE_K)
+            bits_lo, bits_hi = key_major_words(COL_BITS, e, key0, r0, S_LAYOUT, HALF, TILE_Q, TILE_K)
         s = it % NUM
         qb = q_buf.index(s).reshape([HALF, BLOCK_D])
         dob = do_buf.index(s).reshape([HALF, BLOCK_D])
@@ -234,7 +240,22 @@ if HAVE_GLUON:
         else:
             allowed = key_major_bits(bits_lo, bits_hi, S_LAYOUT)
             p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, allowed, S_LAYOUT, True)
-        ds = ds.to(dtype)
+        return p, ds.to(q_buf.dtype), m0, s
+
+    @gluon.jit
+    def _bwd_block(FULL: gl.constexpr, WG: gl.constexpr, j, it, b, h, f0, nf, p0, dk, dv, q_buf, do_buf, kb, vb,
+                   k_buf, ds_buf, dq_buf, lse_buf, delta_buf, qd_ready, qd_empty, ds_ready, ds_free, dqa_desc,
+                   COL_BITS, T_FULL_IDX, T_PART_IDX, Lq, c, scale, S_LAYOUT: gl.constexpr,
+                   A_LAYOUT: gl.constexpr, DQ_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
+                   BLOCK_D: gl.constexpr):
+        """Query block j of the column (the ``it``-th block of this program) -> dK, dV: dV += P^T dO,
+        dK += dS^T Q, and dQ += dS K by a TMA reduce-add. FULL: the block's tile is full (no mask)."""
+        dtype: gl.constexpr = q_buf.dtype
+        p, ds, m0, s = _block_grads(FULL, j, it, WG * HALF, f0, nf, p0, kb, vb, q_buf, do_buf, lse_buf, delta_buf,
+                                    qd_ready, COL_BITS, T_FULL_IDX, T_PART_IDX, Lq, c, S_LAYOUT, TILE_Q, TILE_K,
+                                    BLOCK_D)
+        qb = q_buf.index(s).reshape([HALF, BLOCK_D])
+        dob = do_buf.index(s).reshape([HALF, BLOCK_D])
         dv_tok = warpgroup_mma(gl.convert_layout(p.to(dtype), A_LAYOUT), dob, dv, is_async=True)
         dk_tok = warpgroup_mma(gl.convert_layout(ds, A_LAYOUT), qb, dk, is_async=True)
         dq_tok = _dq_block(WG, ds, it, ds_buf, ds_ready, ds_free, k_buf, DQ_LAYOUT, BLOCK_D)
@@ -413,7 +434,12 @@ def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int)
     than 2**31 dQ accumulator elements (int32 indexing). The kernel is written for key tiles of
     128, query tiles of any multiple of 64 and maps of one query tile, but only the cases above
     were checked on the GPU (sessions 9 and 29); the others take the portable kernels."""
-    if not (ENABLED and eligible(q, softcap)) or d_tma not in HEAD_DIMS:
+    return ENABLED and d_tma in HEAD_DIMS and map_supported(q, bm, d_tma, softcap, kv_heads)
+
+
+def map_supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
+    """The checks of ``supported`` other than the head dim (``flash_bwd_sm90_wide`` shares them)."""
+    if not eligible(q, softcap):
         return False
     if bm.block_k != 128 or bm.block_q != 128 or bm.nonempty_tiles <= 0:
         return False

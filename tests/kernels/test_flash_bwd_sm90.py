@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 
 import maskattn as ma
-from attention_checks import check_backward, kernel_grads, rand_qkv
+from attention_checks import check_backward, check_family_gradients, kernel_grads, rand_qkv
 from maskattn.kernels import flash_bwd_sm90
 from test_forward import attention_cases
 
@@ -61,23 +61,7 @@ def test_random_masks(case):
                                           (1000, 1000, 4, 1, 64), (2049, 777, 8, 1, 64)])
 @pytest.mark.parametrize("mask_name", ["causal", "sliding", "documents", "longformer", "padded"])
 def test_families_odd_shapes(path, lq, lk, hq, hkv, mask_name, d):
-    valid = torch.ones(2, lk, dtype=torch.bool)
-    valid[:, lk // 2: lk // 2 + 7] = False
-    masks = dict(causal=ma.causal(), sliding=ma.sliding_window(300),
-                 documents=ma.documents([lk // 3, lk // 2, lk - lk // 3 - lk // 2]),
-                 longformer=ma.longformer(64, [0, 5, lk // 2]), padded=ma.causal() & ma.padding(valid))
-    mask = masks[mask_name].to(DEV)
-    q, k, v = rand_qkv(2, hq, hkv, lq, lk, d, torch.bfloat16, DEV)
-    grad_out = torch.randn_like(q)
-    if mask_name == "padded":  # NaN keys and values no query may see
-        k, v = k.clone(), v.clone()
-        k[:, :, lk // 2: lk // 2 + 7] = float("nan")
-        v[:, :, lk // 2: lk // 2 + 7] = float("nan")
-    _, _, grads = kernel_grads(q, k, v, mask, grad_out, deterministic=path)
-    assert all(bool(torch.isfinite(g).all()) for g in grads)
-    if mask_name == "padded":
-        k, v = torch.nan_to_num(k), torch.nan_to_num(v)
-    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
+    check_family_gradients(mask_name, lq, lk, hq, hkv, d, path, DEV)
 
 
 @pytest.mark.parametrize("d", [128, 64])

@@ -5,7 +5,7 @@ import torch
 
 import maskattn as ma
 from benchmarks import families
-from maskattn.kernels import config, flash_bwd_sm90, sm90_common
+from maskattn.kernels import config, flash_bwd_sm90, flash_bwd_sm90_wide, sm90_common
 
 
 def test_not_used_off_the_gpu():
@@ -84,6 +84,9 @@ def test_supported_only_where_checked(monkeypatch):
     assert flash_bwd_sm90.supported(FakeCuda(), bm, 64, None, 16)
     assert not flash_bwd_sm90.supported(FakeCuda(), bm, 96, None, 16)  # head dim 96
     assert not flash_bwd_sm90.supported(FakeCuda(), bm, 256, None, 16)
+    for d_tma, wide in ((128, False), (136, True), (200, True), (256, True), (264, False)):  # head dims above 128
+        assert flash_bwd_sm90_wide.supported(FakeCuda(), bm, d_tma, None, 16) == wide
+    assert not flash_bwd_sm90_wide.supported(FakeCuda(), bm, 256, 30.0, 16)  # softcap
     assert not flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 1)  # GQA 16:1 -> column-bound
     small_q = ma.compile_mask(ma.causal(), 8192, 8192, block_q=64)
     assert not flash_bwd_sm90.supported(FakeCuda(), small_q, 128, None, 16)

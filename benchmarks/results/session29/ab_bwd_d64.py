@@ -19,9 +19,7 @@ import torch
 import triton
 
 sys.path.insert(0, os.getcwd())
-import maskattn as ma  # noqa: E402
-from benchmarks import families  # noqa: E402
-from benchmarks.ab import interleaved_medians  # noqa: E402
+from benchmarks.ab import backward_on_off  # noqa: E402
 from maskattn.kernels import flash_bwd_sm90  # noqa: E402
 
 print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
@@ -29,25 +27,4 @@ ROUNDS = int(os.environ.get("AB_ROUNDS", 5))
 CASES = [c.split(":") for c in os.environ.get(
     "CASES", "causal:32768:64 sliding:32768:64 documents:32768:64 causal:8192:64 sliding:8192:64 "
              "documents:8192:64 causal:32768:128").split()]
-
-for fam, L, d in CASES:
-    L, d = int(L), int(d)
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
-    q, k, v = (t.requires_grad_() for t in (q, k, v))
-    bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")
-    out = ma.attention(q, k, v, bm)
-    grads, fns = {}, {}
-    for name, enabled in (("portable", False), ("hopper", True)):
-        def run(enabled=enabled):
-            flash_bwd_sm90.ENABLED = enabled
-            return torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
-        grads[name] = run()
-        fns[name] = run
-    torch.cuda.synchronize()
-    reps = 5 if L >= 32768 else 20
-    med = interleaved_medians(fns, ROUNDS, reps)
-    diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(grads["portable"], grads["hopper"]))
-    print(f"{fam:10s} {L:6d} D{d:<3d} | portable {med['portable'] / 1e3:.3f} ms | hopper {med['hopper'] / 1e3:.3f} ms "
-          f"({med['portable'] / med['hopper']:.3f}x) | max |grad diff| {diff:.1e}", flush=True)
-flash_bwd_sm90.ENABLED = True
+backward_on_off(flash_bwd_sm90, [(fam, int(L), int(d)) for fam, L, d in CASES], ROUNDS, "hopper")
