@@ -3,9 +3,9 @@ where its layout does not fit. There a consumer holds dK and dV of its 64 keys o
 registers (256 fp32 registers a thread at head dim 256: too many), and a program holds K and V of
 128 keys beside its Q / dO ring (256 KB at head dim 256: more than the SM's 227 KB).
 
-Here a program walks the same work items (key tiles of 128 keys of one (batch, KV head), the same
-lists and sections: ``flash_bwd_sm90.program_lists`` / ``column_section``), each key tile as two
-halves of 64 keys, one after the other:
+Here a program takes one of the same work items (a key tile of 128 keys of one (batch, KV head),
+numbered in ``flash_bwd_sm90.column_section``'s L2 sections; never a persistent grid, see
+``backward_wide``), the key tile as two halves of 64 keys, one after the other:
 
 * the producer (``flash_bwd_sm90._bwd_producer`` with ``KEY_PASSES=2``) loads a half's K and V
   (64 keys x 256 dims each) once, then streams 64-row blocks of Q and dO with their lse and delta
@@ -242,12 +242,14 @@ def backward_wide(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, s
     b, hq, lq, _ = q.shape
     hkv, lk = k_clean.shape[1], k_clean.shape[2]
     group = hq // hkv
+    # one program per key tile, numbered in L2 sections, also where the head-dim-128 kernel takes a
+    # persistent grid (short columns): H100, session 30 (``session30/ab_wide_grid.log``), per key
+    # tile against persistent lists at head dim 256: causal 8k 1.47x, causal 4k 1.22x, sliding /
+    # documents 8k 1.01x / 0.98x; causal 16k (one program per key tile before too): lists 1.05x, kept alike
     n_items = b * hkv * bm.n_k_tiles
-    persistent = flash_bwd_sm90.short_columns(bm, group)
-    grid = (min(n_items, sm_count(q.device)) if persistent else n_items,)
-    prog_ptr, prog_items = flash_bwd_sm90.program_lists(bm, b, hkv, group, map_sb, map_sh, grid[0])
-    section = b * hkv if persistent else flash_bwd_sm90.column_section(bm, b, hkv, group, lq, d_tma,
-                                                                       q.element_size(), sm_count(q.device))
+    grid = (n_items,)
+    prog_ptr, prog_items = flash_bwd_sm90.program_lists(bm, b, hkv, group, map_sb, map_sh, n_items)
+    section = flash_bwd_sm90.column_section(bm, b, hkv, group, lq, d_tma, q.element_size(), sm_count(q.device))
     args = (q, k_clean, v, do, lse, delta, dk, dv, dq_acc,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, column_bitmaps(bm), bm.k_order,
             prog_ptr, prog_items,
