@@ -37,7 +37,8 @@ token), and lse / delta padded to 64 rows.
 
 Used on sm_90 for fp16/bf16, head dims 64 and 128, no softcap, 128 x 128 tiles (the default), on maps
 of several query tiles that are not bound by their busiest column (``supported``); everything
-else runs the portable kernels (``backward.py``).
+else runs the portable kernels (``backward.py``), except head dims 129-256, which take
+``flash_bwd_sm90_wide`` (it shares this module's producer, block gradients and map checks).
 """
 from __future__ import annotations
 
