@@ -42,6 +42,13 @@ def interleaved_medians(fns: dict, rounds: int, reps: int) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def backward_inputs(L: int, d: int):
+    """q, k, v (requiring grad) and grad_out of the A/B backward cases: (1, 16, L, d) bf16, seed 0."""
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
+    return q.requires_grad_(), k.requires_grad_(), v.requires_grad_(), do
+
+
 def backward_on_off(module, cases, rounds: int, name: str = "hopper") -> None:
     """Print, per case ``(family, L, head dim)`` (B=1, H=16, bf16, ``benchmarks.families`` masks), the
     backward alone (``torch.autograd.grad`` through ``maskattn.attention``, the forward's graph kept)
@@ -50,9 +57,7 @@ def backward_on_off(module, cases, rounds: int, name: str = "hopper") -> None:
     import maskattn as ma
     from benchmarks import families
     for fam, L, d in cases:
-        g = torch.Generator(device="cuda").manual_seed(0)
-        q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
-        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        q, k, v, do = backward_inputs(L, d)
         bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")
         out = ma.attention(q, k, v, bm)
         grads, fns = {}, {}

@@ -108,3 +108,11 @@ def check_family_gradients(mask_name, lq, lk, hq, hkv, d, deterministic, device)
     if mask_name == "padded":
         k, v = torch.nan_to_num(k), torch.nan_to_num(v)
     check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
+
+
+def count_calls(monkeypatch, module, name: str) -> list:
+    """Wrap ``module.name`` (a kernel launcher) so that each call appends to the returned list."""
+    calls = []
+    run = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args: calls.append(1) or run(*args))
+    return calls

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 
 import maskattn as ma
-from attention_checks import check_backward, check_family_gradients, kernel_grads, rand_qkv
+from attention_checks import check_backward, check_family_gradients, count_calls, kernel_grads, rand_qkv
 from maskattn.kernels import flash_bwd_sm90
 from test_forward import attention_cases
 
@@ -25,10 +25,7 @@ def _force_sm90(monkeypatch):
     monkeypatch.setattr(flash_bwd_sm90, "supported", lambda q, bm, d_tma, softcap, kv_heads: (
         softcap is None and d_tma in flash_bwd_sm90.HEAD_DIMS and q.dtype in (torch.float16, torch.bfloat16)
         and bm.block_k == 128 and bm.block_q % 64 == 0))
-    calls = []
-    run = flash_bwd_sm90.backward_sm90
-    monkeypatch.setattr(flash_bwd_sm90, "backward_sm90", lambda *a: calls.append(1) or run(*a))
-    return calls
+    return count_calls(monkeypatch, flash_bwd_sm90, "backward_sm90")
 
 
 @pytest.fixture(params=["sm90", "deterministic"])
@@ -157,9 +154,7 @@ def test_fully_masked_rows(path, d):
 def test_dispatch(name, sm90, monkeypatch):
     # benchmark-sized maps: the Hopper kernel unless the map is column-bound or determinism is asked for
     masks = dict(causal=ma.causal(), documents=ma.documents([1024] * 8), longformer=ma.longformer(256, list(range(64))))
-    calls = []
-    run = flash_bwd_sm90.backward_sm90
-    monkeypatch.setattr(flash_bwd_sm90, "backward_sm90", lambda *a: calls.append(1) or run(*a))
+    calls = count_calls(monkeypatch, flash_bwd_sm90, "backward_sm90")
     L = 8192
     bm = ma.compile_mask(masks[name].to(DEV), L, L, device=DEV)
     q, k, v = rand_qkv(1, 16, 16, L, L, 128, torch.bfloat16, DEV)

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 
 import maskattn as ma
-from attention_checks import check_backward, check_family_gradients, kernel_grads, rand_qkv
+from attention_checks import check_backward, check_family_gradients, count_calls, kernel_grads, rand_qkv
 from maskattn.kernels import flash_bwd_sm90, flash_bwd_sm90_wide
 from test_forward import attention_cases
 
@@ -21,10 +21,7 @@ def _force_wide(monkeypatch):
     """Run the wide kernel wherever it can run (small maps included); -> a list that gets an entry per call."""
     monkeypatch.setattr(flash_bwd_sm90_wide, "ENABLED", True)
     monkeypatch.setattr(flash_bwd_sm90, "column_bound", lambda *args: False)
-    calls = []
-    run = flash_bwd_sm90_wide.backward_wide
-    monkeypatch.setattr(flash_bwd_sm90_wide, "backward_wide", lambda *a: calls.append(1) or run(*a))
-    return calls
+    return count_calls(monkeypatch, flash_bwd_sm90_wide, "backward_wide")
 
 
 @pytest.fixture(params=["wide", "deterministic"])
@@ -111,9 +108,7 @@ def test_dispatch(name, wide, monkeypatch):
     # benchmark-sized maps at head dim 256: the wide kernel unless the map is column-bound or
     # determinism is asked for
     masks = dict(causal=ma.causal(), longformer=ma.longformer(256, list(range(64))))
-    calls = []
-    run = flash_bwd_sm90_wide.backward_wide
-    monkeypatch.setattr(flash_bwd_sm90_wide, "backward_wide", lambda *a: calls.append(1) or run(*a))
+    calls = count_calls(monkeypatch, flash_bwd_sm90_wide, "backward_wide")
     L = 8192
     bm = ma.compile_mask(masks[name].to(DEV), L, L, device=DEV)
     q, k, v = rand_qkv(1, 16, 16, L, L, 256, torch.bfloat16, DEV)

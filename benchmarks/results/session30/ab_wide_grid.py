@@ -22,7 +22,7 @@ import triton
 sys.path.insert(0, os.getcwd())
 import maskattn as ma  # noqa: E402
 from benchmarks import families  # noqa: E402
-from benchmarks.ab import interleaved_medians  # noqa: E402
+from benchmarks.ab import backward_inputs, interleaved_medians  # noqa: E402
 from maskattn.kernels import flash_bwd_sm90  # noqa: E402
 
 print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
@@ -32,9 +32,7 @@ CASES = [c.split(":") for c in os.environ.get(
              "causal:16384:256 causal:8192:128").split()]
 default = flash_bwd_sm90.PERSISTENT_MAX_MEAN_TILES
 for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
-    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    q, k, v, do = backward_inputs(L, d)
     fns, grads = {}, {}
     for label, bound in (("lists", 10**9), ("per_tile", 0)):
         bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")
