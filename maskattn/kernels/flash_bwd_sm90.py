@@ -353,6 +353,29 @@ if HAVE_GLUON:
         tma.store_wait(0)  # shared memory outlives the last store's read
 
     @gluon.jit
+    def _operand_descs(Q, K, V, DO, LSE, DELTA, sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, B, Hq,
+                       Hkv, Lq, Lq_stat, Lk, D_TMA, SMEM: gl.constexpr, STAT_SMEM: gl.constexpr,
+                       BLOCK_D: gl.constexpr):
+        """TMA descriptors of what both Hopper backwards' producers load: 64-row blocks of Q, dO
+        (B, Hq, Lq, D_TMA), K and V (B, Hkv, Lk, D_TMA), BLOCK_D wide; lse and delta as flat
+        (B * Hq * Lq_stat,) vectors, each head's rows padded to Lq_stat (a multiple of 64) so that
+        every block starts 256-byte aligned (rows past Lq are masked by position in the consumers)."""
+        block: gl.constexpr = [1, 1, HALF, BLOCK_D]
+        q_desc = tma.make_tensor_descriptor(Q, shape=[B, Hq, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
+                                            block_shape=block, layout=SMEM)
+        do_desc = tma.make_tensor_descriptor(DO, shape=[B, Hq, Lq, D_TMA], strides=[sdb, sdh, sdm, 1],
+                                             block_shape=block, layout=SMEM)
+        k_desc = tma.make_tensor_descriptor(K, shape=[B, Hkv, Lk, D_TMA], strides=[skb, skh, skn, 1],
+                                            block_shape=block, layout=SMEM)
+        v_desc = tma.make_tensor_descriptor(V, shape=[B, Hkv, Lk, D_TMA], strides=[svb, svh, svn, 1],
+                                            block_shape=block, layout=SMEM)
+        lse_desc = tma.make_tensor_descriptor(LSE, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
+                                              layout=STAT_SMEM)
+        delta_desc = tma.make_tensor_descriptor(DELTA, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
+                                                layout=STAT_SMEM)
+        return q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc
+
+    @gluon.jit
     def _attn_bwd_sm90(
         Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
         T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, COL_BITS, K_ORDER, PROG_PTR, PROG_ITEMS,
@@ -363,29 +386,17 @@ if HAVE_GLUON:
         CONSUMER_REGS: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
+        q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc = _operand_descs(
+            Q, K, V, DO, LSE, DELTA, sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, B, Hq, Hkv, Lq,
+            Lq_stat, Lk, D_TMA, SMEM, STAT_SMEM, BLOCK_D)
         block: gl.constexpr = [1, 1, HALF, BLOCK_D]
-        q_desc = tma.make_tensor_descriptor(Q, shape=[B, Hq, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
-                                            block_shape=block, layout=SMEM)
-        do_desc = tma.make_tensor_descriptor(DO, shape=[B, Hq, Lq, D_TMA], strides=[sdb, sdh, sdm, 1],
-                                             block_shape=block, layout=SMEM)
-        k_desc = tma.make_tensor_descriptor(K, shape=[B, Hkv, Lk, D_TMA], strides=[skb, skh, skn, 1],
-                                            block_shape=block, layout=SMEM)
         dk_desc = tma.make_tensor_descriptor(DK, shape=[B, Hkv, Lk, D_TMA], strides=[sdkb, sdkh, sdkn, 1],
                                              block_shape=block, layout=SMEM)
         dv_desc = tma.make_tensor_descriptor(DV, shape=[B, Hkv, Lk, D_TMA], strides=[sdvb, sdvh, sdvn, 1],
                                              block_shape=block, layout=SMEM)
-        v_desc = tma.make_tensor_descriptor(V, shape=[B, Hkv, Lk, D_TMA], strides=[svb, svh, svn, 1],
-                                            block_shape=block, layout=SMEM)
         # dQ accumulator (B, Hq, Lq, D_TMA) fp32, contiguous
         dqa_desc = tma.make_tensor_descriptor(DQA, shape=[B, Hq, Lq, D_TMA], strides=[Hq * Lq * D_TMA, Lq * D_TMA,
                                               D_TMA, 1], block_shape=[1, 1, HALF, BLOCK_D // 2], layout=DQ_SMEM)
-        # lse and delta as flat (B * Hq * Lq_stat,) vectors, each head's rows padded to Lq_stat
-        # (a multiple of 64), so that every block starts 256-byte aligned; rows past Lq are
-        # masked by position in the consumers
-        lse_desc = tma.make_tensor_descriptor(LSE, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
-                                              layout=STAT_SMEM)
-        delta_desc = tma.make_tensor_descriptor(DELTA, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
-                                                layout=STAT_SMEM)
         lse_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
         delta_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
         k_buf = gl.allocate_shared_memory(dtype, [2, 1, 1, HALF, BLOCK_D], SMEM)

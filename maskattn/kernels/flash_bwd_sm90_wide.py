@@ -45,7 +45,8 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .flash_bwd_sm90 import HALF, _block_grads, _bwd_producer, _column, _key_tile, _tma_reduce_add
+    from .flash_bwd_sm90 import (HALF, _block_grads, _bwd_producer, _column, _key_tile, _operand_descs,
+                                 _tma_reduce_add)
     from .sm90_common import signal
     from .sm90_schedule import listed_items
 
@@ -168,23 +169,12 @@ if HAVE_GLUON:
         TILE_K: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, CONSUMER_REGS: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
-        block: gl.constexpr = [1, 1, HALF, BLOCK_D]
-        q_desc = tma.make_tensor_descriptor(Q, shape=[B, Hq, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
-                                            block_shape=block, layout=SMEM)
-        do_desc = tma.make_tensor_descriptor(DO, shape=[B, Hq, Lq, D_TMA], strides=[sdb, sdh, sdm, 1],
-                                             block_shape=block, layout=SMEM)
-        k_desc = tma.make_tensor_descriptor(K, shape=[B, Hkv, Lk, D_TMA], strides=[skb, skh, skn, 1],
-                                            block_shape=block, layout=SMEM)
-        v_desc = tma.make_tensor_descriptor(V, shape=[B, Hkv, Lk, D_TMA], strides=[svb, svh, svn, 1],
-                                            block_shape=block, layout=SMEM)
+        q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc = _operand_descs(
+            Q, K, V, DO, LSE, DELTA, sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, B, Hq, Hkv, Lq,
+            Lq_stat, Lk, D_TMA, SMEM, STAT_SMEM, BLOCK_D)
         # dQ accumulator (B, Hq, Lq, D_TMA) fp32, contiguous, added to DQ_DIMS dims at a time
         dqa_desc = tma.make_tensor_descriptor(DQA, shape=[B, Hq, Lq, D_TMA], strides=[Hq * Lq * D_TMA, Lq * D_TMA,
                                               D_TMA, 1], block_shape=[1, 1, HALF, DQ_DIMS], layout=DQ_SMEM)
-        # lse and delta as flat (B * Hq * Lq_stat,) vectors, as in ``flash_bwd_sm90``
-        lse_desc = tma.make_tensor_descriptor(LSE, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
-                                              layout=STAT_SMEM)
-        delta_desc = tma.make_tensor_descriptor(DELTA, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
-                                                layout=STAT_SMEM)
         lse_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
         delta_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
         k_buf = gl.allocate_shared_memory(dtype, [1, 1, 1, HALF, BLOCK_D], SMEM)
