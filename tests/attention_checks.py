@@ -89,7 +89,7 @@ def kernel_grads(q, k, v, mask, grad_out, grad_lse=None, **kw):
 
 def check_family_gradients(mask_name, lq, lk, hq, hkv, d, deterministic, device):
     """Gradients of one standard family (causal, sliding, documents, longformer, or padded: causal
-    with NaN keys and values no query may see) at odd shapes, B=2, bf16, against the reference;
+    with NaN / Inf keys and NaN values no query may see) at odd shapes, B=2, bf16, against the reference;
     every gradient finite. The GPU backward kernels' family tests share it."""
     valid = torch.ones(2, lk, dtype=torch.bool)
     valid[:, lk // 2: lk // 2 + 7] = False
@@ -99,9 +99,10 @@ def check_family_gradients(mask_name, lq, lk, hq, hkv, d, deterministic, device)
     mask = masks[mask_name].to(device)
     q, k, v = rand_qkv(2, hq, hkv, lq, lk, d, torch.bfloat16, device)
     grad_out = torch.randn_like(q)
-    if mask_name == "padded":
+    if mask_name == "padded":  # NaN and Inf keys and values beside allowed ones in their key tile
         k, v = k.clone(), v.clone()
         k[:, :, lk // 2: lk // 2 + 7] = float("nan")
+        k[:, 0, lk // 2 + 1], k[:, -1, lk // 2 + 5, 1:] = float("inf"), float("-inf")
         v[:, :, lk // 2: lk // 2 + 7] = float("nan")
     _, _, grads = kernel_grads(q, k, v, mask, grad_out, deterministic=deterministic)
     assert all(bool(torch.isfinite(g).all()) for g in grads)

@@ -14,16 +14,16 @@ without atomics (FlashAttention-2 style), bitwise reproducible:
   tile, walking the row view like the forward pass, accumulating dQ.
 Both recompute P = exp(S - lse); ``delta = rowsum(dO * O) - dlse`` comes from a small
 preprocessing kernel. Extra memory: lse and delta, 8 bytes per (query head, token), a
-cleaned copy of K, and on the one-pass path the fp32 dQ accumulator (4 bytes x head dim per
-(query head, token)).
+cleaned copy of K for the dQ kernel, and on the one-pass path, instead of that copy, the fp32
+dQ accumulator (4 bytes x head dim per (query head, token)).
 
 An earlier one-pass kernel with atomic dQ written with ``tl.dot`` held dK, dV, K and V in
 registers at once, spilled and was 10-20% slower than the two kernels on the H100; the Gluon
 kernel splits that state over two warpgroups.
 
 Masked pairs are dropped with ``where`` (never ``0 * x``) and dQ reads K cleaned of
-non-finite entries (one elementwise pass per call), so a NaN in a masked-out slot reaches no
-gradient of a row that may not see it.
+non-finite entries (here one elementwise pass per call; the one-pass Hopper kernels clean K in
+shared memory), so a NaN in a masked-out slot reaches no gradient of a row that may not see it.
 """
 from __future__ import annotations
 
@@ -132,20 +132,23 @@ def _bwd_prep(O, DO, DLSE, LSE, DELTA, LSE_OUT, DQ_ACC, K, K_CLEAN,
 def prepare(out, do, lse, dlse, k, stat_len: int, dq_acc: torch.Tensor | None):
     """``_bwd_prep``'s launch. out/do: (B, Hq, Lq, >= D) any strides, lse/dlse: (B, Hq, Lq) fp32
     contiguous (dlse may be None), k: (B, Hkv, Lk, D_K) unit last stride; ``stat_len`` >= Lq
-    (the padded row length of the stats); ``dq_acc``: (B, Hq, Lq, D_ACC) fp32 contiguous to zero, or
-    None (then lse is not copied either: the portable kernels read it as it is).
-    Returns (delta (B, Hq, stat_len) fp32, lse (B, Hq, stat_len) fp32 or the given one, cleaned K),
-    and the launch as (compiled, args, constexprs) for ``relaunch.Relaunch`` (slots 0-8: out, do,
-    dlse, lse, delta, lse copy, dq_acc, k, cleaned k)."""
+    (the padded row length of the stats); ``dq_acc``: (B, Hq, Lq, D_ACC) fp32 contiguous to zero
+    for a Hopper backward, or None for the portable kernels (then lse is not copied: they read
+    it as it is; and K is cleaned for their dQ kernel, where the Hopper kernels clean K in
+    shared memory). Returns (delta (B, Hq, stat_len) fp32, lse (B, Hq, stat_len) fp32 or the
+    given one, cleaned K or None), and the launch as (compiled, args, constexprs) for
+    ``relaunch.Relaunch`` (slots 0-8: out, do, dlse, lse, delta, lse copy, dq_acc, k, cleaned k;
+    k in the last two without cleaning)."""
     b, hq, lq = lse.shape
     hkv, lk, d_k = k.shape[1:]
     d = out.shape[-1]
     stats = torch.empty((2 if dq_acc is not None else 1, b, hq, stat_len), dtype=torch.float32, device=lse.device)
     delta, lse_out = stats[0], (stats[1] if dq_acc is not None else lse)
-    k_clean = torch.empty((b, hkv, lk, d_k), dtype=k.dtype, device=k.device)
-    row_blocks, key_blocks = triton.cdiv(stat_len, 64), triton.cdiv(lk, 64)
+    k_clean = torch.empty((b, hkv, lk, d_k), dtype=k.dtype, device=k.device) if dq_acc is None else None
+    row_blocks, key_blocks = triton.cdiv(stat_len, 64), (triton.cdiv(lk, 64) if dq_acc is None else 0)
+    k_out = k_clean if k_clean is not None else k
     args = (out, do, dlse if dlse is not None else delta, lse, delta, lse_out, dq_acc if dq_acc is not None else delta,
-            k, k_clean, *out.stride(), *do.stride(), *k.stride()[:3], *k_clean.stride()[:3],
+            k, k_out, *out.stride(), *do.stride(), *k.stride()[:3], *k_out.stride()[:3],
             hq, hkv, lq, lk, d, d_k, dq_acc.shape[-1] if dq_acc is not None else 0, stat_len, b * hq * row_blocks,
             key_blocks)
     constexprs = dict(HAS_DLSE=dlse is not None, COPY_LSE=dq_acc is not None, ZERO_DQ=dq_acc is not None,
@@ -309,14 +312,14 @@ def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: to
         # zeroed and its padded stats written by the preparation launch. Head dims above 128:
         # ``flash_bwd_sm90_wide``, same arguments
         dq_acc = torch.empty((b, hq, lq, d_tma), dtype=torch.float32, device=q.device)
-        (delta, lse_pad, k_clean), prep = prepare(out, do, lse, dlse, k, -(-lq // 64) * 64, dq_acc)
+        (delta, lse_pad, _), prep = prepare(out, do, lse, dlse, k, -(-lq // 64) * 64, dq_acc)
         run, kernel = ((flash_bwd_sm90_wide.backward_wide, flash_bwd_sm90_wide._attn_bwd_wide) if wide
                        else (flash_bwd_sm90.backward_sm90, flash_bwd_sm90._attn_bwd_sm90))
-        main = run(q, k_clean, v, do, lse_pad, delta, dk, dv, dq_acc, bm, scale, d, d_tma, sb, sh)
+        main = run(q, k, v, do, lse_pad, delta, dk, dv, dq_acc, bm, scale, d, d_tma, sb, sh)
         # inputs used as given (no aligned copies): later calls like this one replay its launches
         if key is not None and main is not None and all(a is b for a, b in zip((q, k, v, do), given)):
             plans.remember(bm, _PLANS, key, plans.BackwardPlan(prep, _bwd_prep, main, kernel, dq_acc, dk, q.dtype,
-                                                               lse_pad, k_clean))
+                                                               lse_pad))
         return dq_acc[..., :d].to(q.dtype), dk, dv
     # hidden non-finite keys must not reach dQ through 0 * inf: dQ reads K cleaned (in the
     # preparation launch, with delta)

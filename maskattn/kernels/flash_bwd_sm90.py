@@ -28,9 +28,13 @@ query rows fit the L2 (``column_section``). A program has three warpgroups:
 
 The order of the fp32 additions into dQ varies from run to run, so this path is not bitwise
 reproducible; ``attention(..., deterministic=True)`` (or torch's deterministic flag) takes the
-portable kernels. K is read cleaned of non-finite values (``nan_to_num`` on the host): dQ
-multiplies it by dS, which is 0 for masked pairs, and 0 * NaN would leak; a non-finite key in
-an allowed slot already makes the forward's row NaN. Masked pairs are dropped with ``where``.
+portable kernels. dQ multiplies K by dS, which is 0 for masked pairs, and 0 * NaN would leak
+a masked-out non-finite key: each consumer zeroes the non-finite entries of the K dims it
+multiplies in shared memory once per key tile (``sm90_common.zero_non_finite``; a pass over K
+in the preparation launch took 268 MB of memory traffic at 32k keys, 16 heads, head dim 128).
+The other consumer may read those entries for S^T meanwhile, either value: a non-finite key is
+either masked (S dropped by ``where``) or allowed, and then the forward's row is NaN already.
+Masked pairs are dropped with ``where``.
 
 Extra memory: the dQ accumulator, 4 bytes x head dim (padded to 16 bytes) per (query head,
 token), and lse / delta padded to 64 rows.
@@ -62,7 +66,7 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .sm90_common import key_major_bits, key_major_words, signal
+    from .sm90_common import key_major_bits, key_major_words, signal, zero_non_finite
     from .sm90_schedule import listed_items, section_item
 
 ENABLED = True
@@ -330,6 +334,10 @@ if HAVE_GLUON:
             dv = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             mbarrier.wait(kv_ready, ki & 1)
             ki += 1
+            # K[:, this warpgroup's dQ dims] without non-finite entries (see the module docstring)
+            for w in gl.static_range(2):
+                zero_non_finite(k_buf.index(w).reshape([HALF, BLOCK_D]).slice(WG * (BLOCK_D // 2), BLOCK_D // 2,
+                                                                              dim=1))
             tma.store_wait(0)  # the last tile's dK / dV stores have read the dS slots and dQ buffer
             for hg in range(GROUP):
                 h = kvh * GROUP + hg
@@ -353,6 +361,29 @@ if HAVE_GLUON:
         tma.store_wait(0)  # shared memory outlives the last store's read
 
     @gluon.jit
+    def _operand_descs(Q, K, V, DO, LSE, DELTA, sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, B, Hq,
+                       Hkv, Lq, Lq_stat, Lk, D_TMA, SMEM: gl.constexpr, STAT_SMEM: gl.constexpr,
+                       BLOCK_D: gl.constexpr):
+        """TMA descriptors of what both Hopper backwards' producers load: 64-row blocks of Q, dO
+        (B, Hq, Lq, D_TMA), K and V (B, Hkv, Lk, D_TMA), BLOCK_D wide; lse and delta as flat
+        (B * Hq * Lq_stat,) vectors, each head's rows padded to Lq_stat (a multiple of 64) so that
+        every block starts 256-byte aligned (rows past Lq are masked by position in the consumers)."""
+        block: gl.constexpr = [1, 1, HALF, BLOCK_D]
+        q_desc = tma.make_tensor_descriptor(Q, shape=[B, Hq, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
+                                            block_shape=block, layout=SMEM)
+        do_desc = tma.make_tensor_descriptor(DO, shape=[B, Hq, Lq, D_TMA], strides=[sdb, sdh, sdm, 1],
+                                             block_shape=block, layout=SMEM)
+        k_desc = tma.make_tensor_descriptor(K, shape=[B, Hkv, Lk, D_TMA], strides=[skb, skh, skn, 1],
+                                            block_shape=block, layout=SMEM)
+        v_desc = tma.make_tensor_descriptor(V, shape=[B, Hkv, Lk, D_TMA], strides=[svb, svh, svn, 1],
+                                            block_shape=block, layout=SMEM)
+        lse_desc = tma.make_tensor_descriptor(LSE, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
+                                              layout=STAT_SMEM)
+        delta_desc = tma.make_tensor_descriptor(DELTA, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
+                                                layout=STAT_SMEM)
+        return q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc
+
+    @gluon.jit
     def _attn_bwd_sm90(
         Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
         T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, COL_BITS, K_ORDER, PROG_PTR, PROG_ITEMS,
@@ -363,29 +394,17 @@ if HAVE_GLUON:
         CONSUMER_REGS: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
+        q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc = _operand_descs(
+            Q, K, V, DO, LSE, DELTA, sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, B, Hq, Hkv, Lq,
+            Lq_stat, Lk, D_TMA, SMEM, STAT_SMEM, BLOCK_D)
         block: gl.constexpr = [1, 1, HALF, BLOCK_D]
-        q_desc = tma.make_tensor_descriptor(Q, shape=[B, Hq, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
-                                            block_shape=block, layout=SMEM)
-        do_desc = tma.make_tensor_descriptor(DO, shape=[B, Hq, Lq, D_TMA], strides=[sdb, sdh, sdm, 1],
-                                             block_shape=block, layout=SMEM)
-        k_desc = tma.make_tensor_descriptor(K, shape=[B, Hkv, Lk, D_TMA], strides=[skb, skh, skn, 1],
-                                            block_shape=block, layout=SMEM)
         dk_desc = tma.make_tensor_descriptor(DK, shape=[B, Hkv, Lk, D_TMA], strides=[sdkb, sdkh, sdkn, 1],
                                              block_shape=block, layout=SMEM)
         dv_desc = tma.make_tensor_descriptor(DV, shape=[B, Hkv, Lk, D_TMA], strides=[sdvb, sdvh, sdvn, 1],
                                              block_shape=block, layout=SMEM)
-        v_desc = tma.make_tensor_descriptor(V, shape=[B, Hkv, Lk, D_TMA], strides=[svb, svh, svn, 1],
-                                            block_shape=block, layout=SMEM)
         # dQ accumulator (B, Hq, Lq, D_TMA) fp32, contiguous
         dqa_desc = tma.make_tensor_descriptor(DQA, shape=[B, Hq, Lq, D_TMA], strides=[Hq * Lq * D_TMA, Lq * D_TMA,
                                               D_TMA, 1], block_shape=[1, 1, HALF, BLOCK_D // 2], layout=DQ_SMEM)
-        # lse and delta as flat (B * Hq * Lq_stat,) vectors, each head's rows padded to Lq_stat
-        # (a multiple of 64), so that every block starts 256-byte aligned; rows past Lq are
-        # masked by position in the consumers
-        lse_desc = tma.make_tensor_descriptor(LSE, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
-                                              layout=STAT_SMEM)
-        delta_desc = tma.make_tensor_descriptor(DELTA, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
-                                                layout=STAT_SMEM)
         lse_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
         delta_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
         k_buf = gl.allocate_shared_memory(dtype, [2, 1, 1, HALF, BLOCK_D], SMEM)
@@ -547,17 +566,17 @@ def _stat_layout():
     return gl.NVMMASharedLayout.get_default_for([64], gl.float32)
 
 
-def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: float, d: int, d_tma: int,
+def backward_sm90(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: float, d: int, d_tma: int,
                   map_sb: int, map_sh: int):
-    """q/do: (B, Hq, Lq, d_tma), k_clean/v: (B, Hkv, Lk, d_tma), TMA-ready, k_clean without
-    non-finite entries; lse/delta: (B, Hq, Lq rounded up to 64) fp32 contiguous, zero-padded (every
-    64-row block of the stats 256-byte aligned for its TMA load); dq_acc: (B, Hq, Lq, d_tma) fp32
+    """q/do: (B, Hq, Lq, d_tma), k/v: (B, Hkv, Lk, d_tma), TMA-ready (K may hold non-finite
+    entries: the kernel zeroes them in shared memory for dQ); lse/delta: (B, Hq, Lq rounded up
+    to 64) fp32 contiguous, zero-padded (every 64-row block of the stats 256-byte aligned for its TMA load); dq_acc: (B, Hq, Lq, d_tma) fp32
     contiguous, zeroed (``backward.prepare`` writes all three). Writes dk, dv (B, Hkv, Lk, d) and
     adds dQ into dq_acc. Returns the launch as (compiled, grid, args, constexprs) for
-    ``relaunch.Relaunch`` (slots 0-8: q, k_clean, v, do, lse, delta, dk, dv, dq_acc), or None where
+    ``relaunch.Relaunch`` (slots 0-8: q, k, v, do, lse, delta, dk, dv, dq_acc), or None where
     dK / dV went through buffers (then the call is not replayable as it is)."""
     b, hq, lq, _ = q.shape
-    hkv, lk = k_clean.shape[1], k_clean.shape[2]
+    hkv, lk = k.shape[1], k.shape[2]
     # dK / dV leave by TMA stores: contiguous rows of d_tma elements (16-byte multiples)
     dk_out, dv_out = (t if d == d_tma and t.is_contiguous() and t.data_ptr() % 16 == 0
                       else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
@@ -568,10 +587,10 @@ def backward_sm90(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, s
     # the lists' costs and positions number items in plain rank-major order (sections of every head)
     section = b * hkv if persistent else column_section(bm, b, hkv, hq // hkv, lq, d_tma, q.element_size(),
                                                          sm_count(q.device))
-    args = (q, k_clean, v, do, lse, delta, dk_out, dv_out, dq_acc,
+    args = (q, k, v, do, lse, delta, dk_out, dv_out, dq_acc,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, column_bitmaps(bm), bm.k_order,
             prog_ptr, prog_items,
-            *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
             *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
             section, scale)
     # BLOCK_D: d_tma itself, one of HEAD_DIMS (``supported``)

@@ -45,8 +45,9 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .flash_bwd_sm90 import HALF, _block_grads, _bwd_producer, _column, _key_tile, _tma_reduce_add
-    from .sm90_common import signal
+    from .flash_bwd_sm90 import (HALF, _block_grads, _bwd_producer, _column, _key_tile, _operand_descs,
+                                 _tma_reduce_add)
+    from .sm90_common import signal, zero_non_finite
     from .sm90_schedule import listed_items
 
 ENABLED = True
@@ -138,6 +139,7 @@ if HAVE_GLUON:
                 dv = gl.zeros([HALF, DW], gl.float32, layout=O_LAYOUT)
                 mbarrier.wait(kv_ready, ki & 1)
                 ki += 1
+                zero_non_finite(kw)  # see flash_bwd_sm90's docstring
                 for hg in range(GROUP):
                     h = kvh * GROUP + hg
                     f0, nf, p0, n = _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M)
@@ -168,23 +170,12 @@ if HAVE_GLUON:
         TILE_K: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, CONSUMER_REGS: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
-        block: gl.constexpr = [1, 1, HALF, BLOCK_D]
-        q_desc = tma.make_tensor_descriptor(Q, shape=[B, Hq, Lq, D_TMA], strides=[sqb, sqh, sqm, 1],
-                                            block_shape=block, layout=SMEM)
-        do_desc = tma.make_tensor_descriptor(DO, shape=[B, Hq, Lq, D_TMA], strides=[sdb, sdh, sdm, 1],
-                                             block_shape=block, layout=SMEM)
-        k_desc = tma.make_tensor_descriptor(K, shape=[B, Hkv, Lk, D_TMA], strides=[skb, skh, skn, 1],
-                                            block_shape=block, layout=SMEM)
-        v_desc = tma.make_tensor_descriptor(V, shape=[B, Hkv, Lk, D_TMA], strides=[svb, svh, svn, 1],
-                                            block_shape=block, layout=SMEM)
+        q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc = _operand_descs(
+            Q, K, V, DO, LSE, DELTA, sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, B, Hq, Hkv, Lq,
+            Lq_stat, Lk, D_TMA, SMEM, STAT_SMEM, BLOCK_D)
         # dQ accumulator (B, Hq, Lq, D_TMA) fp32, contiguous, added to DQ_DIMS dims at a time
         dqa_desc = tma.make_tensor_descriptor(DQA, shape=[B, Hq, Lq, D_TMA], strides=[Hq * Lq * D_TMA, Lq * D_TMA,
                                               D_TMA, 1], block_shape=[1, 1, HALF, DQ_DIMS], layout=DQ_SMEM)
-        # lse and delta as flat (B * Hq * Lq_stat,) vectors, as in ``flash_bwd_sm90``
-        lse_desc = tma.make_tensor_descriptor(LSE, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
-                                              layout=STAT_SMEM)
-        delta_desc = tma.make_tensor_descriptor(DELTA, shape=[B * Hq * Lq_stat], strides=[1], block_shape=[HALF],
-                                                layout=STAT_SMEM)
         lse_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
         delta_buf = gl.allocate_shared_memory(gl.float32, [NUM_STAGES, HALF], STAT_SMEM)
         k_buf = gl.allocate_shared_memory(dtype, [1, 1, 1, HALF, BLOCK_D], SMEM)
@@ -234,13 +225,13 @@ def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int)
     return ENABLED and 128 < d_tma <= BLOCK_D and flash_bwd_sm90.map_supported(q, bm, d_tma, softcap, kv_heads)
 
 
-def backward_wide(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: float, d: int, d_tma: int,
+def backward_wide(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: float, d: int, d_tma: int,
                   map_sb: int, map_sh: int):
     """As ``flash_bwd_sm90.backward_sm90`` (same arguments and preparation): writes dk, dv
     (B, Hkv, Lk, d), any strides, and adds dQ into dq_acc (B, Hq, Lq, d_tma) fp32. Returns the
     launch as (compiled, grid, args, constexprs) for ``relaunch.Relaunch`` (slots 0-8 as there)."""
     b, hq, lq, _ = q.shape
-    hkv, lk = k_clean.shape[1], k_clean.shape[2]
+    hkv, lk = k.shape[1], k.shape[2]
     group = hq // hkv
     # one program per key tile, numbered in L2 sections, also where the head-dim-128 kernel takes a
     # persistent grid (short columns): H100, session 30 (``session30/ab_wide_grid.log``), per key
@@ -250,10 +241,10 @@ def backward_wide(q, k_clean, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, s
     grid = (n_items,)
     prog_ptr, prog_items = flash_bwd_sm90.program_lists(bm, b, hkv, group, map_sb, map_sh, n_items)
     section = flash_bwd_sm90.column_section(bm, b, hkv, group, lq, d_tma, q.element_size(), sm_count(q.device))
-    args = (q, k_clean, v, do, lse, delta, dk, dv, dq_acc,
+    args = (q, k, v, do, lse, delta, dk, dv, dq_acc,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, column_bitmaps(bm), bm.k_order,
             prog_ptr, prog_items,
-            *q.stride()[:3], *k_clean.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3],
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3],
             *dv.stride()[:3], b, hq, hkv, group, lq, lse.shape[-1], lk, d, d_tma, map_sb, map_sh, bm.n_k_tiles,
             section, scale)
     constexprs = dict(SMEM=smem_layout((1, 1, 64, BLOCK_D), q.dtype), DS_SMEM=smem_layout((64, 64), q.dtype),

@@ -79,26 +79,24 @@ class ForwardPlan:
 
 class BackwardPlan:
     """A recorded one-pass Hopper backward: ``plan(do, q, k, v, out, lse, dlse) -> (dq, dk, dv)``
-    allocates the stats, the cleaned K, the fp32 dQ accumulator and dK / dV, replays the
-    preparation launch (``backward.prepare``) and the backward launch, and casts dQ."""
+    allocates the stats, the fp32 dQ accumulator and dK / dV, replays the preparation launch
+    (``backward.prepare``) and the backward launch, and casts dQ."""
 
     def __init__(self, prep: tuple, prep_kernel, main: tuple, main_kernel, dq_acc: torch.Tensor,
-                 dk: torch.Tensor, q_dtype: torch.dtype, lse_pad: torch.Tensor, k_clean: torch.Tensor):
+                 dk: torch.Tensor, q_dtype: torch.dtype, lse_pad: torch.Tensor):
         self._prep = relaunch.Relaunch(prep_kernel, prep[0], prep[1], prep[2], prep[3], {}, tuple(range(9)))
         self._main = relaunch.Relaunch(main_kernel, main[0], main[1], main[2], main[3], {}, tuple(range(9)))
         self._device, self._q_dtype = dq_acc.device, q_dtype
         self._stats = (2,) + tuple(lse_pad.shape)
         self._acc, self._kv = dq_acc.shape, (dk.shape, dk.dtype)
-        self._k_clean = k_clean.shape
 
     def __call__(self, do, q, k, v, out, lse, dlse):
         device, (kv_shape, kv_dtype) = self._device, self._kv
         stats = torch.empty(self._stats, dtype=torch.float32, device=device)
         delta, lse_pad = stats[0], stats[1]
-        k_clean = torch.empty(self._k_clean, dtype=kv_dtype, device=device)
         dq_acc = torch.empty(self._acc, dtype=torch.float32, device=device)
         dk = torch.empty(kv_shape, dtype=kv_dtype, device=device)
         dv = torch.empty(kv_shape, dtype=kv_dtype, device=device)
-        self._prep(out, do, delta if dlse is None else dlse, lse, delta, lse_pad, dq_acc, k, k_clean)
-        self._main(q, k_clean, v, do, lse_pad, delta, dk, dv, dq_acc)
+        self._prep(out, do, delta if dlse is None else dlse, lse, delta, lse_pad, dq_acc, k, k)
+        self._main(q, k, v, do, lse_pad, delta, dk, dv, dq_acc)
         return dq_acc.to(self._q_dtype), dk, dv

@@ -16,7 +16,7 @@ try:  # Gluon is Triton's lower-level frontend (warp specialization on Hopper: T
     HAVE_GLUON = hasattr(gl, "warp_specialize") and gluon_tested()
     if HAVE_GLUON:
         from triton.experimental.gluon.language.nvidia.ampere import async_copy
-        from triton.experimental.gluon.language.nvidia.hopper import mbarrier
+        from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, mbarrier
 except ImportError:  # pragma: no cover - older Triton
     HAVE_GLUON = False
 
@@ -58,6 +58,21 @@ if HAVE_GLUON:
             async_copy.mbarrier_arrive(bar, increment_count=False)
         else:
             mbarrier.arrive(bar, count=1)
+
+    @gluon.jit
+    def zero_non_finite(tile):
+        """Zero, in place, the non-finite entries of ``tile``: a (rows, cols) shared-memory tile
+        of fp16 / bf16 (cols 8-256, a power of two) that the calling warpgroup multiplies next
+        (the backwards' dQ = dS K, where dS is 0 for masked pairs and 0 * inf would leak a
+        masked-out NaN / Inf key into dQ). Ends with the proxy fence; the caller's warpgroup
+        barrier before the product then makes every thread's stores visible to it."""
+        ROWS: gl.constexpr = tile.shape[0]
+        COLS: gl.constexpr = tile.shape[1]
+        VEC: gl.constexpr = 8  # 16 bytes a thread and row
+        layout: gl.constexpr = gl.BlockedLayout([1, VEC], [32 // (COLS // VEC), COLS // VEC], [4, 1], [1, 0])
+        x = tile.load(layout)
+        tile.store(gl.where(gl.abs(x) < float("inf"), x, 0.0).to(tile.dtype))
+        fence_async_shared()
 
     @gluon.jit
     def key_major_words(COL_BITS, entry, key0, q0, LAYOUT: gl.constexpr, BLOCK_K: gl.constexpr,

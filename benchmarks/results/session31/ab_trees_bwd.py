@@ -1,0 +1,50 @@
+"""Session 31: the backward alone of this tree's ``maskattn`` against another commit's package in
+the same process, interleaved rounds (``benchmarks.ab.interleaved_medians``), and the largest
+gradient difference between the two. The other package is a copy of that commit's ``maskattn/``
+renamed ``maskattn_base`` (its core imports are relative), e.g.
+
+    mkdir -p .ab && git archive main maskattn | tar -x -C .ab && mv .ab/maskattn .ab/maskattn_base
+
+carried to the GPU machine with ``carry: [".ab"]``. Cases: ``CASES="family:L:D ..."`` (B=1, H=16,
+bf16, ``benchmarks.families`` masks, built with each package's own mask classes).
+
+Usage: python benchmarks/results/session31/ab_trees_bwd.py
+"""
+import os
+import sys
+
+import torch
+import triton
+
+sys.path.insert(0, os.getcwd())
+sys.path.insert(0, os.path.join(os.getcwd(), ".ab"))
+import maskattn  # noqa: E402
+import maskattn_base  # noqa: E402
+from benchmarks import families  # noqa: E402
+from benchmarks.ab import interleaved_medians  # noqa: E402
+
+print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
+CASES = [c.split(":") for c in os.environ.get(
+    "CASES", "sliding:32768:128 documents:32768:128 causal:32768:128 sliding:8192:128 causal:8192:128 "
+             "documents:8192:128 causal:32768:256 sliding:32768:256").split()]
+ROUNDS = int(os.environ.get("AB_ROUNDS", "3"))
+for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    grads, fns = {}, {}
+    for label, pkg in (("base", maskattn_base), ("tree", maskattn)):
+        families.ma = pkg
+        bm = pkg.compile_mask(families.mask(fam, L), L, L, device="cuda")
+        out = pkg.attention(q, k, v, bm)
+
+        def run(out=out):
+            return torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
+        grads[label] = run()
+        fns[label] = run
+    families.ma = maskattn
+    torch.cuda.synchronize()
+    med = interleaved_medians(fns, ROUNDS, 5 if L >= 32768 else 20)
+    diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(grads["base"], grads["tree"]))
+    print(f"{fam:10s} {L:6d} D{d:<3d} | base {med['base'] / 1e3:.3f} ms | tree {med['tree'] / 1e3:.3f} ms "
+          f"({med['base'] / med['tree']:.3f}x) | max |grad diff| {diff:.1e}", flush=True)
