@@ -6,7 +6,8 @@ renamed ``maskattn_base`` (its core imports are relative), e.g.
     mkdir -p .ab && git archive main maskattn | tar -x -C .ab && mv .ab/maskattn .ab/maskattn_base
 
 carried to the GPU machine with ``carry: [".ab"]``. Cases: ``CASES="family:L:D ..."`` (B=1, H=16,
-bf16, ``benchmarks.families`` masks, built with each package's own mask classes).
+bf16, ``benchmarks.families`` masks, built with each package's own mask classes); ``AB_FIRST=tree``
+times this tree first in every round (default: the base first).
 
 Usage: python benchmarks/results/session31/ab_trees_bwd.py
 """
@@ -33,7 +34,8 @@ for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
     q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
     q, k, v = (t.requires_grad_() for t in (q, k, v))
     grads, fns = {}, {}
-    for label, pkg in (("base", maskattn_base), ("tree", maskattn)):
+    order = (("base", maskattn_base), ("tree", maskattn))
+    for label, pkg in (order[::-1] if os.environ.get("AB_FIRST") == "tree" else order):
         families.ma = pkg
         bm = pkg.compile_mask(families.mask(fam, L), L, L, device="cuda")
         out = pkg.attention(q, k, v, bm)
