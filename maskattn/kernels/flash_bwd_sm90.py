@@ -570,8 +570,9 @@ def backward_sm90(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: 
                   map_sb: int, map_sh: int):
     """q/do: (B, Hq, Lq, d_tma), k/v: (B, Hkv, Lk, d_tma), TMA-ready (K may hold non-finite
     entries: the kernel zeroes them in shared memory for dQ); lse/delta: (B, Hq, Lq rounded up
-    to 64) fp32 contiguous, zero-padded (every 64-row block of the stats 256-byte aligned for its TMA load); dq_acc: (B, Hq, Lq, d_tma) fp32
-    contiguous, zeroed (``backward.prepare`` writes all three). Writes dk, dv (B, Hkv, Lk, d) and
+    to 64) fp32 contiguous, zero-padded (every 64-row block of the stats 256-byte aligned for its
+    TMA load); dq_acc: (B, Hq, Lq, d_tma) fp32 contiguous, zeroed (``backward.prepare`` writes
+    all three). Writes dk, dv (B, Hkv, Lk, d) and
     adds dQ into dq_acc. Returns the launch as (compiled, grid, args, constexprs) for
     ``relaunch.Relaunch`` (slots 0-8: q, k, v, do, lse, delta, dk, dv, dq_acc), or None where
     dK / dV went through buffers (then the call is not replayable as it is)."""

@@ -65,8 +65,9 @@ if HAVE_GLUON:
         of fp16 / bf16 (cols 8-256, a power of two) that the calling warpgroup multiplies next
         (the backwards' dQ = dS K, where dS is 0 for masked pairs and 0 * inf would leak a
         masked-out NaN / Inf key into dQ). Ends with the proxy fence; the caller's warpgroup
-        barrier before the product then makes every thread's stores visible to it."""
-        ROWS: gl.constexpr = tile.shape[0]
+        barrier before the product then makes every thread's stores visible to it. Finite
+        entries are written back unchanged, so a product of another warpgroup reading the tile
+        meanwhile sees each entry either as it was or zeroed."""
         COLS: gl.constexpr = tile.shape[1]
         VEC: gl.constexpr = 8  # 16 bytes a thread and row
         layout: gl.constexpr = gl.BlockedLayout([1, VEC], [32 // (COLS // VEC), COLS // VEC], [4, 1], [1, 0])
