@@ -117,3 +117,40 @@ def count_calls(monkeypatch, module, name: str) -> list:
     run = getattr(module, name)
     monkeypatch.setattr(module, name, lambda *args: calls.append(1) or run(*args))
     return calls
+
+
+def case_inputs(case, d, device):
+    """A hypothesis ``attention_cases`` case at head dim ``d``, bf16, on ``device`` -> q, k, v, grad_out,
+    the mask (moved to ``device``) and its block map. The GPU backward kernels' random-mask tests share it."""
+    q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], d, torch.bfloat16, device,
+                       seed=case["seed"])
+    mask = case["mask"].to(device)
+    bm = ma.compile_mask(mask, case["lq"], case["lk"], q_offset=case["q_offset"], device=device)
+    return q, k, v, torch.randn_like(q), mask, bm
+
+
+def check_hidden_key_tiles(mask_name, d, device):
+    """Gradients of the one-pass backward (``deterministic=False``) at Lq=1100, Lk=1250 (not a multiple
+    of 64), B=2, 4 query / 2 KV heads, bf16, against the reference, every one finite. Masks:
+    sliding (window 200, causal), causal, documents ([300, 5, 500, 445]) or nan_keys (window 150,
+    causal, keys 300-699 hidden: whole key tiles no query sees, which must get zero dK / dV, with
+    NaN keys and values at 600-604). The Hopper backward tests of their grids share it."""
+    lq, lk = 1100, 1250
+    q, k, v = rand_qkv(2, 4, 2, lq, lk, d, torch.bfloat16, device, seed=5)
+    keys = torch.ones(2, lk, dtype=torch.bool)
+    keys[:, 300:700] = False
+    masks = dict(sliding=ma.sliding_window(200) & ma.causal(), causal=ma.causal(),
+                 documents=ma.documents([300, 5, 500, 445]),
+                 nan_keys=ma.sliding_window(150) & ma.causal() & ma.padding(keys))
+    mask = masks[mask_name].to(device)
+    grad_out = torch.randn_like(q)
+    kn, vn = k, v
+    if mask_name == "nan_keys":
+        kn, vn = k.clone(), v.clone()
+        kn[:, :, 600:605] = float("nan")
+        vn[:, :, 600:605] = float("nan")
+    _, _, grads = kernel_grads(q, kn, vn, mask, grad_out, deterministic=False)
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    if mask_name == "nan_keys":
+        assert bool((grads[1][:, :, 300:700] == 0).all()) and bool((grads[2][:, :, 300:700] == 0).all())
+    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)

@@ -1,6 +1,8 @@
-"""What the two Hopper kernels written in Gluon (``flash_fwd_sm90``, ``flash_bwd_sm90``) share:
-the Gluon imports, the inputs either kernel can take, shared-memory layouts and the bitmap
-readers (query-major ``BlockMap.bitmaps``; the backward's key-major ``column_bitmaps``). Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so
+"""What the Hopper kernels written in Gluon (``flash_fwd_sm90``, ``flash_bwd_sm90``,
+``flash_bwd_sm90_wide``, ``flash_decode_sm90``) share: the Gluon imports, the inputs they can take,
+shared-memory layouts, the bitmap readers (query-major ``BlockMap.bitmaps``; the backward's
+key-major ``column_bitmaps``) and the backwards' in-place cleaning of K (``zero_non_finite``).
+Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so
 ``rows_bits`` restates ``common.rows_bits`` for a given register layout."""
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 
 import maskattn as ma
-from attention_checks import check_backward, check_family_gradients, count_calls, kernel_grads, rand_qkv
+from attention_checks import (case_inputs, check_backward, check_family_gradients, check_hidden_key_tiles, count_calls,
+                              kernel_grads, rand_qkv)
 from maskattn.kernels import flash_bwd_sm90
 from test_forward import attention_cases
 
@@ -42,12 +43,7 @@ def test_random_masks(case):
     # head dims 64 and 128 (the kernel's two), bf16 (fp16 runs in the tests below); lengths of one
     # query tile are forced onto the kernel too. Most examples are new Triton specializations of
     # the forward and backward kernels (lengths), so this test is compile-bound: allow minutes.
-    d = flash_bwd_sm90.HEAD_DIMS[case["seed"] % 2]
-    q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], d, torch.bfloat16, DEV,
-                       seed=case["seed"])
-    grad_out = torch.randn_like(q)
-    mask = case["mask"].to(DEV)
-    bm = ma.compile_mask(mask, case["lq"], case["lk"], q_offset=case["q_offset"], device=DEV)
+    q, k, v, grad_out, mask, bm = case_inputs(case, flash_bwd_sm90.HEAD_DIMS[case["seed"] % 2], DEV)
     with pytest.MonkeyPatch.context() as mp:
         _force_sm90(mp)
         _, _, grads = kernel_grads(q, k, v, bm, grad_out, deterministic=False)
@@ -71,25 +67,8 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name, d):
     calls = _force_sm90(monkeypatch)
     monkeypatch.setattr(flash_bwd_sm90, "sm_count", lambda device: 3)
     monkeypatch.setattr(flash_bwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10**9)
-    lq, lk = 1100, 1250
-    q, k, v = rand_qkv(2, 4, 2, lq, lk, d, torch.bfloat16, DEV, seed=5)
-    keys = torch.ones(2, lk, dtype=torch.bool)
-    keys[:, 300:700] = False  # whole key tiles that no query sees
-    masks = dict(sliding=ma.sliding_window(200) & ma.causal(), documents=ma.documents([300, 5, 500, 445]),
-                 nan_keys=ma.sliding_window(150) & ma.causal() & ma.padding(keys))
-    mask = masks[mask_name].to(DEV)
-    grad_out = torch.randn_like(q)
-    kn, vn = k, v
-    if mask_name == "nan_keys":  # NaN keys and values no query may see
-        kn, vn = k.clone(), v.clone()
-        kn[:, :, 600:605] = float("nan")
-        vn[:, :, 600:605] = float("nan")
-    _, _, grads = kernel_grads(q, kn, vn, mask, grad_out, deterministic=False)
+    check_hidden_key_tiles(mask_name, d, DEV)
     assert calls
-    assert all(bool(torch.isfinite(g).all()) for g in grads)
-    if mask_name == "nan_keys":
-        assert bool((grads[1][:, :, 300:700] == 0).all()) and bool((grads[2][:, :, 300:700] == 0).all())
-    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
 
 @pytest.mark.parametrize("d", [128, 64])

@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 
 import maskattn as ma
-from attention_checks import check_backward, check_family_gradients, count_calls, kernel_grads, rand_qkv
+from attention_checks import (case_inputs, check_backward, check_family_gradients, check_hidden_key_tiles, count_calls,
+                              kernel_grads, rand_qkv)
 from maskattn.kernels import flash_bwd_sm90, flash_bwd_sm90_wide
 from test_forward import attention_cases
 
@@ -37,12 +38,7 @@ def path(request, monkeypatch):
 def test_random_masks(case):
     # head dims 256 and 200 (zero-padded to 256 in shared memory), bf16; compile-bound like the
     # head-dim-128 kernel's test
-    d = (256, 200)[case["seed"] % 2]
-    q, k, v = rand_qkv(case["batch"], case["hq"], case["hkv"], case["lq"], case["lk"], d, torch.bfloat16, DEV,
-                       seed=case["seed"])
-    grad_out = torch.randn_like(q)
-    mask = case["mask"].to(DEV)
-    bm = ma.compile_mask(mask, case["lq"], case["lk"], q_offset=case["q_offset"], device=DEV)
+    q, k, v, grad_out, mask, bm = case_inputs(case, (256, 200)[case["seed"] % 2], DEV)
     with pytest.MonkeyPatch.context() as mp:
         calls = _force_wide(mp)
         _, _, grads = kernel_grads(q, k, v, bm, grad_out, deterministic=False)
@@ -65,25 +61,8 @@ def test_sections_and_empty_key_tiles(monkeypatch, mask_name):
     # tiles no query sees write zero dK / dV
     calls = _force_wide(monkeypatch)
     monkeypatch.setattr(flash_bwd_sm90, "column_section", lambda *args: 1)
-    lq, lk = 1100, 1250
-    q, k, v = rand_qkv(2, 4, 2, lq, lk, 256, torch.bfloat16, DEV, seed=5)
-    keys = torch.ones(2, lk, dtype=torch.bool)
-    keys[:, 300:700] = False  # whole key tiles that no query sees
-    masks = dict(sliding=ma.sliding_window(200) & ma.causal(), causal=ma.causal(),
-                 nan_keys=ma.sliding_window(150) & ma.causal() & ma.padding(keys))
-    mask = masks[mask_name].to(DEV)
-    grad_out = torch.randn_like(q)
-    kn, vn = k, v
-    if mask_name == "nan_keys":
-        kn, vn = k.clone(), v.clone()
-        kn[:, :, 600:605] = float("nan")
-        vn[:, :, 600:605] = float("nan")
-    _, _, grads = kernel_grads(q, kn, vn, mask, grad_out, deterministic=False)
+    check_hidden_key_tiles(mask_name, 256, DEV)
     assert calls
-    assert all(bool(torch.isfinite(g).all()) for g in grads)
-    if mask_name == "nan_keys":
-        assert bool((grads[1][:, :, 300:700] == 0).all()) and bool((grads[2][:, :, 300:700] == 0).all())
-    check_backward(q, k, v, mask, grads=grads, grad_out=grad_out)
 
 
 def test_strided_inputs_grad_lse_and_fully_masked_rows(path):

@@ -21,15 +21,14 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, os.getcwd())
 import maskattn as ma  # noqa: E402
 from benchmarks import families  # noqa: E402
+from benchmarks.ab import backward_inputs  # noqa: E402
 
 print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
 CASES = [c.split(":") for c in os.environ.get(
     "CASES", "sliding:32768:128 documents:32768:128 causal:32768:128 sliding:8192:128 causal:32768:256").split()]
 CALLS = 10
 for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
-    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    q, k, v, do = backward_inputs(L, d)
     bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")
     out = ma.attention(q, k, v, bm)
     for _ in range(3):

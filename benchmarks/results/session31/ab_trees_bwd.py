@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.getcwd(), ".ab"))
 import maskattn  # noqa: E402
 import maskattn_base  # noqa: E402
 from benchmarks import families  # noqa: E402
-from benchmarks.ab import interleaved_medians  # noqa: E402
+from benchmarks.ab import backward_inputs, interleaved_medians  # noqa: E402
 
 print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
 CASES = [c.split(":") for c in os.environ.get(
@@ -30,9 +30,7 @@ CASES = [c.split(":") for c in os.environ.get(
              "documents:8192:128 causal:32768:256 sliding:32768:256").split()]
 ROUNDS = int(os.environ.get("AB_ROUNDS", "3"))
 for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v, do = (torch.randn(1, 16, L, d, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
-    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    q, k, v, do = backward_inputs(L, d)
     grads, fns = {}, {}
     order = (("base", maskattn_base), ("tree", maskattn))
     for label, pkg in (order[::-1] if os.environ.get("AB_FIRST") == "tree" else order):
