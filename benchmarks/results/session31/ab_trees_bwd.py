@@ -7,9 +7,7 @@ renamed ``maskattn_base`` (its core imports are relative), e.g.
 
 carried to the GPU machine with ``carry: [".ab"]``. Cases: ``CASES="family:L:D ..."`` (B=1, H=16,
 bf16, ``benchmarks.families`` masks, built with each package's own mask classes); ``AB_FIRST=tree``
-times this tree first in every round (default: the base first). ``AB_BASE`` names the base package
-(default ``maskattn_base``); ``AB_TREE_DIR``, a folder holding another ``maskattn`` to time as
-"tree" instead of this checkout's (e.g. a branch's package, ``.ab/w5/maskattn``).
+times this tree first in every round (default: the base first).
 
 Usage: python benchmarks/results/session31/ab_trees_bwd.py
 """
@@ -21,17 +19,12 @@ import triton
 
 sys.path.insert(0, os.getcwd())
 sys.path.insert(0, os.path.join(os.getcwd(), ".ab"))
-if os.environ.get("AB_TREE_DIR"):
-    sys.path.insert(0, os.path.abspath(os.environ["AB_TREE_DIR"]))
-import importlib  # noqa: E402
-
 import maskattn  # noqa: E402
-maskattn_base = importlib.import_module(os.environ.get("AB_BASE", "maskattn_base"))
+import maskattn_base  # noqa: E402
 from benchmarks import families  # noqa: E402
 from benchmarks.ab import backward_inputs, interleaved_medians  # noqa: E402
 
-print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, "| tree", maskattn.__file__,
-      "| base", maskattn_base.__file__, flush=True)
+print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
 CASES = [c.split(":") for c in os.environ.get(
     "CASES", "sliding:32768:128 documents:32768:128 causal:32768:128 sliding:8192:128 causal:8192:128 "
              "documents:8192:128 causal:32768:256 sliding:32768:256").split()]

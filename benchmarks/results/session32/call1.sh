@@ -1,35 +1,40 @@
-# session 32, call 1: three calls back to back (the GPU machine keeps /tmp only while warm), main at 5ecd72e.
-# .ab (carried in a): maskattn_base = 9657aab's package (before session 31's K change), maskattn_main = main's,
-# w5/maskattn = branch s31-wide5's (merged with main):
-#   rm -rf .ab && mkdir -p .ab/w5 && git archive 9657aab maskattn | tar -x -C .ab && mv .ab/maskattn .ab/maskattn_base
-#   git archive main maskattn | tar -x -C .ab && mv .ab/maskattn .ab/maskattn_main
-#   git archive s31-wide5 maskattn | tar -x -C .ab/w5
-#   a) carry [".fa4-lib-a", ".ab"]: FA4 library half a; the causal A/B of the K change in reversed order
-#      (this tree first); the wide5 branch's GPU tests (wide, and head dims 64 / 128, whose _block_grads
-#      it touched; main's tests against the branch's package) and its A/B against main
+# session 32, call 1: three calls back to back (the GPU machine keeps /tmp only while warm).
+# .ab (carried in a; `session32/make_ab.sh` builds it): copies of the package under names of their own
+#   (ab_pkgs.py's docstring): maskattn_base = 9657aab (before session 31's K change), maskattn_main =
+#   main, maskattn_w5 = branch s31-wide5 (merged with main), maskattn_tmax = 5f5a1cf (the forward's
+#   row max as a tree), maskattn_tsum = branch s32-tree-reduce (that plus the row sum as a tree).
+#   a) carry [".fa4-lib-a", ".ab"] (or [".ab"] alone: no FA4 chain): FA4 library half a; GPU tests of w5 (wide backward, and head dims
+#      64 / 128, whose _block_grads it touched) and of tsum (Hopper forward, decode), main's tests
+#      against each package in a folder of its own; the forward A/B main / tmax / tsum; the wide5
+#      backward A/B against main; with WITH_K=1, the causal 32k backward A/B of the K change in reversed order
 #   b) carry [".fa4-lib-b"]: half b (joins the library in /tmp/fa4)
 #   c) carry [".fa4-py"]: bench_attention at 8k / 32k, head dim 128, every column (`--long` and
 #      `--other-head-dims` given no values: no 128k, no other head dims), then bars.py
 export PYTHONUNBUFFERED=1
-AB=benchmarks/results/session31/ab_trees_bwd.py
+AB=benchmarks/results/session32/ab_pkgs.py
+tests_with() {  # tests_with PACKAGE LOG TEST_FILE...: main's tests against .ab/PACKAGE as maskattn
+  local pkg=$1 log=$2; shift 2
+  local dir=/tmp/tests_$pkg
+  rm -rf $dir && mkdir -p $dir && cp -r tests pyproject.toml $dir/ && cp -r .ab/$pkg $dir/maskattn
+  (cd $dir && PYTHONPATH=. timeout ${CAP_T:-200} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" > $OUT/$log 2>&1)
+}
 case "$1" in
-  a) bash benchmarks/fa4_parts.sh stage
+  a) [ -d .fa4-lib-a ] && bash benchmarks/fa4_parts.sh stage
      nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-     AB_FIRST=tree CASES="causal:32768:128 causal:32768:256" AB_ROUNDS=4 \
-       PYTHONPATH=. timeout 110 python $AB 2>&1 | grep -v Warn | tee $OUT/ab_kclean_reversed.log
-     # the branch's package beside main's tests, in a folder of its own (a checkout's maskattn/ would
-     # come first on sys.path)
-     rm -rf /tmp/w5 && mkdir -p /tmp/w5 && cp -r tests pyproject.toml /tmp/w5/ && cp -r .ab/w5/maskattn /tmp/w5/
-     (cd /tmp/w5 && PYTHONPATH=. python -c "import maskattn; print('tests import', maskattn.__file__)")
-     (cd /tmp/w5 && PYTHONPATH=. timeout 200 python -m pytest -q -x -m gpu -p no:cacheprovider tests/kernels/test_flash_bwd_sm90_wide.py \
-       > $OUT/gpu_tests_bwd_wide5.log 2>&1) &
-     (cd /tmp/w5 && PYTHONPATH=. timeout 200 python -m pytest -q -x -m gpu -p no:cacheprovider \
-       tests/kernels/test_flash_bwd_sm90.py > $OUT/gpu_tests_bwd_w5_d128.log 2>&1) &
+     tests_with maskattn_w5 gpu_tests_bwd_wide5.log tests/kernels/test_flash_bwd_sm90_wide.py &
+     tests_with maskattn_w5 gpu_tests_bwd_w5_d128.log tests/kernels/test_flash_bwd_sm90.py &
+     tests_with maskattn_tsum gpu_tests_fwd_tsum.log tests/kernels/test_flash_fwd_sm90.py \
+       tests/kernels/test_flash_decode_sm90.py tests/kernels/test_masked_nonfinite.py &
      wait
-     for f in $OUT/gpu_tests_*.log; do echo $f; grep -E "passed|failed|FAILED|Error" $f | tail -8; done
-     PYTHONPATH=. AB_BASE=maskattn_main AB_TREE_DIR=.ab/w5 AB_ROUNDS=3 \
-       CASES="causal:32768:256 sliding:32768:256 documents:32768:256 causal:8192:256 causal:8192:192" \
-       timeout 130 python $AB 2>&1 | grep -v Warn | tee $OUT/ab_wide5.log ;;
+     for f in $OUT/gpu_tests_*.log; do echo $f; grep -E "passed|failed|FAILED|Error" $f | tail -6; done
+     PKGS="maskattn_main maskattn_tmax maskattn_tsum" PASS=fwd AB_ROUNDS=3 \
+       CASES="${FWD_CASES:-causal:32768:128 sliding:32768:128 documents:32768:128 sliding:8192:128 tree:8192:128}" \
+       PYTHONPATH=. timeout ${CAP_F:-75} python $AB 2>&1 | grep -v Warn | tee $OUT/ab_fwd_tree_reduce.log
+     PKGS="maskattn_main maskattn_w5" PASS=bwd AB_ROUNDS=3 \
+       CASES="${W5_CASES:-causal:32768:256 sliding:32768:256 documents:32768:256 causal:8192:256 causal:8192:192}" \
+       PYTHONPATH=. timeout ${CAP_W:-100} python $AB 2>&1 | grep -v Warn | tee $OUT/ab_wide5.log
+     [ -n "$WITH_K" ] && PKGS="maskattn_main maskattn_base" PASS=bwd AB_ROUNDS=3 CASES="causal:32768:128" \
+       PYTHONPATH=. timeout 50 python $AB 2>&1 | grep -v Warn | tee $OUT/ab_kclean_reversed.log ;;
   b) bash benchmarks/fa4_parts.sh stage ;;
   c) source .fa4-py/device.sh; export PYTHONPATH=$PWD:$PYTHONPATH
      nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
