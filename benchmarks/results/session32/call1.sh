@@ -3,10 +3,12 @@
 #   (ab_pkgs.py's docstring): maskattn_base = 9657aab (before session 31's K change), maskattn_main =
 #   main, maskattn_w5 = branch s31-wide5 (merged with main), maskattn_tmax = 5f5a1cf (the forward's
 #   row max as a tree), maskattn_tsum = branch s32-tree-reduce (that plus the row sum as a tree).
-#   a) carry [".fa4-lib-a", ".ab"] (or [".ab"] alone: no FA4 chain): FA4 library half a; GPU tests of w5 (wide backward, and head dims
-#      64 / 128, whose _block_grads it touched) and of tsum (Hopper forward, decode), main's tests
-#      against each package in a folder of its own; the forward A/B main / tmax / tsum; the wide5
-#      backward A/B against main; with WITH_K=1, the causal 32k backward A/B of the K change in reversed order
+#   a) carry [".fa4-lib-a", ".ab"] (or [".ab"] alone: no FA4 chain): FA4 library half a; GPU tests
+#      of w5 (wide backward, and head dims 64 / 128, whose _block_grads it touched) and of tsum
+#      (Hopper forward, decode), main's tests against each package in a folder of its own; the
+#      forward A/B main / tmax / tsum; the wide5 backward A/B against main; with WITH_K=1, the
+#      causal 32k backward A/B of the K change in reversed order. CAP_T / CAP_F / CAP_W (seconds)
+#      and FWD_CASES / W5_CASES shrink it.
 #   b) carry [".fa4-lib-b"]: half b (joins the library in /tmp/fa4)
 #   c) carry [".fa4-py"]: bench_attention at 8k / 32k, head dim 128, every column (`--long` and
 #      `--other-head-dims` given no values: no 128k, no other head dims), then bars.py
@@ -16,7 +18,8 @@ tests_with() {  # tests_with PACKAGE LOG TEST_FILE...: main's tests against .ab/
   local pkg=$1 log=$2; shift 2
   local dir=/tmp/tests_$pkg
   rm -rf $dir && mkdir -p $dir && cp -r tests pyproject.toml $dir/ && cp -r .ab/$pkg $dir/maskattn
-  (cd $dir && PYTHONPATH=. timeout ${CAP_T:-200} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" > $OUT/$log 2>&1)
+  (cd $dir && PYTHONPATH=. timeout ${CAP_T:-200} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" \
+     > $OUT/$log 2>&1)
 }
 case "$1" in
   a) [ -d .fa4-lib-a ] && bash benchmarks/fa4_parts.sh stage
