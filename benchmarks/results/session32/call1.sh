@@ -14,10 +14,12 @@
 #      `--other-head-dims` given no values: no 128k, no other head dims), then bars.py
 export PYTHONUNBUFFERED=1
 AB=benchmarks/results/session32/ab_pkgs.py
-tests_with() {  # tests_with PACKAGE LOG TEST_FILE...: main's tests against .ab/PACKAGE as maskattn
+tests_with() {  # tests_with PACKAGE LOG TEST_FILE...: the tests (.ab/PACKAGE_tests/tests if made, else
+  # main's) against .ab/PACKAGE as maskattn
   local pkg=$1 log=$2; shift 2
-  local dir=/tmp/tests_$pkg
-  rm -rf $dir && mkdir -p $dir && cp -r tests pyproject.toml $dir/ && cp -r .ab/$pkg $dir/maskattn
+  local dir=/tmp/tests_$pkg src=tests
+  [ -d .ab/${pkg}_tests/tests ] && src=.ab/${pkg}_tests/tests
+  rm -rf $dir && mkdir -p $dir && cp -r $src pyproject.toml $dir/ && cp -r .ab/$pkg $dir/maskattn
   (cd $dir && PYTHONPATH=. timeout ${CAP_T:-200} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" \
      > $OUT/$log 2>&1)
 }
@@ -26,8 +28,9 @@ case "$1" in
      nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
      tests_with maskattn_w5 gpu_tests_bwd_wide5.log tests/kernels/test_flash_bwd_sm90_wide.py &
      tests_with maskattn_w5 gpu_tests_bwd_w5_d128.log tests/kernels/test_flash_bwd_sm90.py &
-     tests_with maskattn_tsum gpu_tests_fwd_tsum.log tests/kernels/test_flash_fwd_sm90.py \
-       tests/kernels/test_flash_decode_sm90.py tests/kernels/test_masked_nonfinite.py &
+     tests_with maskattn_tsum gpu_tests_fwd_tsum.log tests/kernels/test_sm90_common.py \
+       tests/kernels/test_flash_fwd_sm90.py tests/kernels/test_flash_decode_sm90.py \
+       tests/kernels/test_masked_nonfinite.py &
      wait
      for f in $OUT/gpu_tests_*.log; do echo $f; grep -E "passed|failed|FAILED|Error" $f | tail -6; done
      PKGS="maskattn_main maskattn_tmax maskattn_tsum" PASS=fwd AB_ROUNDS=3 \

@@ -14,4 +14,6 @@ for name in "${!refs[@]}"; do
   git archive "${refs[$name]}" maskattn | tar -x -C .ab
   mv .ab/maskattn ".ab/$name"
 done
+# the tree-reduce branch's own tests (its test_sm90_common.py needs its package), for call1.sh's tests_with
+mkdir -p .ab/maskattn_tsum_tests && git archive s32-tree-reduce tests | tar -x -C .ab/maskattn_tsum_tests
 ls .ab
