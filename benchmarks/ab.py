@@ -1,13 +1,16 @@
 """Helpers of the same-process kernel A/B scripts (``benchmarks/results/session*/``): a kernel
-module loaded from a copy of its file (the committed version, or a variant), CUDA-event
-times of repeated launches, and their medians over interleaved rounds."""
+module loaded from a copy of its file (the committed version, or a variant), the cases from the
+environment, one package's forward or backward on a family mask, CUDA-event times of repeated
+launches, and their medians over interleaved rounds."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import statistics
 import sys
 
 import torch
+import triton
 
 
 def load_kernel_variant(path: str, name: str):
@@ -42,6 +45,42 @@ def interleaved_medians(fns: dict, rounds: int, reps: int) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def print_setup(*extra) -> None:
+    """The run's first log line: GPU, torch and Triton versions, then ``extra``."""
+    print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, *extra, flush=True)
+
+
+def env_cases(default: str) -> list[tuple[str, int, int]]:
+    """``CASES="family:L:D ..."`` from the environment (else ``default``) -> [(family, L, head dim)]."""
+    return [(f, int(L), int(d)) for f, L, d in (c.split(":") for c in os.environ.get("CASES", default).split())]
+
+
+def package_run(pkg, fam: str, L: int, q, k, v, do, backward: bool):
+    """A callable that runs package ``pkg`` (``maskattn`` or a renamed copy of it) on
+    ``benchmarks.families`` mask ``fam`` at length ``L``, the mask built with ``pkg``'s own classes
+    and compiled once: the backward alone (``torch.autograd.grad`` of a kept forward graph, -> the
+    (dq, dk, dv) tuple) or the forward alone (no grad, -> ``(out,)``)."""
+    from benchmarks import families
+    saved, families.ma = families.ma, pkg
+    try:
+        bm = pkg.compile_mask(families.mask(fam, L), L, L, device=q.device)
+    finally:
+        families.ma = saved
+    if backward:
+        out = pkg.attention(q, k, v, bm)
+        return lambda: torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
+
+    def forward():
+        with torch.no_grad():
+            return (pkg.attention(q, k, v, bm),)
+    return forward
+
+
+def max_difference(a, b) -> float:
+    """The largest absolute difference between two tuples of tensors, in fp32."""
+    return max(float((x.float() - y.float()).abs().max()) for x, y in zip(a, b))
+
+
 def backward_inputs(L: int, d: int):
     """q, k, v (requiring grad) and grad_out of the A/B backward cases: (1, 16, L, d) bf16, seed 0."""
     g = torch.Generator(device="cuda").manual_seed(0)
@@ -69,7 +108,7 @@ def backward_on_off(module, cases, rounds: int, name: str = "hopper") -> None:
             fns[label] = run
         torch.cuda.synchronize()
         med = interleaved_medians(fns, rounds, 5 if L >= 32768 else 20)
-        diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(grads["portable"], grads[name]))
+        diff = max_difference(grads["portable"], grads[name])
         print(f"{fam:10s} {L:6d} D{d:<3d} | portable {med['portable'] / 1e3:.3f} ms | {name} {med[name] / 1e3:.3f} ms "
               f"({med['portable'] / med[name]:.3f}x) | max |grad diff| {diff:.1e}", flush=True)
     module.ENABLED = True

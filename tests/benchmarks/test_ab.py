@@ -28,3 +28,29 @@ def test_interleaved_medians_alternate_the_variants(monkeypatch):
     med = ab.interleaved_medians({"a": lambda: "a", "b": lambda: "b"}, rounds=3, reps=2)
     assert order == ["a", "b"] * 3  # round by round, every variant once per round
     assert med == {"a": 2.0, "b": 20.0}
+
+
+def test_env_cases_parse_the_environment_or_the_default(monkeypatch):
+    monkeypatch.delenv("CASES", raising=False)
+    assert ab.env_cases("causal:8192:128 tree:64:256") == [("causal", 8192, 128), ("tree", 64, 256)]
+    monkeypatch.setenv("CASES", "sliding:96:32")
+    assert ab.env_cases("causal:8192:128") == [("sliding", 96, 32)]
+
+
+def test_package_run_times_the_package_forward_or_backward_on_the_family_mask():
+    import torch
+
+    import maskattn as ma
+    from benchmarks import families
+    g = torch.Generator().manual_seed(0)
+    q, k, v, do = (torch.randn(1, 2, 80, 16, generator=g) for _ in range(4))
+    for t in (q, k, v):
+        t.requires_grad_()
+    want = ma.attention(q, k, v, ma.compile_mask(families.mask("documents", 80), 80, 80))
+    want_grads = torch.autograd.grad(want, (q, k, v), do)
+    (out,) = ab.package_run(ma, "documents", 80, q, k, v, do, backward=False)()
+    assert torch.equal(out, want) and not out.requires_grad
+    grads = ab.package_run(ma, "documents", 80, q, k, v, do, backward=True)()
+    assert len(grads) == 3 and all(torch.equal(a, b) for a, b in zip(grads, want_grads))
+    assert ab.max_difference(grads, want_grads) == 0.0
+    assert families.ma is ma  # the family module's package is put back

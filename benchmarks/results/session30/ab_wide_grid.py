@@ -17,21 +17,19 @@ import os
 import sys
 
 import torch
-import triton
 
 sys.path.insert(0, os.getcwd())
 import maskattn as ma  # noqa: E402
 from benchmarks import families  # noqa: E402
-from benchmarks.ab import backward_inputs, interleaved_medians  # noqa: E402
+from benchmarks.ab import backward_inputs, env_cases, interleaved_medians, max_difference, print_setup  # noqa: E402
 from maskattn.kernels import flash_bwd_sm90  # noqa: E402
 
-print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
+print_setup()
 ROUNDS = int(os.environ.get("AB_ROUNDS", 3))
-CASES = [c.split(":") for c in os.environ.get(
-    "CASES", "causal:8192:256 causal:8192:192 causal:4096:256 documents:8192:256 sliding:8192:256 "
-             "causal:16384:256 causal:8192:128").split()]
+CASES = env_cases("causal:8192:256 causal:8192:192 causal:4096:256 documents:8192:256 sliding:8192:256 "
+                  "causal:16384:256 causal:8192:128")
 default = flash_bwd_sm90.PERSISTENT_MAX_MEAN_TILES
-for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
+for fam, L, d in CASES:
     q, k, v, do = backward_inputs(L, d)
     fns, grads = {}, {}
     for label, bound in (("lists", 10**9), ("per_tile", 0)):
@@ -45,7 +43,7 @@ for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
         fns[label] = run
     torch.cuda.synchronize()
     med = interleaved_medians(fns, ROUNDS, 5 if L >= 32768 else 20)
-    diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(grads["lists"], grads["per_tile"]))
+    diff = max_difference(grads["lists"], grads["per_tile"])
     mean_cols = bm.nonempty_tiles / (bm.batch * bm.heads * bm.n_k_tiles)
     print(f"{fam:10s} {L:6d} D{d:<3d} mean column {mean_cols:5.1f} | lists {med['lists'] / 1e3:.3f} ms | per key tile "
           f"{med['per_tile'] / 1e3:.3f} ms ({med['lists'] / med['per_tile']:.3f}x) | max |grad diff| {diff:.1e}",

@@ -15,19 +15,17 @@ import os
 import sys
 
 import torch
-import triton
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.getcwd())
 import maskattn as ma  # noqa: E402
 from benchmarks import families  # noqa: E402
-from benchmarks.ab import backward_inputs  # noqa: E402
+from benchmarks.ab import backward_inputs, env_cases, print_setup  # noqa: E402
 
-print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
-CASES = [c.split(":") for c in os.environ.get(
-    "CASES", "sliding:32768:128 documents:32768:128 causal:32768:128 sliding:8192:128 causal:32768:256").split()]
+print_setup()
+CASES = env_cases("sliding:32768:128 documents:32768:128 causal:32768:128 sliding:8192:128 causal:32768:256")
 CALLS = 10
-for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
+for fam, L, d in CASES:
     q, k, v, do = backward_inputs(L, d)
     bm = ma.compile_mask(families.mask(fam, L), L, L, device="cuda")
     out = ma.attention(q, k, v, bm)

@@ -14,37 +14,24 @@ Usage: python benchmarks/results/session31/ab_trees_bwd.py
 import os
 import sys
 
-import torch
-import triton
-
 sys.path.insert(0, os.getcwd())
 sys.path.insert(0, os.path.join(os.getcwd(), ".ab"))
 import maskattn  # noqa: E402
 import maskattn_base  # noqa: E402
-from benchmarks import families  # noqa: E402
-from benchmarks.ab import backward_inputs, interleaved_medians  # noqa: E402
+from benchmarks.ab import (backward_inputs, env_cases, interleaved_medians, max_difference,  # noqa: E402
+                           package_run, print_setup)
 
-print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, flush=True)
-CASES = [c.split(":") for c in os.environ.get(
-    "CASES", "sliding:32768:128 documents:32768:128 causal:32768:128 sliding:8192:128 causal:8192:128 "
-             "documents:8192:128 causal:32768:256 sliding:32768:256").split()]
+print_setup()
+CASES = env_cases("sliding:32768:128 documents:32768:128 causal:32768:128 sliding:8192:128 causal:8192:128 "
+                  "documents:8192:128 causal:32768:256 sliding:32768:256")
 ROUNDS = int(os.environ.get("AB_ROUNDS", "3"))
-for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
+for fam, L, d in CASES:
     q, k, v, do = backward_inputs(L, d)
-    grads, fns = {}, {}
     order = (("base", maskattn_base), ("tree", maskattn))
-    for label, pkg in (order[::-1] if os.environ.get("AB_FIRST") == "tree" else order):
-        families.ma = pkg
-        bm = pkg.compile_mask(families.mask(fam, L), L, L, device="cuda")
-        out = pkg.attention(q, k, v, bm)
-
-        def run(out=out):
-            return torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
-        grads[label] = run()
-        fns[label] = run
-    families.ma = maskattn
-    torch.cuda.synchronize()
+    fns = {label: package_run(pkg, fam, L, q, k, v, do, True)
+           for label, pkg in (order[::-1] if os.environ.get("AB_FIRST") == "tree" else order)}
+    grads = {label: fn() for label, fn in fns.items()}
     med = interleaved_medians(fns, ROUNDS, 5 if L >= 32768 else 20)
-    diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(grads["base"], grads["tree"]))
+    diff = max_difference(grads["base"], grads["tree"])
     print(f"{fam:10s} {L:6d} D{d:<3d} | base {med['base'] / 1e3:.3f} ms | tree {med['tree'] / 1e3:.3f} ms "
           f"({med['base'] / med['tree']:.3f}x) | max |grad diff| {diff:.1e}", flush=True)

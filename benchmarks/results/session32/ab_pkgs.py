@@ -16,47 +16,26 @@ import importlib
 import os
 import sys
 
-import torch
-import triton
-
 sys.path.insert(0, os.getcwd())
 sys.path.insert(0, os.path.join(os.getcwd(), ".ab"))
-import maskattn  # noqa: E402
-from benchmarks import families  # noqa: E402
-from benchmarks.ab import backward_inputs, interleaved_medians  # noqa: E402
+from benchmarks.ab import (backward_inputs, env_cases, interleaved_medians, max_difference,  # noqa: E402
+                           package_run, print_setup)
 
 NAMES = os.environ.get("PKGS", "maskattn_main maskattn").split()
 PKGS = {name: importlib.import_module(name) for name in NAMES}
 PASS = os.environ.get("PASS", "fwd")
-print("GPU", torch.cuda.get_device_name(), torch.__version__, triton.__version__, "| pass", PASS,
-      "|", " ".join(f"{n}={p.__file__}" for n, p in PKGS.items()), flush=True)
-CASES = [c.split(":") for c in os.environ.get(
-    "CASES", "causal:32768:128 sliding:32768:128 documents:32768:128 tree:32768:128 "
-             "sliding:8192:128 documents:8192:128 tree:8192:128 causal:8192:128").split()]
+print_setup("| pass", PASS, "|", " ".join(f"{n}={p.__file__}" for n, p in PKGS.items()))
+CASES = env_cases("causal:32768:128 sliding:32768:128 documents:32768:128 tree:32768:128 "
+                  "sliding:8192:128 documents:8192:128 tree:8192:128 causal:8192:128")
 ROUNDS = int(os.environ.get("AB_ROUNDS", "3"))
-for fam, L, d in ((f, int(L), int(d)) for f, L, d in CASES):
+for fam, L, d in CASES:
     q, k, v, do = backward_inputs(L, d)
-    results, fns = {}, {}
-    for name, pkg in PKGS.items():
-        families.ma = pkg
-        bm = pkg.compile_mask(families.mask(fam, L), L, L, device="cuda")
-        if PASS == "bwd":
-            out = pkg.attention(q, k, v, bm)
-
-            def run(out=out):
-                return torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
-        else:
-            def run(pkg=pkg, bm=bm):
-                with torch.no_grad():
-                    return (pkg.attention(q, k, v, bm),)
-        results[name] = run()
-        fns[name] = run
-    families.ma = maskattn
-    torch.cuda.synchronize()
+    fns = {name: package_run(pkg, fam, L, q, k, v, do, PASS == "bwd") for name, pkg in PKGS.items()}
+    results = {name: fn() for name, fn in fns.items()}
     med = interleaved_medians(fns, ROUNDS, 5 if L >= 32768 else 20)
     ref = NAMES[0]
     cols = [f"{ref} {med[ref] / 1e3:.3f} ms"]
     for name in NAMES[1:]:
-        diff = max(float((a.float() - b.float()).abs().max()) for a, b in zip(results[ref], results[name]))
+        diff = max_difference(results[ref], results[name])
         cols.append(f"{name} {med[name] / 1e3:.3f} ms ({med[ref] / med[name]:.3f}x, max diff {diff:.1e})")
     print(f"{fam:10s} {L:6d} D{d:<3d} | " + " | ".join(cols), flush=True)
