@@ -2,8 +2,9 @@
 ``kernels/flash_bwd_sm90.py``, ``flash_bwd_sm90_wide.py`` above head dim 128) for sm_90a without a
 GPU and report what the compiler made of it: registers, shared memory, spills (stack, local loads
 and stores), and counts of the SASS instructions that matter for its schedule (warpgroup
-``bar.sync``s, mbarrier arrives, wgmma, exp2). Costs no device time: run it on the CPU machine with Triton 3.6 (the Gluon release the
-kernels were checked with; ``config.gluon_tested``) in a separate environment, e.g.
+``bar.sync``s, mbarrier arrives, wgmma, exp2). Costs no device time: run it on the CPU machine
+with Triton 3.6 (the Gluon release the kernels were checked with; ``config.gluon_tested``) in a
+separate environment, e.g.
 
     python3 -m venv /tmp/t36 && /tmp/t36/bin/pip install triton==3.6.0 torch==2.13.0 numpy scipy
     /tmp/t36/bin/python benchmarks/sass_sm90.py --passes 2 --thread-release --sass /tmp/fwd.sass
