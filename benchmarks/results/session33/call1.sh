@@ -6,7 +6,7 @@
 #   a) carry [".fa4-lib-a", ".ab"] (or [".ab"]): GPU tests of bits (its own tests: Hopper forward,
 #      decode, non-finite masking, sm90_common; the Hopper backwards at 64 / 128 and wide) in two
 #      processes; the forward A/B main / tsum / words / bits; the backward A/B main / w5 / bits.
-#      CAP_T / CAP_F / CAP_B (seconds) and FWD_CASES / BWD_CASES shrink it.
+#      CAP_T / CAP_F / CAP_B (seconds), FWD_PKGS, FWD_CASES / BWD_CASES shrink it.
 #   b) carry [".fa4-lib-b"]: half b (joins the library in /tmp/fa4)
 #   c) carry [".fa4-py"]: bench_attention at 8k / 32k, head dim 128, every column, then bars.py
 export PYTHONUNBUFFERED=1
@@ -30,7 +30,7 @@ case "$1" in
        tests/kernels/test_flash_bwd_sm90_wide.py &
      wait
      for f in $OUT/gpu_tests_*.log; do echo $f; grep -E "passed|failed|FAILED|Error" $f | tail -6; done
-     PKGS="maskattn_main maskattn_tsum maskattn_words maskattn_bits" PASS=fwd AB_ROUNDS=3 \
+     PKGS="${FWD_PKGS:-maskattn_main maskattn_tsum maskattn_words maskattn_bits}" PASS=fwd AB_ROUNDS=3 \
        CASES="${FWD_CASES:-causal:32768:128 sliding:32768:128 documents:32768:128 sliding:8192:128 tree:8192:128}" \
        PYTHONPATH=. timeout ${CAP_F:-90} python $AB 2>&1 | grep -v Warn | tee $OUT/ab_fwd.log
      PKGS="maskattn_main maskattn_w5 maskattn_bits" PASS=bwd AB_ROUNDS=3 \
