@@ -8,6 +8,7 @@ declare -A refs=(
   [maskattn_tsum]=s32-tree-reduce  # the forward's row max and row sum as trees
   [maskattn_words]=s32-fwd-words   # ... and partial blocks' bitmap words loaded before the S wait
   [maskattn_bits]=s33-bits         # words + w5 + the words applied by sm90_common.where_words
+  [maskattn_nt]=s33-nt             # bits without the tree reduction and without w5 (call2.sh)
 )
 rm -rf .ab && mkdir -p .ab
 for name in "${!refs[@]}"; do
@@ -16,4 +17,5 @@ for name in "${!refs[@]}"; do
 done
 # the branch's own tests (its test_sm90_common.py needs its package), for call1.sh's tests_with
 mkdir -p .ab/maskattn_bits_tests && git archive s33-bits tests | tar -x -C .ab/maskattn_bits_tests
+mkdir -p .ab/maskattn_nt_tests && git archive s33-nt tests | tar -x -C .ab/maskattn_nt_tests
 ls .ab
