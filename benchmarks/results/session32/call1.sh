@@ -15,15 +15,7 @@
 #      `--other-head-dims` given no values: no 128k, no other head dims), then bars.py
 export PYTHONUNBUFFERED=1
 AB=benchmarks/results/session32/ab_pkgs.py
-tests_with() {  # tests_with PACKAGE LOG TEST_FILE...: the tests (.ab/PACKAGE_tests/tests if made, else
-  # main's) against .ab/PACKAGE as maskattn
-  local pkg=$1 log=$2; shift 2
-  local dir=/tmp/tests_$pkg src=tests
-  [ -d .ab/${pkg}_tests/tests ] && src=.ab/${pkg}_tests/tests
-  rm -rf $dir && mkdir -p $dir && cp -r $src pyproject.toml $dir/ && cp -r .ab/$pkg $dir/maskattn
-  (cd $dir && PYTHONPATH=. timeout ${CAP_T:-200} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" \
-     > $OUT/$log 2>&1)
-}
+source benchmarks/results/package_tests.sh  # tests_with
 case "$1" in
   a) [ -d .fa4-lib-a ] && bash benchmarks/fa4_parts.sh stage
      nvidia-smi --query-gpu=name,driver_version --format=csv,noheader

@@ -11,15 +11,8 @@
 #   c) carry [".fa4-py"]: bench_attention at 8k / 32k, head dim 128, every column, then bars.py
 export PYTHONUNBUFFERED=1
 AB=benchmarks/results/session32/ab_pkgs.py
-tests_with() {  # tests_with PACKAGE LOG TEST_FILE...: the tests (.ab/PACKAGE_tests/tests if made, else
-  # main's) against .ab/PACKAGE as maskattn
-  local pkg=$1 log=$2; shift 2
-  local dir=/tmp/tests_${pkg}_$log src=tests
-  [ -d .ab/${pkg}_tests/tests ] && src=.ab/${pkg}_tests/tests
-  rm -rf $dir && mkdir -p $dir && cp -r $src pyproject.toml $dir/ && cp -r .ab/$pkg $dir/maskattn
-  (cd $dir && PYTHONPATH=. timeout ${CAP_T:-220} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" \
-     > $OUT/$log 2>&1)
-}
+source benchmarks/results/package_tests.sh  # tests_with
+CAP_T=${CAP_T:-220}
 case "$1" in
   a) [ -d .fa4-lib-a ] && bash benchmarks/fa4_parts.sh stage
      nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
@@ -36,10 +29,5 @@ case "$1" in
      PKGS="maskattn_main maskattn_w5 maskattn_bits" PASS=bwd AB_ROUNDS=3 \
        CASES="${BWD_CASES:-sliding:32768:128 documents:32768:128 causal:32768:256 sliding:32768:256 causal:8192:192}" \
        PYTHONPATH=. timeout ${CAP_B:-120} python $AB 2>&1 | grep -v Warn | tee $OUT/ab_bwd.log ;;
-  b) bash benchmarks/fa4_parts.sh stage ;;
-  c) source .fa4-py/device.sh; export PYTHONPATH=$PWD:$PYTHONPATH
-     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-     timeout 500 python benchmarks/bench_attention.py --sizes 8192 32768 --long --other-head-dims --no-sweeps \
-       --out $OUT/bench 2>&1 | grep -v Warn | tail -30
-     python benchmarks/bars.py $OUT/bench/*.json 2>&1 | tail -40 ;;
+  b|c) bash benchmarks/results/session32/call1.sh "$1" ;;  # FA4 half b; the benchmark and bars.py
 esac

@@ -4,16 +4,15 @@
 # bits / nt and the backward A/B main / nt.
 export PYTHONUNBUFFERED=1
 AB=benchmarks/results/session32/ab_pkgs.py
-run_tests() {  # run_tests LOG PYTEST_ARGS...: .ab/maskattn_nt_tests/tests against .ab/maskattn_nt as maskattn
-  local log=$1 dir=/tmp/tests_$1; shift
-  rm -rf $dir && mkdir -p $dir && cp -r .ab/maskattn_nt_tests/tests pyproject.toml $dir/ && cp -r .ab/maskattn_nt $dir/maskattn
-  (cd $dir && PYTHONPATH=. timeout ${CAP_T:-190} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" > $OUT/$log 2>&1)
-}
+source benchmarks/results/package_tests.sh  # tests_with
+CAP_T=${CAP_T:-190}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-run_tests gpu_tests_nt_fwd.log tests/kernels/test_sm90_common.py tests/kernels/test_masked_nonfinite.py \
-  tests/kernels/test_flash_decode_sm90.py tests/kernels/test_flash_fwd_sm90.py -k "not random" &
-run_tests gpu_tests_nt_bwd.log tests/kernels/test_flash_bwd_sm90.py tests/kernels/test_flash_bwd_sm90_wide.py &
-run_tests gpu_tests_nt_fwd_random.log tests/kernels/test_flash_fwd_sm90.py -k random &
+tests_with maskattn_nt gpu_tests_nt_fwd.log tests/kernels/test_sm90_common.py \
+  tests/kernels/test_masked_nonfinite.py tests/kernels/test_flash_decode_sm90.py \
+  tests/kernels/test_flash_fwd_sm90.py -k "not random" &
+tests_with maskattn_nt gpu_tests_nt_bwd.log tests/kernels/test_flash_bwd_sm90.py \
+  tests/kernels/test_flash_bwd_sm90_wide.py &
+tests_with maskattn_nt gpu_tests_nt_fwd_random.log tests/kernels/test_flash_fwd_sm90.py -k random &
 wait
 for f in $OUT/gpu_tests_*.log; do echo $f; tail -3 $f; done
 PKGS="maskattn_main maskattn_bits maskattn_nt" PASS=fwd AB_ROUNDS=3 \
