@@ -2,7 +2,7 @@
 #   a) carry [".ab", ".fa4-lib-a"]: FA4 library half a staged, then session 33's call2.sh (GPU tests
 #      of branch s33-nt, forward A/B main / bits / nt, backward A/B main / nt).
 #   t) carry [".ab"] (when only one call is left): t's GPU tests as in a, then the forward and
-#      backward A/B main / nt only (session 33 measured bits).
+#      backward A/B main / nt only (session 33 measured bits), then tree_rows.py (main).
 #   b) carry [".fa4-lib-b", ".fa4-py"] (45 MB with the checkout, under the 64 MiB): half b joins
 #      the library, then session 32's call1.sh c (bench_attention 8k / 32k, every column; bars.py).
 export PYTHONUNBUFFERED=1
@@ -25,6 +25,7 @@ case "$1" in
        CASES="causal:32768:128 causal:8192:128 sliding:32768:128 documents:32768:128 tree:8192:128" \
        PYTHONPATH=. timeout 50 python $AB 2>&1 | grep -v Warn | tee $OUT/ab_fwd_nt.log
      PKGS="maskattn_main maskattn_nt" PASS=bwd AB_ROUNDS=3 CASES="sliding:32768:128 documents:32768:128" \
-       PYTHONPATH=. timeout 35 python $AB 2>&1 | grep -v Warn | tee $OUT/ab_bwd_nt.log ;;
+       PYTHONPATH=. timeout 35 python $AB 2>&1 | grep -v Warn | tee $OUT/ab_bwd_nt.log
+     PYTHONPATH=. timeout 40 python benchmarks/results/session34/tree_rows.py 2>&1 | grep -v Warn | tee $OUT/tree_rows.log ;;
   b) bash benchmarks/fa4_parts.sh stage && bash benchmarks/results/session32/call1.sh c ;;
 esac
