@@ -9,6 +9,7 @@ separate environment, e.g.
     python3 -m venv /tmp/t36 && /tmp/t36/bin/pip install triton==3.6.0 torch==2.13.0 numpy scipy
     /tmp/t36/bin/python benchmarks/sass_sm90.py --passes 2 --thread-release --sass /tmp/fwd.sass
     /tmp/t36/bin/python benchmarks/sass_sm90.py --kernel bwd --sass /tmp/bwd.sass
+    /tmp/t36/bin/python benchmarks/sass_sm90.py --packed --loops  # the block loops' instruction mix
 """
 from __future__ import annotations
 
@@ -79,6 +80,29 @@ def compile_backward(head_dim: int = 128):
     return triton.compile(source, target=GPUTarget("cuda", 90, 128), options=options)
 
 
+_INSTRUCTION = re.compile(r"^\s+/\*([0-9a-f]+)\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]+)([^;]*);", re.M)
+
+
+def block_loops(sass: str) -> list[tuple[int, int, collections.Counter]]:
+    """The innermost loops that issue wgmma (a kernel's key- or query-block loops): (first address,
+    last address, base opcodes counted) for each loop closed by a backward branch that holds an
+    HGMMA, no EXIT and no smaller such loop."""
+    ins = [(int(a, 16), op, rest) for a, op, rest in _INSTRUCTION.findall(sass)]
+    loops = set()
+    for addr, op, rest in ins:
+        target = re.search(r"0x([0-9a-f]+)", rest) if op.startswith("BRA") else None
+        if target and int(target.group(1), 16) <= addr:
+            loops.add((int(target.group(1), 16), addr))
+    # the mbarrier waits' retry stubs sit after the kernel's EXIT and branch back into it: no loops
+    with_mma = [(lo, hi) for lo, hi in loops
+                if any(lo <= a <= hi and op.startswith("HGMMA") for a, op, _ in ins)
+                and not any(lo <= a <= hi and op == "EXIT" for a, op, _ in ins)]
+    inner = [(lo, hi) for lo, hi in with_mma
+             if not any((lo, hi) != (l2, h2) and lo <= l2 and h2 <= hi for l2, h2 in with_mma)]
+    return [(lo, hi, collections.Counter(op.split(".")[0] for a, op, _ in ins if lo <= a <= hi))
+            for lo, hi in sorted(inner)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kernel", default="fwd", choices=("fwd", "bwd"))
@@ -89,6 +113,8 @@ def main():
                     help="work lists, items taken from a counter, or one item per program")
     ap.add_argument("--head-dim", type=int, default=128, help="the padded head dim")
     ap.add_argument("--sass", default=None, help="write the disassembly here")
+    ap.add_argument("--loops", action="store_true",
+                    help="also the instruction mix of each innermost loop that issues wgmma (the block loops)")
     a = ap.parse_args()
     if not HAVE_GLUON:
         sys.exit(f"needs Triton with the checked Gluon release (this is triton {triton.__version__})")
@@ -108,6 +134,10 @@ def main():
     ops = collections.Counter(re.findall(r"^\s+/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]+)", sass, re.M))
     print(usage.strip().splitlines()[-1].strip() + f" DYNAMIC_SHARED:{kernel.metadata.shared}")
     print(f"instructions {sum(ops.values())}; " + ", ".join(f"{o} {ops.get(o, 0)}" for o in COUNTED))
+    if a.loops:
+        for lo, hi, mix in block_loops(sass):
+            print(f"loop {lo:#07x}-{hi:#07x}: {sum(mix.values())} instructions (local loads {mix['LDL']}, "
+                  f"stores {mix['STL']}); " + ", ".join(f"{o} {n}" for o, n in mix.most_common(12)))
 
 
 if __name__ == "__main__":
