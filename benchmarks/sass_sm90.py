@@ -131,7 +131,7 @@ def main():
     if a.sass:
         with open(a.sass, "w") as f:
             f.write(sass)
-    ops = collections.Counter(re.findall(r"^\s+/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]+)", sass, re.M))
+    ops = collections.Counter(op for _, op, _ in _INSTRUCTION.findall(sass))
     print(usage.strip().splitlines()[-1].strip() + f" DYNAMIC_SHARED:{kernel.metadata.shared}")
     print(f"instructions {sum(ops.values())}; " + ", ".join(f"{o} {ops.get(o, 0)}" for o in COUNTED))
     if a.loops:
