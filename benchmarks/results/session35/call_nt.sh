@@ -1,0 +1,24 @@
+# session 35: the re-written where_words + scale fold (the working tree's maskattn, copied to
+# .ab/maskattn_nt by `NT=1 session35/make_ab.sh`; carry [".ab"]) on a GPU: its GPU tests in six
+# processes (capped at CAP_T s), then the forward and backward A/B main / nt.
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+python -c "import torch, triton; print(torch.__version__, triton.__version__)"
+gpu_tests() {  # LOG PYTEST_ARGS...
+  local log=$1; shift
+  PYTHONPATH=. timeout ${CAP_T:-280} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" > $OUT/$log 2>&1
+}
+gpu_tests gpu_tests_fwd.log tests/kernels/test_sm90_common.py tests/kernels/test_flash_fwd_sm90.py -k "not random" &
+gpu_tests gpu_tests_fwd_random.log tests/kernels/test_flash_fwd_sm90.py -k random &
+gpu_tests gpu_tests_decode.log tests/kernels/test_flash_decode_sm90.py &
+gpu_tests gpu_tests_nonfinite.log tests/kernels/test_masked_nonfinite.py &
+gpu_tests gpu_tests_bwd.log tests/kernels/test_flash_bwd_sm90.py &
+gpu_tests gpu_tests_bwd_wide.log tests/kernels/test_flash_bwd_sm90_wide.py &
+wait
+for f in $OUT/gpu_tests_*.log; do echo "$f: $(grep -E 'passed|failed|error' $f | tail -1)"; grep -E "^FAILED|^E " $f | head -8; done
+AB=benchmarks/results/session32/ab_pkgs.py
+PKGS="maskattn_main maskattn_nt" PASS=fwd AB_ROUNDS=3 \
+  CASES="causal:32768:128 sliding:32768:128 documents:32768:128 tree:8192:128 sliding:8192:128" \
+  PYTHONPATH=. timeout 60 python $AB 2>&1 | grep -v Warn | tee $OUT/ab_fwd_nt.log
+PKGS="maskattn_main maskattn_nt" PASS=bwd AB_ROUNDS=3 CASES="sliding:32768:128 documents:32768:128" \
+  PYTHONPATH=. timeout 40 python $AB 2>&1 | grep -v Warn | tee $OUT/ab_bwd_nt.log
