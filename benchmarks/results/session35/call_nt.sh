@@ -1,7 +1,9 @@
 # session 35: the re-written where_words + scale fold (the working tree's maskattn, copied to
 # .ab/maskattn_nt by `NT=1 session35/make_ab.sh`; carry [".ab"]) on a GPU: its GPU tests in six
 # processes (capped at CAP_T s), then the forward and backward A/B main / nt.
+# With carry [".ab", ".fa4-lib-a"] it first stages half a of FA4's library (for bench.sh, the next call).
 export PYTHONUNBUFFERED=1
+[ -d .fa4-lib-a ] && bash benchmarks/fa4_parts.sh stage
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python -c "import torch, triton; print(torch.__version__, triton.__version__)"
 gpu_tests() {  # LOG PYTEST_ARGS...
