@@ -48,7 +48,7 @@ def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: s
     block_d, block_n, stages = fwd.head_config(head_dim, 128)
     constexprs = dict(Q_SMEM=smem_layout((1, 1, 64, block_d), torch.bfloat16),
                       KV_SMEM=smem_layout((1, 1, block_n, block_d), torch.bfloat16), TILE_Q=128, TILE_K=128,
-                      BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages, NEG_SCALE=False,
+                      BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages, SCALE_SIGN=1,
                       CONSUMER_REGS=fwd._CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release,
                       SCHEDULE=schedule)
     signature = {n: "constexpr" if n in constexprs else _POINTERS.get(n, "i32") for n in fwd._attn_fwd_sm90.arg_names}

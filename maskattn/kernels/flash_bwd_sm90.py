@@ -66,7 +66,7 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .sm90_common import key_major_bits, key_major_words, signal, zero_non_finite
+    from .sm90_common import key_major_words, signal, where_words, zero_non_finite
     from .sm90_schedule import listed_items, section_item
 
 ENABLED = True
@@ -178,17 +178,19 @@ if HAVE_GLUON:
                         it += 1
 
     @gluon.jit
-    def _grads(st, dpt_tok, lse2, delta_smem, c, allowed, S_LAYOUT: gl.constexpr, MASKED: gl.constexpr):
+    def _grads(st, dpt_tok, lse2, delta_smem, c, words, S_LAYOUT: gl.constexpr, MASKED: gl.constexpr):
         """P^T and dS^T of a block from the raw scores S^T (waits for dP^T, still in flight;
-        delta read from shared memory only then)."""
+        delta read from shared memory only then). ``words``: with MASKED, the block's key-major
+        words (``key_major_words``: queries [0, 32) and [32, 64) of each key row)."""
         p = gl.exp2(st * c - lse2[None, :])
         if MASKED:
-            p = gl.where(allowed, p, 0.0)
+            lo, hi = words
+            p = where_words(p, lo, hi, lo, hi, 0.0)
         dpt = warpgroup_mma_wait(0, deps=[dpt_tok])
         delta = delta_smem.load(gl.SliceLayout(0, S_LAYOUT))
         ds = p * (dpt - delta[None, :])
         if MASKED:  # dP of a masked pair may be NaN (a NaN value): drop it, don't multiply
-            ds = gl.where(allowed, ds, 0.0)
+            ds = where_words(ds, lo, hi, lo, hi, 0.0)
         return p, ds
 
     @gluon.jit
@@ -243,8 +245,7 @@ if HAVE_GLUON:
         if FULL:
             p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, None, S_LAYOUT, False)
         else:
-            allowed = key_major_bits(bits_lo, bits_hi, S_LAYOUT)
-            p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, allowed, S_LAYOUT, True)
+            p, ds = _grads(st, dpt_tok, lse2, delta_buf.index(s), c, (bits_lo, bits_hi), S_LAYOUT, True)
         return p, ds.to(q_buf.dtype), m0, s
 
     @gluon.jit

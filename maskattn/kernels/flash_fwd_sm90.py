@@ -44,7 +44,9 @@ Used on sm_90 for fp16/bf16, padded head dims up to 256 (zero-padded to 64, 128 
 memory: ``HEAD_CONFIGS``), no softcap, maps with query tiles of a multiple of 128 rows and key
 tiles of at least 64 (``supported``); everything else, and the CPU interpreter, runs the portable
 kernel. Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so the
-softmax step below restates ``common.softmax_step`` (the bitmap reader is ``sm90_common.rows_bits``).
+softmax step below restates ``common.softmax_step``; a partial block's bitmap words are loaded
+(``sm90_common.rows_words``) before its scores are waited for and applied by
+``sm90_common.where_words``.
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .sm90_common import rows_bits, signal
+    from .sm90_common import rows_words, signal, where_words
     from .sm90_schedule import peek_item, program_items, section_item, take_item
 
 ENABLED = True
@@ -223,42 +225,61 @@ if HAVE_GLUON:
         return stop
 
     @gluon.jit
-    def _softmax_block(s, m_i, l_i, allowed, c, MASKED: gl.constexpr, NEG_SCALE: gl.constexpr):
-        """One online-softmax step on raw scores s = q.k (M, N): -> p, alpha, new m, new l (log2 units)."""
+    def _softmax_block(s, m_i, l_i, words, c, MASKED: gl.constexpr, SCALE_SIGN: gl.constexpr):
+        """One online-softmax step on raw scores s = q.k (M, N): -> p, alpha, new m, new l (log2 units).
+        The scale c (log2 units) is folded into one multiply-add per score: the row max of s * c is
+        c times the row max of s for c > 0 (the row min for c < 0). Masked scores (``words``:
+        ``rows_words`` of a partial block) are filled before the scale with the value the scale
+        sends to -inf; at scale 0 (SCALE_SIGN 0: inf * 0 is NaN) they are filled after it."""
         if MASKED:
-            s = gl.where(allowed, s * c, float("-inf"))
-            m_new = gl.maximum(m_i, gl.max(s, 1))
+            w0, w1, w2, w3 = words
+            if SCALE_SIGN == 0:
+                s = where_words(s * c, w0, w1, w2, w3, float("-inf"))
+                c_fold = 1.0
+                m_new = gl.maximum(m_i, gl.max(s, 1))
+            elif SCALE_SIGN > 0:
+                s = where_words(s, w0, w1, w2, w3, float("-inf"))
+                c_fold = c
+                m_new = gl.maximum(m_i, gl.max(s, 1) * c)
+            else:
+                s = where_words(s, w0, w1, w2, w3, float("inf"))
+                c_fold = c
+                m_new = gl.maximum(m_i, gl.min(s, 1) * c)
             m_use = gl.where(m_new == float("-inf"), 0.0, m_new)  # nothing allowed yet: no NaN
-            p = gl.exp2(s - m_use[:, None])
-        else:  # scale folded into one multiply-add (row max of s * c is c * row max, c > 0)
-            if NEG_SCALE:
+        else:
+            c_fold = c
+            if SCALE_SIGN < 0:
                 m_new = gl.maximum(m_i, gl.min(s, 1) * c)
             else:
                 m_new = gl.maximum(m_i, gl.max(s, 1) * c)
             m_use = m_new
-            p = gl.exp2(s * c - m_use[:, None])
+        p = gl.exp2(s * c_fold - m_use[:, None])
         alpha = gl.exp2(m_i - m_use)
         l_i = l_i * alpha + gl.sum(p, 1)
         return p, alpha, m_new, l_i
 
     @gluon.jit
-    def _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, Lq, c, S_LAYOUT: gl.constexpr, P_LAYOUT: gl.constexpr,
-                    TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
-                    NEG_SCALE: gl.constexpr, DTYPE: gl.constexpr, PACKED: gl.constexpr):
-        """Softmax step of key block j on its raw scores s -> (P_j as the A operand, alpha, m, l).
-        ``row0``: the first row inside the query tile, or with ``PACKED`` the first packed row
-        (packed row p is query row p % Lq)."""
+    def _block_words(j, nf, p0, BITMAPS, row0, Lq, S_LAYOUT: gl.constexpr, TILE_Q: gl.constexpr,
+                     TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, PACKED: gl.constexpr):
+        """The bitmap words of key block j's rows (``rows_words``; loaded only for partial blocks,
+        j >= nf). ``row0``: the first row inside the query tile, or with ``PACKED`` the first
+        packed row (packed row p is query row p % Lq)."""
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
+        jp = gl.maximum(j - nf, 0)
+        rows = row0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
+        if PACKED:
+            rows = rows % Lq
+        return rows_words(BITMAPS, p0 + jp // SUB_N, rows, (jp % SUB_N) * BLOCK_N, j >= nf, TILE_Q, TILE_K, BLOCK_N)
+
+    @gluon.jit
+    def _softmax_of(j, s, m_i, l_i, nf, words, c, P_LAYOUT: gl.constexpr, SCALE_SIGN: gl.constexpr,
+                    DTYPE: gl.constexpr):
+        """Softmax step of key block j on its raw scores s -> (P_j as the A operand, alpha, m, l);
+        ``words``: the block's bitmap words (``_block_words``, issued before s was waited for)."""
         if j < nf:
-            p, alpha, m_i, l_i = _softmax_block(s, m_i, l_i, None, c, False, NEG_SCALE)
+            p, alpha, m_i, l_i = _softmax_block(s, m_i, l_i, words, c, False, SCALE_SIGN)
         else:
-            jp = j - nf
-            rows = row0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
-            if PACKED:
-                rows = rows % Lq
-            allowed = rows_bits(BITMAPS, p0 + jp // SUB_N, rows, (jp % SUB_N) * BLOCK_N, S_LAYOUT, BLOCK_N,
-                                TILE_Q, TILE_K, False)
-            p, alpha, m_i, l_i = _softmax_block(s, m_i, l_i, allowed, c, True, NEG_SCALE)
+            p, alpha, m_i, l_i = _softmax_block(s, m_i, l_i, words, c, True, SCALE_SIGN)
         return gl.convert_layout(p.to(DTYPE), P_LAYOUT), alpha, m_i, l_i
 
     @gluon.jit
@@ -266,7 +287,7 @@ if HAVE_GLUON:
                   my_turn, their_turn, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready,
                   item_free, O, LSE, ACC, M, L, n_items, n_bh, section, H, GROUP, map_sb, map_sh, n_qt, n_splits,
                   Q_ORDER, FULL_PTR, PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q: gl.constexpr,
-                  TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NEG_SCALE: gl.constexpr,
+                  TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, SCALE_SIGN: gl.constexpr,
                   PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
                   SCHEDULE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
@@ -309,11 +330,11 @@ if HAVE_GLUON:
                     t_phase ^= 1
                     s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero, use_acc=False,
                                           is_async=True)
+                    words = _block_words(0, nf, p0, BITMAPS, row0, Lq, S_LAYOUT, TILE_Q, TILE_K, BLOCK_N, PACKED)
                     signal(their_turn, THREAD_RELEASE)
                     s = warpgroup_mma_wait(0, deps=[s_tok])
                     signal(k_empty.index(ks), THREAD_RELEASE)
-                    p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, p0, BITMAPS, row0, Lq, c, S_LAYOUT,
-                                                     P_LAYOUT, TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype, PACKED)
+                    p, alpha, m_i, l_i = _softmax_of(0, s, m_i, l_i, nf, words, c, P_LAYOUT, SCALE_SIGN, dtype)
                     for j in range(1, n):
                         ks = (it + j) % NUM
                         vs = (it + j - 1) % NUM
@@ -322,14 +343,14 @@ if HAVE_GLUON:
                         t_phase ^= 1
                         s_tok = warpgroup_mma(qb, _kv(k_buf, ks, BLOCK_N, BLOCK_D).permute((1, 0)), s_zero,
                                               use_acc=False, is_async=True)
+                        words = _block_words(j, nf, p0, BITMAPS, row0, Lq, S_LAYOUT, TILE_Q, TILE_K, BLOCK_N, PACKED)
                         o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
                         mbarrier.wait(v_ready.index(vs), ((it + j - 1) // NUM) & 1)
                         o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
                         signal(their_turn, THREAD_RELEASE)
                         s = warpgroup_mma_wait(1, deps=[s_tok])  # S_j done; P_{j-1} V_{j-1} may still run
                         signal(k_empty.index(ks), THREAD_RELEASE)
-                        p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, p0, BITMAPS, row0, Lq, c, S_LAYOUT,
-                                                         P_LAYOUT, TILE_Q, TILE_K, BLOCK_N, NEG_SCALE, dtype, PACKED)
+                        p, alpha, m_i, l_i = _softmax_of(j, s, m_i, l_i, nf, words, c, P_LAYOUT, SCALE_SIGN, dtype)
                         o = warpgroup_mma_wait(0, deps=[o_tok])
                         signal(v_empty.index(vs), THREAD_RELEASE)
                     # every Q K^T of this slice is done: the producer may load the next Q
@@ -383,7 +404,7 @@ if HAVE_GLUON:
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
         B, H, GROUP, Lq, Lk, D, D_TMA, map_sb, map_sh, n_qt, n_bh, section, n_items, n_splits, scale,
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
-        BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, NEG_SCALE: gl.constexpr,
+        BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, SCALE_SIGN: gl.constexpr,
         CONSUMER_REGS: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
         SCHEDULE: gl.constexpr,
     ):
@@ -447,12 +468,12 @@ if HAVE_GLUON:
                          done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, O, LSE, ACC,
                          M, L, n_items, n_bh, section, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
                          PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D,
-                         NEG_SCALE, PACKED, PASSES, THREAD_RELEASE, SCHEDULE)),
+                         SCALE_SIGN, PACKED, PASSES, THREAD_RELEASE, SCHEDULE)),
             (_consumer, (1, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn1, turn0,
                          done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, O, LSE, ACC,
                          M, L, n_items, n_bh, section, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
                          PART_PTR, BITMAPS, sob, soh, som, Lq, D, D_TMA, c, TILE_Q, TILE_K, BLOCK_N, BLOCK_D,
-                         NEG_SCALE, PACKED, PASSES, THREAD_RELEASE, SCHEDULE)),
+                         SCALE_SIGN, PACKED, PASSES, THREAD_RELEASE, SCHEDULE)),
     ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
@@ -635,8 +656,8 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
     constexprs = dict(
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages,
-        NEG_SCALE=scale < 0, CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release,
-        SCHEDULE=schedule)
+        SCALE_SIGN=(scale > 0) - (scale < 0), CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes,
+        THREAD_RELEASE=thread_release, SCHEDULE=schedule)
     # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
     compiled = _attn_fwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)

@@ -1,9 +1,10 @@
 """What the Hopper kernels written in Gluon (``flash_fwd_sm90``, ``flash_bwd_sm90``,
 ``flash_bwd_sm90_wide``, ``flash_decode_sm90``) share: the Gluon imports, the inputs they can take,
 shared-memory layouts, the bitmap readers (query-major ``BlockMap.bitmaps``; the backward's
-key-major ``column_bitmaps``) and the backwards' in-place cleaning of K (``zero_non_finite``).
-Gluon functions cannot call ``@triton.jit`` helpers (they need explicit layouts), so
-``rows_bits`` restates ``common.rows_bits`` for a given register layout."""
+key-major ``column_bitmaps``), the masking of a block by its bitmap words (``where_words``) and the
+backwards' in-place cleaning of K (``zero_non_finite``). Gluon functions cannot call
+``@triton.jit`` helpers (they need explicit layouts), so ``rows_words`` + ``where_words`` restate
+``common.rows_bits`` for the wgmma register layouts, in two steps (the loads issued early)."""
 from __future__ import annotations
 
 import functools
@@ -83,48 +84,78 @@ if HAVE_GLUON:
         """The words of tile keys [key0, key0 + BLOCK_K) covering tile query rows [q0, q0 + 64) of
         column-view entry ``entry`` in the key-major bitmaps (``column_bitmaps.py``): two
         (BLOCK_K,) int32 vectors (queries q0 + [0, 32) and q0 + [32, 64)) in the row slice of
-        ``LAYOUT`` (keys on rows). Issue them early; ``key_major_bits`` expands them."""
+        ``LAYOUT`` (keys on rows). Issue them early; ``where_words`` applies them."""
         QWORDS: gl.constexpr = TILE_Q // 32
         keys = key0 + gl.arange(0, BLOCK_K, layout=gl.SliceLayout(1, LAYOUT))
         base = COL_BITS + entry.to(gl.int64) * (TILE_K * QWORDS) + keys * QWORDS + q0 // 32
         return gl.load(base), gl.load(base + 1)
 
     @gluon.jit
-    def key_major_bits(lo, hi, LAYOUT: gl.constexpr):
-        """(BLOCK_K, 64) booleans in ``LAYOUT`` from ``key_major_words``: may key row i attend
-        query column j."""
-        cols = gl.arange(0, 64, layout=gl.SliceLayout(0, LAYOUT))
-        word = gl.where((cols < 32)[None, :], lo[:, None], hi[:, None])
-        return ((word >> (cols % 32)[None, :]) & 1) != 0
-
-    @gluon.jit
-    def block_bits(BITMAPS, slot, row0, col0, LAYOUT: gl.constexpr, BLOCK_R: gl.constexpr, BLOCK_C: gl.constexpr,
-                   TILE_Q: gl.constexpr, TILE_K: gl.constexpr, TRANSPOSED: gl.constexpr):
-        """Bits of tile rows [row0, row0+BLOCK_R) x columns [col0, col0+BLOCK_C) of partial tile
-        ``slot`` (coordinates inside the tile) in register layout ``LAYOUT``: (BLOCK_R, BLOCK_C),
-        or (BLOCK_C, BLOCK_R) with ``TRANSPOSED`` (keys on rows: the backward's S^T)."""
-        rows = row0 + gl.arange(0, BLOCK_R, layout=gl.SliceLayout(0 if TRANSPOSED else 1, LAYOUT))
-        return rows_bits(BITMAPS, slot, rows, col0, LAYOUT, BLOCK_C, TILE_Q, TILE_K, TRANSPOSED)
-
-    @gluon.jit
-    def rows_bits(BITMAPS, slot, rows, col0, LAYOUT: gl.constexpr, BLOCK_C: gl.constexpr, TILE_Q: gl.constexpr,
-                  TILE_K: gl.constexpr, TRANSPOSED: gl.constexpr):
-        """``block_bits`` for any vector of tile rows (the packed rows of a decode tile), given in
-        the row slice of ``LAYOUT``. One 32-bit word load per (row, word), broadcast along the row."""
+    def rows_words(BITMAPS, slot, rows, col0, LIVE, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
+                   BLOCK_C: gl.constexpr):
+        """The bitmap words of tile rows ``rows`` (a vector in some layout's row slice; the packed
+        rows of a decode tile too) over tile columns [col0, col0 + BLOCK_C) of partial tile
+        ``slot`` (query-major ``BlockMap.bitmaps``; BLOCK_C <= 128, col0 a multiple of 32): four
+        int32 vectors like ``rows`` (words past BLOCK_C repeat the first), loaded only where
+        ``LIVE`` (else 0). Issue them before the scores' product is waited for (a load after it
+        puts an L2 round trip on the softmax's path); ``where_words`` applies them."""
         WORDS: gl.constexpr = TILE_K // 32
-        N_WORDS: gl.constexpr = (BLOCK_C + 31) // 32
-        ROW_DIM: gl.constexpr = 0 if TRANSPOSED else 1  # the layout dim a row vector is sliced from
-        cols = col0 + gl.arange(0, BLOCK_C, layout=gl.SliceLayout(1 - ROW_DIM, LAYOUT))
         base = BITMAPS + slot.to(gl.int64) * (TILE_Q * WORDS) + rows * WORDS + col0 // 32
-        word_of_col = cols // 32 - col0 // 32
-        if TRANSPOSED:
-            shift = (cols % 32)[:, None]
-            bits = (gl.load(base)[None, :] >> shift) & 1
-            for w in gl.static_range(1, N_WORDS):
-                bits = gl.where((word_of_col == w)[:, None], (gl.load(base + w)[None, :] >> shift) & 1, bits)
-        else:
-            shift = (cols % 32)[None, :]
-            bits = (gl.load(base)[:, None] >> shift) & 1
-            for w in gl.static_range(1, N_WORDS):
-                bits = gl.where((word_of_col == w)[None, :], (gl.load(base + w)[:, None] >> shift) & 1, bits)
-        return bits != 0
+        w0 = gl.load(base, mask=LIVE, other=0)
+        w1 = w0
+        w2 = w0
+        w3 = w0
+        if BLOCK_C > 32:
+            w1 = gl.load(base + 1, mask=LIVE, other=0)
+        if BLOCK_C > 64:
+            w2 = gl.load(base + 2, mask=LIVE, other=0)
+            w3 = gl.load(base + 3, mask=LIVE, other=0)
+        return w0, w1, w2, w3
+
+    @gluon.jit
+    def _test_select(x, word, bit, FILL: gl.constexpr):
+        """x where (word & bit) != 0, else FILL, element by element in one inline-PTX statement.
+        Written as ``gl.where`` on ``(word & bit) != 0``, LLVM vectorises the tests into a vector
+        of booleans, hoists it above the caller's branch and packs it into registers and back
+        (session 33: 671 instructions a thread for a 64 x 128 partial block against 285 for a
+        full one); an asm statement is neither vectorised nor moved."""
+        imm: gl.constexpr = "0fFF800000" if FILL == float("-inf") else ("0f7F800000" if FILL == float("inf")
+                                                                     else "0f00000000")
+        gl.static_assert((FILL == float("-inf")) or (FILL == float("inf")) or (FILL == 0.0),
+                         "where_words: FILL is -inf, inf or 0")
+        return gl.inline_asm_elementwise(
+            "{ .reg .pred %p; .reg .b32 %t; and.b32 %t, $2, $3; setp.ne.b32 %p, %t, 0; selp.f32 $0, $1, "
+            + imm + ", %p; }",
+            "=f,f,r,r", [x, word, bit], dtype=gl.float32, is_pure=True, pack=1)
+
+    @gluon.jit
+    def where_words(x, w0, w1, w2, w3, FILL: gl.constexpr):
+        """x (M, N) fp32 in a wgmma accumulator layout (N = 8, 16, 32, 64 or 128), masked by its
+        rows' bitmap words: x where the bit of (row, column) is set, else ``FILL`` (-inf, inf or 0).
+        w0..w3: (M,) int32 in the row slice of x's layout, word i holding columns [32 i, 32 i + 32)
+        (``rows_words``; with N = 64 only w0, w1 are read). A thread of that layout holds columns
+        8 k + 2 t + b of its rows (k and b its registers, t its lane in the row's quad), so in the
+        4-d view (row, k, t, b) word i is shifted by 2 t once a row and the bit a register tests,
+        8 (k % 4) + b, is a constant."""
+        M: gl.constexpr = x.shape[0]
+        N: gl.constexpr = x.shape[1]
+        x4 = x.reshape([M, N // 8, 4, 2])
+        L4: gl.constexpr = x4.type.layout
+        L3: gl.constexpr = gl.SliceLayout(3, L4)  # (row, k, t)
+        ROWS: gl.constexpr = gl.SliceLayout(1, gl.SliceLayout(2, L3))
+        k = gl.arange(0, N // 8, layout=gl.SliceLayout(0, gl.SliceLayout(2, L3)))
+        t = gl.arange(0, 4, layout=gl.SliceLayout(0, gl.SliceLayout(1, L3)))
+        b = gl.arange(0, 2, layout=gl.SliceLayout(0, gl.SliceLayout(1, gl.SliceLayout(2, L4))))
+        k3 = gl.expand_dims(gl.expand_dims(k, 0), 2)  # (1, N / 8, 1)
+        word = gl.expand_dims(gl.expand_dims(gl.convert_layout(w0, ROWS), 1), 2)  # (M, 1, 1)
+        if N > 32:
+            word = gl.where(k3 >= 4, gl.expand_dims(gl.expand_dims(gl.convert_layout(w1, ROWS), 1), 2), word)
+        if N > 64:
+            word = gl.where(k3 >= 8, gl.expand_dims(gl.expand_dims(gl.convert_layout(w2, ROWS), 1), 2), word)
+            word = gl.where(k3 >= 12, gl.expand_dims(gl.expand_dims(gl.convert_layout(w3, ROWS), 1), 2), word)
+        word = word >> (2 * gl.expand_dims(gl.expand_dims(t, 0), 1))  # (M, N / 8, 4)
+        bit = 1 << (8 * (gl.expand_dims(gl.expand_dims(gl.expand_dims(k, 0), 2), 3) % 4)
+                    + gl.expand_dims(gl.expand_dims(gl.expand_dims(b, 0), 1), 2))  # (1, N / 8, 1, 2)
+        out = _test_select(x4, gl.expand_dims(word, 3), bit, FILL)
+        # the same threads hold the same elements: a conversion in name only
+        return gl.convert_layout(out.reshape([M, N]), x.type.layout)

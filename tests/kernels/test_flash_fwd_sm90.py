@@ -179,3 +179,27 @@ def test_persistent_grid_nan_some_rows_see(monkeypatch, dynamic):
     low_o, low_l = reference.attention_low_precision(q, k, v, mask)
     check_close("out", out[rows], ref_o[rows], low_o[rows], torch.bfloat16, 2)
     check_close("lse", lse[rows], ref_l[rows], low_l[rows], torch.bfloat16, 2)
+
+
+@pytest.mark.parametrize("d", [128, 64, 256])
+@pytest.mark.parametrize("scale", [0.3, -0.2, 0.0])
+def test_scale_signs(kernel, scale, d):
+    # the masked path folds the scale into the exponent's multiply-add, filling masked scores
+    # before the scale with -inf (scale > 0) or +inf (scale < 0); scale 0 (uniform weights over
+    # the allowed keys) keeps the fill after the scale: inf * 0 would be NaN. Partial tiles of
+    # every kind here: sliding, documents, a query_mask (rows with nothing allowed) and masked
+    # NaN / Inf keys beside allowed ones
+    lq = lk = 1000
+    q, k, v = rand_qkv(1, 4, 2, lq, lk, d, torch.bfloat16, DEV, seed=d)
+    k[:, :, 610:620] = float("nan")
+    k[:, :, 700:705] = float("inf")
+    valid = torch.arange(lq) >= 70
+    for mask in (ma.sliding_window(300) & ~ma.sliding_window(150) & ma.causal(),
+                 ma.documents([300, 309, 391]) & ma.query_mask(valid)):
+        bad_keys = (torch.arange(lk) >= 610) & (torch.arange(lk) < 705)
+        mask = (mask & ma.padding(~bad_keys[None])).to(DEV)
+        bm = ma.compile_mask(mask, lq, lk, device=DEV)
+        assert _used_sm90(q, bm) == (kernel == "sm90")
+        out, lse = ma.attention(q, k, v, bm, scale=scale, return_lse=True)
+        assert not torch.isnan(out).any()
+        check_forward(q, k, v, mask, out=out, lse=lse, scale=scale)
