@@ -7,4 +7,4 @@
 # benchmark does not reach them either way).
 bash benchmarks/fa4_parts.sh stage
 CAP_T=${CAP_T:-200} bash benchmarks/results/session35/call_wide.sh
-timeout 170 bash benchmarks/results/session34/call2.sh
+timeout 230 bash benchmarks/results/session34/call2.sh
