@@ -231,28 +231,20 @@ if HAVE_GLUON:
         c times the row max of s for c > 0 (the row min for c < 0). Masked scores (``words``:
         ``rows_words`` of a partial block) are filled before the scale with the value the scale
         sends to -inf; at scale 0 (SCALE_SIGN 0: inf * 0 is NaN) they are filled after it."""
+        c_fold = c
         if MASKED:
             w0, w1, w2, w3 = words
             if SCALE_SIGN == 0:
-                s = where_words(s * c, w0, w1, w2, w3, float("-inf"))
+                s = s * c
                 c_fold = 1.0
-                m_new = gl.maximum(m_i, gl.max(s, 1))
-            elif SCALE_SIGN > 0:
-                s = where_words(s, w0, w1, w2, w3, float("-inf"))
-                c_fold = c
-                m_new = gl.maximum(m_i, gl.max(s, 1) * c)
-            else:
-                s = where_words(s, w0, w1, w2, w3, float("inf"))
-                c_fold = c
-                m_new = gl.maximum(m_i, gl.min(s, 1) * c)
-            m_use = gl.where(m_new == float("-inf"), 0.0, m_new)  # nothing allowed yet: no NaN
+            s = where_words(s, w0, w1, w2, w3, float("inf") if SCALE_SIGN < 0 else float("-inf"))
+        if SCALE_SIGN < 0:
+            m_new = gl.maximum(m_i, gl.min(s, 1) * c_fold)
         else:
-            c_fold = c
-            if SCALE_SIGN < 0:
-                m_new = gl.maximum(m_i, gl.min(s, 1) * c)
-            else:
-                m_new = gl.maximum(m_i, gl.max(s, 1) * c)
-            m_use = m_new
+            m_new = gl.maximum(m_i, gl.max(s, 1) * c_fold)
+        m_use = m_new
+        if MASKED:  # nothing allowed yet: subtract 0, not -inf (no NaN)
+            m_use = gl.where(m_new == float("-inf"), 0.0, m_new)
         p = gl.exp2(s * c_fold - m_use[:, None])
         alpha = gl.exp2(m_i - m_use)
         l_i = l_i * alpha + gl.sum(p, 1)
