@@ -6,16 +6,14 @@ export PYTHONUNBUFFERED=1
 [ -d .fa4-lib-a ] && bash benchmarks/fa4_parts.sh stage
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python -c "import torch, triton; print(torch.__version__, triton.__version__)"
-gpu_tests() {  # LOG PYTEST_ARGS...
-  local log=$1; shift
-  PYTHONPATH=. timeout ${CAP_T:-230} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" > $OUT/$log 2>&1
-}
-gpu_tests gpu_tests_fwd.log tests/kernels/test_sm90_common.py tests/kernels/test_flash_fwd_sm90.py -k "not random" &
-gpu_tests gpu_tests_fwd_random.log tests/kernels/test_flash_fwd_sm90.py -k random &
-gpu_tests gpu_tests_decode.log tests/kernels/test_flash_decode_sm90.py &
-gpu_tests gpu_tests_nonfinite.log tests/kernels/test_masked_nonfinite.py &
-gpu_tests gpu_tests_bwd.log tests/kernels/test_flash_bwd_sm90.py &
-gpu_tests gpu_tests_bwd_wide.log tests/kernels/test_flash_bwd_sm90_wide.py &
+source benchmarks/results/package_tests.sh  # tests_here
+export CAP_T=${CAP_T:-230}
+tests_here gpu_tests_fwd.log tests/kernels/test_sm90_common.py tests/kernels/test_flash_fwd_sm90.py -k "not random" &
+tests_here gpu_tests_fwd_random.log tests/kernels/test_flash_fwd_sm90.py -k random &
+tests_here gpu_tests_decode.log tests/kernels/test_flash_decode_sm90.py &
+tests_here gpu_tests_nonfinite.log tests/kernels/test_masked_nonfinite.py &
+tests_here gpu_tests_bwd.log tests/kernels/test_flash_bwd_sm90.py &
+tests_here gpu_tests_bwd_wide.log tests/kernels/test_flash_bwd_sm90_wide.py &
 wait
 for f in $OUT/gpu_tests_*.log; do echo "$f: $(grep -E 'passed|failed|error' $f | tail -1)"; grep -E "^FAILED|^E " $f | head -8; done
 AB=benchmarks/results/session32/ab_pkgs.py

@@ -6,13 +6,11 @@
 # Merge only if the tests pass and tree_rows shows the 256-row packing faster.
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-gpu_tests() {  # LOG PYTEST_ARGS...
-  local log=$1; shift
-  PYTHONPATH=. timeout ${CAP_T:-230} python -m pytest -q -x -m gpu -p no:cacheprovider "$@" > $OUT/$log 2>&1
-}
-gpu_tests gpu_tests_decode_wide.log tests/kernels/test_flash_decode_sm90.py tests/kernels/test_relaunch.py \
+source benchmarks/results/package_tests.sh  # tests_here
+export CAP_T=${CAP_T:-230}
+tests_here gpu_tests_decode_wide.log tests/kernels/test_flash_decode_sm90.py tests/kernels/test_relaunch.py \
   tests/kernels/test_gpu_graphs.py &
-gpu_tests gpu_tests_fwd_rows.log tests/kernels/test_flash_fwd_sm90.py -k "not random" &
+tests_here gpu_tests_fwd_rows.log tests/kernels/test_flash_fwd_sm90.py -k "not random" &
 wait
 for f in $OUT/gpu_tests_*.log; do echo "$f: $(grep -E 'passed|failed|error' $f | tail -1)"; grep -E "^FAILED|^E " $f | head -8; done
 ln -sfn "$PWD/maskattn" .ab/maskattn_wide

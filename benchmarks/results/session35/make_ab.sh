@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # Builds .ab/ (git-excluded) for session 35's calls: maskattn_main = this checkout's main,
-# maskattn_base = 9657aab (main before session 31's K change, for the causal backward A/B in
-# reversed order), maskattn_nt = the working tree's maskattn/ when NT=1 (the re-written where_words).
+# maskattn_nt = the working tree's maskattn/ when NT=1 (the re-written where_words).
 set -euo pipefail
 rm -rf .ab && mkdir -p .ab
 git archive main maskattn | tar -x -C .ab && mv .ab/maskattn .ab/maskattn_main
-git archive 9657aab maskattn | tar -x -C .ab && mv .ab/maskattn .ab/maskattn_base
 if [ "${NT:-0}" = 1 ]; then
   cp -r maskattn .ab/maskattn_nt && find .ab/maskattn_nt -name __pycache__ -prune -exec rm -rf {} +
 fi
