@@ -16,8 +16,7 @@ tests_here gpu_tests_decode_wide.log tests/kernels/test_flash_decode_sm90.py tes
 tests_here gpu_tests_fwd_rows.log tests/kernels/test_flash_fwd_sm90.py -k "not random" &
 tests_with maskattn_loops gpu_tests_fwd_loops.log tests/kernels/test_flash_fwd_sm90.py \
   tests/kernels/test_sm90_common.py tests/kernels/test_masked_nonfinite.py &
-tests_with maskattn_loops gpu_tests_decode_loops.log tests/kernels/test_flash_decode_sm90.py &
-tests_with maskattn_lazy gpu_tests_decode_lazy.log tests/kernels/test_flash_decode_sm90.py &
+tests_with maskattn_lazy gpu_tests_decode_lazy.log tests/kernels/test_flash_decode_sm90.py tests/kernels/test_relaunch.py &
 wait
 for f in $OUT/gpu_tests_*.log; do echo "$f: $(grep -E 'passed|failed|error' $f | tail -1)"; grep -E "^FAILED|^E " $f | head -8; done
 ln -sfn "$PWD/maskattn" .ab/maskattn_wide
