@@ -7,7 +7,7 @@ interleaved rounds (``ab.interleaved_medians``; B=1, H=16, bf16, ``benchmarks.fa
 * ``whole``: the Hopper one-pass kernel with every key tile whole (``split_columns.SPLIT_SHARE``
   infinite), the busiest program carrying the heaviest key tile;
 * ``cut``: the Hopper kernel with the heavy key tiles cut into parts (``split_columns``, the new
-  default).
+  default, ``SPLIT_SHARE`` 0.5); ``cut1``: the same with ``SPLIT_SHARE`` 1.0 (fewer, longer parts).
 
 Each variant has a map of its own (the cut lists are cached on the map). Prints medians and the
 largest gradient difference from ``portable``."""
@@ -22,7 +22,7 @@ from maskattn.kernels import flash_bwd_sm90, split_columns
 ab.print_setup("| bwd: portable / Hopper whole key tiles / Hopper cut key tiles")
 bound = flash_bwd_sm90.column_bound
 share = split_columns.SPLIT_SHARE
-VARIANTS = {"portable": (False, share), "whole": (True, float("inf")), "cut": (True, share)}
+VARIANTS = {"portable": (False, share), "whole": (True, float("inf")), "cut": (True, share), "cut1": (True, 1.0)}
 for fam, L, d in ab.env_cases("tree:8192:128 longformer:8192:128 tree:32768:128 longformer:32768:128"):
     q, k, v, do = ab.backward_inputs(L, d)
     fns, grads = {}, {}
