@@ -248,9 +248,10 @@ def markdown(rows, env, args, sweeps: bool = True) -> str:
              "sdpa = PyTorch SDPA (is_causal for causal, else a boolean mask where it fits), dense = SDPA without "
              "a mask (the ceiling); det = maskattn with deterministic=True. maskattn on sm_90: the warp-specialized "
              "Hopper forward (flash_fwd_sm90) for head dims up to 256 and the one-pass backward (flash_bwd_sm90, "
-             "dQ by fp32 TMA reduce-adds) for head dims 64 and 128 (flash_bwd_sm90_wide for 129-256), except on "
-             "maps bound by their busiest key tile and with det, which take the portable two-kernel backward, as "
-             "do the other head dims.", ""]
+             "dQ by fp32 TMA reduce-adds) for head dims 64 and 128 (flash_bwd_sm90_wide for 129-256), on maps "
+             "bound by their busiest key tile (Longformer, tree) with those key tiles cut into parts "
+             "(split_columns, since session 37), except with det, which takes the portable two-kernel backward, "
+             "as do the other head dims.", ""]
     diffs = [r["max_abs_diff_vs_flex"] for r in rows if "max_abs_diff_vs_flex" in r]
     if diffs:
         lines += [f"Largest |maskattn - FlexAttention| output difference over all cases: {max(diffs):.2e} (bf16).", ""]

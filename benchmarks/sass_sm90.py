@@ -57,9 +57,9 @@ def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: s
     return triton.compile(source, target=GPUTarget("cuda", 90, 128), options=options)
 
 
-def compile_backward(head_dim: int = 128):
+def compile_backward(head_dim: int = 128, split: bool = False):
     """The compiled one-pass backward for bf16, 128 x 128 tiles: ``flash_bwd_sm90`` for ``head_dim`` in its
-    ``HEAD_DIMS``, ``flash_bwd_sm90_wide`` above 128."""
+    ``HEAD_DIMS`` (``split``: key tiles cut into parts, ``split_columns``), ``flash_bwd_sm90_wide`` above 128."""
     from triton.experimental.gluon._runtime import GluonASTSource
     wide = head_dim > 128
     module = bwd_wide if wide else bwd
@@ -68,11 +68,14 @@ def compile_backward(head_dim: int = 128):
                       TILE_K=128, BLOCK_D=bwd_wide.BLOCK_D if wide else head_dim, NUM_STAGES=module.STAGES,
                       CONSUMER_REGS=module._CONSUMER_REGS)
     constexprs["DQ_SMEM"] = bwd_wide._dq_layout() if wide else bwd._dq_layout(head_dim)
+    if not wide:
+        constexprs["SPLIT"] = split
     kernel = bwd_wide._attn_bwd_wide if wide else bwd._attn_bwd_sm90
     pointers = dict(Q="*bf16", K="*bf16", V="*bf16", DO="*bf16", LSE="*fp32", DELTA="*fp32", DK="*bf16",
-                    DV="*bf16", DQA="*fp32", scale="fp32")
+                    DV="*bf16", DQA="*fp32", DKV_ACC="*fp32", scale="fp32")
     names = kernel.arg_names
-    n_pointers = names.index("PROG_ITEMS") + 1  # the map's int32 arrays follow the tensors
+    # the map's and the lists' int32 arrays (and the cut tiles' accumulator) follow the tensors
+    n_pointers = names.index("DKV_ACC" if "DKV_ACC" in names else "PROG_ITEMS") + 1
     signature = {n: "constexpr" if n in constexprs else pointers.get(n, "*i32" if i < n_pointers else "i32")
                  for i, n in enumerate(names)}
     source = GluonASTSource(kernel, signature, constexprs)
@@ -112,6 +115,7 @@ def main():
     ap.add_argument("--schedule", choices=("lists", "counter", "one_each"), default="lists",
                     help="work lists, items taken from a counter, or one item per program")
     ap.add_argument("--head-dim", type=int, default=128, help="the padded head dim")
+    ap.add_argument("--split", action="store_true", help="backward: key tiles cut into parts (split_columns)")
     ap.add_argument("--sass", default=None, help="write the disassembly here")
     ap.add_argument("--loops", action="store_true",
                     help="also the instruction mix of each innermost loop that issues wgmma (the block loops)")
@@ -119,7 +123,7 @@ def main():
     if not HAVE_GLUON:
         sys.exit(f"needs Triton with the checked Gluon release (this is triton {triton.__version__})")
     if a.kernel == "bwd":
-        kernel = compile_backward(a.head_dim)
+        kernel = compile_backward(a.head_dim, a.split)
     else:
         kernel = compile_forward(a.passes, a.packed, a.thread_release, a.schedule, a.head_dim)
     tools = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
