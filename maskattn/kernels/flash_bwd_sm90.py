@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from ..block_map import BlockMap
-from . import work_lists
+from . import plans, split_columns, work_lists
 from .column_bitmaps import column_bitmaps
 from .config import is_row_bound, sm_count
 from .sm90_common import HAVE_GLUON, eligible, smem_layout
@@ -80,6 +80,7 @@ PERSISTENT_MAX_MEAN_TILES = 40
 # ``item_costs``: work of a full / partial query tile and of an item's own start and end, in 64-row blocks
 _FULL_COST, _PARTIAL_COST, _ITEM_COST = 2.0, 3.2, 2.0
 _LISTS = "_bwd_sm90_lists"  # the map's cached work lists (``program_lists``)
+_SPLITS = "_bwd_sm90_splits"  # the map's cached lists of cut key tiles (``split_lists``)
 
 if HAVE_GLUON:
     HALF = gl.constexpr(64)  # keys per consumer warpgroup, and query rows per block
@@ -102,6 +103,42 @@ if HAVE_GLUON:
         kvh = bk % Hkv
         kt = gl.load(K_ORDER + (b * map_sb + kvh * GROUP * map_sh) * n_kt + rank)
         return b, kvh, kt
+
+    @gluon.jit
+    def _work_item(PROG_ITEMS, i, PARTS, SPLIT: gl.constexpr):
+        """Entry i of the work lists -> (item number, first and stop block of the item's flattened
+        query blocks, dK / dV slot). With SPLIT the entry names a part (``split_columns``: a row of
+        ``PARTS``); without, the entry is the item itself, whole."""
+        e = gl.load(PROG_ITEMS + i)
+        if SPLIT:
+            return gl.load(PARTS + 4 * e), gl.load(PARTS + 4 * e + 1), gl.load(PARTS + 4 * e + 2), gl.load(
+                PARTS + 4 * e + 3)
+        else:
+            return e, 0, 0, -1
+
+    @gluon.jit
+    def _part_blocks(n, base, lo, hi, SPLIT: gl.constexpr):
+        """The blocks [j0, j1) of one query head's column (n blocks: the item's flattened blocks
+        [base, base + n)) inside the part's [lo, hi); the whole column without SPLIT."""
+        if SPLIT:
+            return gl.minimum(gl.maximum(lo - base, 0), n), gl.maximum(gl.minimum(hi - base, n), 0)
+        else:
+            return 0, n
+
+    @gluon.jit
+    def _kind_blocks(KIND: gl.constexpr, nf, j0, j1, SPLIT: gl.constexpr):
+        """Of a column's blocks [j0, j1) (``_part_blocks``), those of full tiles (KIND 0: below nf)
+        or of partial ones (KIND 1)."""
+        if KIND == 0:
+            if SPLIT:
+                return j0, gl.minimum(nf, j1)
+            else:
+                return j0, nf
+        else:
+            if SPLIT:
+                return gl.maximum(nf, j0), j1
+            else:
+                return nf, j1
 
     @gluon.jit
     def _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M: gl.constexpr):
@@ -138,11 +175,12 @@ if HAVE_GLUON:
     def _bwd_producer(q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
                       lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk, section,
                       Hq, Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX, T_PART_PTR,
-                      T_PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, KEY_PASSES: gl.constexpr = 1):
+                      T_PART_IDX, PARTS, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, KEY_PASSES: gl.constexpr,
+                      SPLIT: gl.constexpr):
         """Loads of every listed key tile: its K and V, then the Q / dO blocks (with lse and delta) of
-        its column, for each query head of its KV head. ``KEY_PASSES``: 1, the tile's 128 keys at
-        once (two 64-key halves in ``k_buf`` / ``v_buf``); 2, one half at a time, the column walked
-        once per half (``flash_bwd_sm90_wide``)."""
+        its column, for each query head of its KV head (with SPLIT, of the listed part of it).
+        ``KEY_PASSES``: 1, the tile's 128 keys at once (two 64-key halves in ``k_buf`` / ``v_buf``);
+        2, one half at a time, the column walked once per half (``flash_bwd_sm90_wide``)."""
         SUB_M: gl.constexpr = TILE_Q // HALF
         NUM: gl.constexpr = q_buf.type.shape[0]
         HALVES: gl.constexpr = 2 // KEY_PASSES  # 64-key halves per K / V load
@@ -151,8 +189,8 @@ if HAVE_GLUON:
         ki = 0  # K / V loads so far
         first, count = listed_items(PROG_PTR)  # this program's work list (work_lists.py)
         for r in range(count):
-            b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, section, Hkv, GROUP, map_sb, map_sh, n_kt,
-                                   K_ORDER)
+            t, lo, hi, slot = _work_item(PROG_ITEMS, first + r, PARTS, SPLIT)
+            b, kvh, kt = _key_tile(t, n_bk, section, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
             for kp in gl.static_range(KEY_PASSES):
                 n0 = kt * TILE_K + kp * HALF
                 mbarrier.wait(kv_empty, (ki & 1) ^ 1)  # both consumers are done with the previous keys
@@ -161,10 +199,13 @@ if HAVE_GLUON:
                     tma.async_copy_global_to_shared(k_desc, [b, kvh, n0 + w * HALF, 0], kv_ready, k_buf.index(w))
                     tma.async_copy_global_to_shared(v_desc, [b, kvh, n0 + w * HALF, 0], kv_ready, v_buf.index(w))
                 ki += 1
+                base = 0  # the item's flattened blocks before this query head's
                 for hg in range(GROUP):
                     h = kvh * GROUP + hg
                     f0, nf, p0, n = _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M)
-                    for j in range(n):
+                    j0, j1 = _part_blocks(n, base, lo, hi, SPLIT)
+                    base += n
+                    for j in range(j0, j1):
                         m0, r0, e = _query_block(j, f0, nf, p0, T_FULL_IDX, T_PART_IDX, TILE_Q, SUB_M)
                         s = it % NUM
                         mbarrier.wait(qd_empty.index(s), ((it // NUM) & 1) ^ 1)
@@ -310,11 +351,23 @@ if HAVE_GLUON:
         tma.async_copy_shared_to_global(dv_desc, [b, kvh, n0, 0], dv_smem)
 
     @gluon.jit
+    def _add_dkdv(WG: gl.constexpr, dk, dv, DKV_ACC, slot, O_LAYOUT: gl.constexpr, TILE_K: gl.constexpr,
+                  BLOCK_D: gl.constexpr):
+        """dK, dV (64 keys x BLOCK_D dims each, fp32 in registers) of this warpgroup's keys of a cut
+        key tile -> added into its slot of the fp32 accumulator (slots, 2, TILE_K, BLOCK_D) (dK, then
+        dV; ``split_columns``) by relaxed atomics: the other parts of the tile add theirs."""
+        rows = WG * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(1, O_LAYOUT))
+        cols = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
+        at = DKV_ACC + (slot.to(gl.int64) * (2 * TILE_K) + rows[:, None]) * BLOCK_D + cols[None, :]
+        gl.atomic_add(at, dk, sem="relaxed")
+        gl.atomic_add(at + TILE_K * BLOCK_D, dv, sem="relaxed")
+
+    @gluon.jit
     def _bwd_consumer(WG: gl.constexpr, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready,
                       kv_empty, qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
-                      PROG_ITEMS, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR,
-                      T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q: gl.constexpr,
-                      TILE_K: gl.constexpr, BLOCK_D: gl.constexpr):
+                      PROG_ITEMS, PARTS, DKV_ACC, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER,
+                      T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q: gl.constexpr,
+                      TILE_K: gl.constexpr, BLOCK_D: gl.constexpr, SPLIT: gl.constexpr):
         SUB_M: gl.constexpr = TILE_Q // HALF
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                            instr_shape=[16, HALF, 16])
@@ -329,8 +382,8 @@ if HAVE_GLUON:
         ki = 0
         first, count = listed_items(PROG_PTR)
         for r in range(count):
-            b, kvh, kt = _key_tile(gl.load(PROG_ITEMS + first + r), n_bk, section, Hkv, GROUP, map_sb, map_sh, n_kt,
-                                   K_ORDER)
+            t, lo, hi, slot = _work_item(PROG_ITEMS, first + r, PARTS, SPLIT)
+            b, kvh, kt = _key_tile(t, n_bk, section, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER)
             dk = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             dv = gl.zeros([HALF, BLOCK_D], gl.float32, layout=O_LAYOUT)
             mbarrier.wait(kv_ready, ki & 1)
@@ -340,16 +393,17 @@ if HAVE_GLUON:
                 zero_non_finite(k_buf.index(w).reshape([HALF, BLOCK_D]).slice(WG * (BLOCK_D // 2), BLOCK_D // 2,
                                                                               dim=1))
             tma.store_wait(0)  # the last tile's dK / dV stores have read the dS slots and dQ buffer
+            base = 0  # the item's flattened blocks before this query head's
             for hg in range(GROUP):
                 h = kvh * GROUP + hg
                 f0, nf, p0, n = _column(b, h, kt, map_sb, map_sh, n_kt, T_FULL_PTR, T_PART_PTR, SUB_M)
-                # one loop per kind of tile, full blocks [0, nf) then partial ones [nf, n): a branch on
-                # the kind inside one loop ran 4-9% slower on sliding-window and document maps (H200)
+                j0, j1 = _part_blocks(n, base, lo, hi, SPLIT)
+                base += n
+                # one loop per kind of tile, full blocks [0, nf) then partial ones [nf, n) (with SPLIT
+                # clipped to the part): a branch on the kind inside one loop ran 4-9% slower on
+                # sliding-window and document maps (H200)
                 for kind in gl.static_range(2):
-                    if kind == 0:
-                        start, stop = 0, nf
-                    else:
-                        start, stop = nf, n
+                    start, stop = _kind_blocks(kind, nf, j0, j1, SPLIT)
                     for j in range(start, stop):
                         dk, dv = _bwd_block(kind == 0, WG, j, it, b, h, f0, nf, p0, dk, dv, q_buf, do_buf, kb, vb,
                                             k_buf, ds_buf, dq_buf, lse_buf, delta_buf, qd_ready, qd_empty, ds_ready,
@@ -357,8 +411,15 @@ if HAVE_GLUON:
                                             S_LAYOUT, A_LAYOUT, DQ_LAYOUT, TILE_Q, TILE_K, BLOCK_D)
                         it += 1
             mbarrier.arrive(kv_empty, count=1)
-            _store_dkdv(WG, dk * scale, dv, it, ds_buf, dq_buf, ds_free, dk_desc, dv_desc, b, kvh,
-                        kt * TILE_K + WG * HALF)
+            if SPLIT:
+                if slot >= 0:  # a part of a cut key tile: add into its slot
+                    _add_dkdv(WG, dk * scale, dv, DKV_ACC, slot, O_LAYOUT, TILE_K, BLOCK_D)
+                else:
+                    _store_dkdv(WG, dk * scale, dv, it, ds_buf, dq_buf, ds_free, dk_desc, dv_desc, b, kvh,
+                                kt * TILE_K + WG * HALF)
+            else:
+                _store_dkdv(WG, dk * scale, dv, it, ds_buf, dq_buf, ds_free, dk_desc, dv_desc, b, kvh,
+                            kt * TILE_K + WG * HALF)
         tma.store_wait(0)  # shared memory outlives the last store's read
 
     @gluon.jit
@@ -387,12 +448,12 @@ if HAVE_GLUON:
     @gluon.jit
     def _attn_bwd_sm90(
         Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
-        T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, COL_BITS, K_ORDER, PROG_PTR, PROG_ITEMS,
+        T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, COL_BITS, K_ORDER, PROG_PTR, PROG_ITEMS, PARTS, DKV_ACC,
         sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sdb, sdh, sdm, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
         B, Hq, Hkv, GROUP, Lq, Lq_stat, Lk, D_TMA, map_sb, map_sh, n_kt, section, scale,
         SMEM: gl.constexpr, DQ_SMEM: gl.constexpr, DS_SMEM: gl.constexpr, STAT_SMEM: gl.constexpr,
         TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr,
-        CONSUMER_REGS: gl.constexpr,
+        CONSUMER_REGS: gl.constexpr, SPLIT: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
         q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc = _operand_descs(
@@ -436,38 +497,44 @@ if HAVE_GLUON:
             (_bwd_producer, (q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
                              lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk,
                              section, Hq, Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
-                             T_PART_PTR, T_PART_IDX, TILE_Q, TILE_K)),
+                             T_PART_PTR, T_PART_IDX, PARTS, TILE_Q, TILE_K, 1, SPLIT)),
             (_bwd_consumer, (0, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
                              qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
-                             PROG_ITEMS, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR,
-                             T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
+                             PROG_ITEMS, PARTS, DKV_ACC, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER,
+                             T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D,
+                             SPLIT)),
             (_bwd_consumer, (1, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready, kv_empty,
                              qd_ready, qd_empty, ds_ready, ds_free, dk_desc, dv_desc, dqa_desc, COL_BITS, PROG_PTR,
-                             PROG_ITEMS, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR,
-                             T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D)),
+                             PROG_ITEMS, PARTS, DKV_ACC, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt, K_ORDER,
+                             T_FULL_PTR, T_FULL_IDX, T_PART_PTR, T_PART_IDX, Lq, c, scale, TILE_Q, TILE_K, BLOCK_D,
+                             SPLIT)),
         ], [4, 4], [CONSUMER_REGS, CONSUMER_REGS])
 
 
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
     """Can the Hopper kernel run this backward? sm_90, fp16/bf16, head dim 64 or 128
     (``HEAD_DIMS``), no softcap, 128 x 128 tiles, a map of several query tiles (its tile counts
-    known on the host) that is not bound by its busiest column (``column_bound``), with fewer
-    than 2**31 dQ accumulator elements (int32 indexing). The kernel is written for key tiles of
-    128, query tiles of any multiple of 64 and maps of one query tile, but only the cases above
-    were checked on the GPU (sessions 9 and 29); the others take the portable kernels."""
-    return ENABLED and d_tma in HEAD_DIMS and map_supported(q, bm, d_tma, softcap, kv_heads)
+    known on the host), with fewer than 2**31 dQ accumulator elements (int32 indexing), and a map
+    not bound by its busiest column (``column_bound``) unless it runs on the persistent grid
+    (``short_columns``), where such columns are cut into parts (``split_lists``). The kernel is
+    written for key tiles of 128, query tiles of any multiple of 64 and maps of one query tile,
+    but only the cases above were checked on the GPU (sessions 9, 29 and 37); the others take the
+    portable kernels."""
+    if not (ENABLED and d_tma in HEAD_DIMS and map_supported(q, bm, d_tma, softcap, kv_heads)):
+        return False
+    b, hq = q.shape[:2]
+    return short_columns(bm, hq // kv_heads) or not column_bound(bm, b * hq, hq // kv_heads)
 
 
 def map_supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
-    """The checks of ``supported`` other than the head dim (``flash_bwd_sm90_wide`` shares them)."""
+    """The checks of ``supported`` other than the head dim and the busiest column
+    (``flash_bwd_sm90_wide`` shares them)."""
     if not eligible(q, softcap):
         return False
     if bm.block_k != 128 or bm.block_q != 128 or bm.nonempty_tiles <= 0:
         return False
     b, hq, lq = q.shape[:3]
-    if b * hq * -(-lq // 64) * 64 * d_tma >= 2**31:  # the kernel indexes dQ and lse with int32
-        return False
-    return not column_bound(bm, b * hq, hq // kv_heads)
+    return b * hq * -(-lq // 64) * 64 * d_tma < 2**31  # the kernel indexes dQ and lse with int32
 
 
 def column_bound(bm: BlockMap, batch_heads: int, group: int) -> bool:
@@ -506,19 +573,29 @@ def column_section(bm: BlockMap, batch: int, kv_heads: int, group: int, lq: int,
     return l2_section(batch * kv_heads, group_bytes, group_work, group * bm.max_col_tiles, n_programs)
 
 
+def item_tile_counts(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int,
+                     map_sh: int) -> tuple[np.ndarray, np.ndarray]:
+    """(full, partial) query tiles of each item's column for each of the ``group`` query heads of
+    its KV head: two (n_items, group) arrays, items numbered as ``item_costs``. Reads the map back."""
+    n_kt = bm.n_k_tiles
+    rows = _map_rows(batch, kv_heads, group, map_sb, map_sh)
+    tiles = _ranked_key_tiles(bm, rows, group)[:, :, None, :]  # [b, kvh, 1, rank]
+    counts = []
+    for ptr in (bm.t_full_ptr, bm.t_part_ptr):
+        per_column = torch.diff(ptr[:bm.batch * bm.heads * n_kt + 1]).cpu().numpy().reshape(-1, n_kt)[rows]
+        ranked = np.take_along_axis(per_column.reshape(batch, kv_heads, group, n_kt), tiles, axis=3)
+        counts.append(ranked.transpose(3, 0, 1, 2).reshape(n_kt * batch * kv_heads, group))
+    return counts[0], counts[1]
+
+
 def item_costs(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
     """Estimated work of each item (key tile of one (batch, KV head); item ``t`` is rank
     ``t // (batch * kv_heads)`` of ``k_order`` for (b, KV head) ``t % (batch * kv_heads)``), in
     64-row full blocks: a full query tile is 2 blocks, a partial one 3.2 (H200, session 20: a
     partial block costs ~1.6 full ones), summed over the ``group`` query heads of the KV head,
     plus 2 for the item's own start and dK / dV stores. Reads the map back (a device sync)."""
-    n_kt = bm.n_k_tiles
-    counts = [torch.diff(p[:bm.batch * bm.heads * n_kt + 1]).cpu().numpy() for p in (bm.t_full_ptr, bm.t_part_ptr)]
-    per_column = _FULL_COST * counts[0] + _PARTIAL_COST * counts[1]
-    rows = _map_rows(batch, kv_heads, group, map_sb, map_sh)
-    cost = per_column.reshape(-1, n_kt)[rows].reshape(batch, kv_heads, group, n_kt).sum(2) + _ITEM_COST
-    ranked = np.take_along_axis(cost, _ranked_key_tiles(bm, rows, group), axis=2)  # [b, kvh, rank]
-    return ranked.reshape(batch * kv_heads, n_kt).T.reshape(-1)
+    full, partial = item_tile_counts(bm, batch, kv_heads, group, map_sb, map_sh)
+    return _FULL_COST * full.sum(1) + _PARTIAL_COST * partial.sum(1) + _ITEM_COST
 
 
 def item_positions(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int) -> np.ndarray:
@@ -556,6 +633,37 @@ def program_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: i
                  item_positions(bm, batch, kv_heads, group, map_sb, map_sh)))
 
 
+def split_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int, map_sh: int, lk: int,
+                n_sm: int):
+    """Work lists of a persistent launch on up to ``n_sm`` programs in which the items heavier than
+    ``split_columns.SPLIT_SHARE`` of the mean work per SM are cut into parts
+    (``split_columns.cut_items``): (ptr, entries, parts, slots, dK / dV destination rows,
+    accumulator rows), cached on the map; None where no item is that heavy, or while a CUDA graph
+    is captured and nothing is cached (the map cannot be read back: the launch then takes the
+    whole items, ``program_lists``)."""
+    key = (batch, kv_heads, group, n_sm, lk)
+    cached = plans.recall(bm, _SPLITS, key)
+    if cached is not None:
+        return cached or None
+    if bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return None
+    full, partial = item_tile_counts(bm, batch, kv_heads, group, map_sb, map_sh)
+    costs = _FULL_COST * full.sum(1) + _PARTIAL_COST * partial.sum(1) + _ITEM_COST
+    cap = split_columns.SPLIT_SHARE * costs.sum() / n_sm
+    result = False
+    if (costs - _ITEM_COST).max(initial=0.0) > cap:
+        sub_m = bm.block_q // 64
+        work = split_columns.cut_items(full, partial, costs, item_positions(bm, batch, kv_heads, group, map_sb, map_sh),
+                                       cap, (_FULL_COST / sub_m, _PARTIAL_COST / sub_m), sub_m, bm.device)
+        ptr, entries = work_lists.balanced_lists(work.costs, min(work.costs.size, n_sm), bm.device, work.positions)
+        tiles = _ranked_key_tiles(bm, _map_rows(batch, kv_heads, group, map_sb, map_sh), group)  # [b, kvh, rank]
+        dst, src = split_columns.slot_rows(work.slot_items, tiles.reshape(batch * kv_heads, -1).T.reshape(-1),
+                                           batch * kv_heads, lk, bm.block_k, bm.device)
+        result = (ptr, entries, work.parts, work.n_slots, dst, src)
+    plans.remember(bm, _SPLITS, key, result)
+    return result or None
+
+
 @functools.lru_cache(maxsize=None)
 def _dq_layout(block_d: int):
     """A warpgroup's dQ part before its reduce-add: 64 rows x half the head dim, fp32."""
@@ -576,33 +684,48 @@ def backward_sm90(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: 
     all three). Writes dk, dv (B, Hkv, Lk, d) and
     adds dQ into dq_acc. Returns the launch as (compiled, grid, args, constexprs) for
     ``relaunch.Relaunch`` (slots 0-8: q, k, v, do, lse, delta, dk, dv, dq_acc), or None where
-    dK / dV went through buffers (then the call is not replayable as it is)."""
+    dK / dV went through buffers or key tiles were cut into parts (``split_lists``: their dK / dV
+    are cast in after the launch), so that the call is not replayable as it is."""
     b, hq, lq, _ = q.shape
     hkv, lk = k.shape[1], k.shape[2]
+    group = hq // hkv
     # dK / dV leave by TMA stores: contiguous rows of d_tma elements (16-byte multiples)
     dk_out, dv_out = (t if d == d_tma and t.is_contiguous() and t.data_ptr() % 16 == 0
                       else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
     n_items = b * hkv * bm.n_k_tiles
-    persistent = short_columns(bm, hq // hkv)
-    grid = (min(n_items, sm_count(q.device)) if persistent else n_items,)
-    prog_ptr, prog_items = program_lists(bm, b, hkv, hq // hkv, map_sb, map_sh, grid[0])
+    persistent = short_columns(bm, group)
+    # key tiles cut into parts only where one would outlast the mean program (small maps keep
+    # whole items: their launches are replayed, ``plans``)
+    split = (split_lists(bm, b, hkv, group, map_sb, map_sh, lk, sm_count(q.device))
+             if persistent and column_bound(bm, b * hq, group) else None)
+    if split is not None:
+        prog_ptr, prog_items, parts, n_slots, dst, src = split
+        dkv_acc = torch.zeros((n_slots, 2, bm.block_k, d_tma), dtype=torch.float32, device=q.device)
+    else:
+        grid = (min(n_items, sm_count(q.device)) if persistent else n_items,)
+        prog_ptr, prog_items = program_lists(bm, b, hkv, group, map_sb, map_sh, grid[0])
+        parts, dkv_acc = prog_items, dq_acc  # unused
+    grid = (prog_ptr.numel() - 1,)
     # the lists' costs and positions number items in plain rank-major order (sections of every head)
-    section = b * hkv if persistent else column_section(bm, b, hkv, hq // hkv, lq, d_tma, q.element_size(),
+    section = b * hkv if persistent else column_section(bm, b, hkv, group, lq, d_tma, q.element_size(),
                                                          sm_count(q.device))
     args = (q, k, v, do, lse, delta, dk_out, dv_out, dq_acc,
             bm.t_full_ptr, bm.t_full_idx, bm.t_part_ptr, bm.t_part_idx, column_bitmaps(bm), bm.k_order,
-            prog_ptr, prog_items,
+            prog_ptr, prog_items, parts, dkv_acc,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *dk_out.stride()[:3],
-            *dv_out.stride()[:3], b, hq, hkv, hq // hkv, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
+            *dv_out.stride()[:3], b, hq, hkv, group, lq, lse.shape[-1], lk, d_tma, map_sb, map_sh, bm.n_k_tiles,
             section, scale)
     # BLOCK_D: d_tma itself, one of HEAD_DIMS (``supported``)
     constexprs = dict(SMEM=smem_layout((1, 1, 64, d_tma), q.dtype), DQ_SMEM=_dq_layout(d_tma),
                       DS_SMEM=smem_layout((64, 64), q.dtype), STAT_SMEM=_stat_layout(), TILE_Q=bm.block_q,
-                      TILE_K=bm.block_k, BLOCK_D=d_tma, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)
+                      TILE_K=bm.block_k, BLOCK_D=d_tma, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS,
+                      SPLIT=split is not None)
     compiled = _attn_bwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
+    if split is not None:
+        split_columns.finish(dkv_acc, dk_out, dv_out, dst, src)
     if dk_out is dk and dv_out is dv:
-        return compiled, grid, args, constexprs
+        return None if split is not None else (compiled, grid, args, constexprs)
     dk.copy_(dk_out[..., :d])
     dv.copy_(dv_out[..., :d])
     return None

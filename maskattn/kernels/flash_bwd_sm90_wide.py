@@ -199,7 +199,7 @@ if HAVE_GLUON:
             (_bwd_producer, (q_desc, do_desc, k_desc, v_desc, lse_desc, delta_desc, q_buf, do_buf, k_buf, v_buf,
                              lse_buf, delta_buf, kv_ready, kv_empty, qd_ready, qd_empty, PROG_PTR, PROG_ITEMS, n_bk,
                              section, Hq, Hkv, GROUP, Lq_stat, map_sb, map_sh, n_kt, K_ORDER, T_FULL_PTR, T_FULL_IDX,
-                             T_PART_PTR, T_PART_IDX, TILE_Q, TILE_K, 2)),
+                             T_PART_PTR, T_PART_IDX, PROG_ITEMS, TILE_Q, TILE_K, 2, False)),
             (_wide_consumer, (0, q_buf, do_buf, k_buf, v_buf, ds_buf, dq_buf, lse_buf, delta_buf, kv_ready,
                               kv_empty, qd_ready, qd_empty, DK, DV, dqa_desc, sdkb, sdkh, sdkn, sdvb, sdvh, sdvn,
                               COL_BITS, PROG_PTR, PROG_ITEMS, n_bk, section, Hq, Hkv, GROUP, map_sb, map_sh, n_kt,
@@ -221,8 +221,12 @@ def _dq_layout():
 
 def supported(q: torch.Tensor, bm: BlockMap, d_tma: int, softcap, kv_heads: int) -> bool:
     """Can this kernel run the backward? Padded head dims 129-256 on the maps and inputs
-    ``flash_bwd_sm90`` takes (``flash_bwd_sm90.map_supported``)."""
-    return ENABLED and 128 < d_tma <= BLOCK_D and flash_bwd_sm90.map_supported(q, bm, d_tma, softcap, kv_heads)
+    ``flash_bwd_sm90`` takes (``flash_bwd_sm90.map_supported``) that are not bound by their busiest
+    column (``flash_bwd_sm90.column_bound``: this kernel does not cut key tiles into parts)."""
+    if not (ENABLED and 128 < d_tma <= BLOCK_D and flash_bwd_sm90.map_supported(q, bm, d_tma, softcap, kv_heads)):
+        return False
+    b, hq = q.shape[:2]
+    return not flash_bwd_sm90.column_bound(bm, b * hq, hq // kv_heads)
 
 
 def backward_wide(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: float, d: int, d_tma: int,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 import maskattn as ma
 from attention_checks import (case_inputs, check_backward, check_family_gradients, check_hidden_key_tiles, count_calls,
                               kernel_grads, rand_qkv)
-from maskattn.kernels import flash_bwd_sm90
+from maskattn.kernels import flash_bwd_sm90, split_columns
 from test_forward import attention_cases
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
@@ -72,6 +72,38 @@ def test_persistent_grid_many_items_per_program(monkeypatch, mask_name, d):
 
 
 @pytest.mark.parametrize("d", [128, 64])
+@pytest.mark.parametrize("mask_name", ["sliding", "documents", "nan_keys", "causal"])
+def test_key_tiles_cut_into_parts(monkeypatch, mask_name, d):
+    # every key tile of more than two blocks' work cut into parts of about two 64-row blocks
+    # (``split_columns``), dealt to three programs: parts that start or stop inside a tile's column
+    # and inside a query head's (GQA 2), their dK / dV added in fp32 and cast in after the launch;
+    # whole key tiles (the hidden ones: zero dK / dV) stored as usual beside them
+    calls = _force_sm90(monkeypatch)
+    cuts = count_calls(monkeypatch, split_columns, "finish")
+    monkeypatch.setattr(flash_bwd_sm90, "column_bound", lambda *args: True)
+    monkeypatch.setattr(flash_bwd_sm90, "sm_count", lambda device: 3)
+    monkeypatch.setattr(flash_bwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10**9)
+    monkeypatch.setattr(split_columns, "SPLIT_SHARE", 0.0)
+    check_hidden_key_tiles(mask_name, d, DEV)
+    assert calls and cuts
+
+
+def test_benchmark_longformer_cut(monkeypatch):
+    # the benchmark's Longformer map at 8k, 16 heads, on the whole GPU: its global key tiles are cut
+    calls = count_calls(monkeypatch, flash_bwd_sm90, "backward_sm90")
+    cuts = count_calls(monkeypatch, split_columns, "finish")
+    L = 8192
+    mask = ma.longformer(256, list(range(64))).to(DEV)
+    q, k, v = rand_qkv(1, 16, 16, L, L, 128, torch.bfloat16, DEV)
+    grad_out = torch.randn_like(q)
+    _, _, grads = kernel_grads(q, k, v, mask, grad_out)
+    assert calls and cuts
+    _, _, portable = kernel_grads(q, k, v, mask, grad_out, deterministic=True)
+    for g, p in zip(grads, portable):  # both bf16 from fp32 sums: a few bf16 steps of the largest
+        assert float((g.float() - p.float()).abs().max()) <= 0.02 * float(p.float().abs().max()) + 1e-3
+
+
+@pytest.mark.parametrize("d", [128, 64])
 @pytest.mark.parametrize("section", [1, 3])
 def test_one_program_per_key_tile_in_sections(monkeypatch, section, d):
     # one program per key tile, numbered section by section (``column_section``; forced here): one
@@ -129,9 +161,10 @@ def test_fully_masked_rows(path, d):
     check_backward(q, k, v, mask, grads=(dq, dk, dv), grad_out=grad_out)
 
 
-@pytest.mark.parametrize("name,sm90", [("causal", True), ("documents", True), ("longformer", False)])
+@pytest.mark.parametrize("name,sm90", [("causal", True), ("documents", True), ("longformer", True)])
 def test_dispatch(name, sm90, monkeypatch):
-    # benchmark-sized maps: the Hopper kernel unless the map is column-bound or determinism is asked for
+    # benchmark-sized maps: the Hopper kernel (Longformer's global key tiles cut into parts) unless
+    # determinism is asked for
     masks = dict(causal=ma.causal(), documents=ma.documents([1024] * 8), longformer=ma.longformer(256, list(range(64))))
     calls = count_calls(monkeypatch, flash_bwd_sm90, "backward_sm90")
     L = 8192

@@ -87,7 +87,12 @@ def test_supported_only_where_checked(monkeypatch):
     for d_tma, wide in ((128, False), (136, True), (200, True), (256, True), (264, False)):  # head dims above 128
         assert flash_bwd_sm90_wide.supported(FakeCuda(), bm, d_tma, None, 16) == wide
     assert not flash_bwd_sm90_wide.supported(FakeCuda(), bm, 256, 30.0, 16)  # softcap
-    assert not flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 1)  # GQA 16:1 -> column-bound
+    assert not flash_bwd_sm90.supported(FakeCuda(), bm, 128, None, 1)  # GQA 16:1 -> column-bound, long columns
+    # column-bound on the persistent grid: key tiles cut into parts (split_columns); not in the wide kernel
+    global_keys = ma.compile_mask(families.mask("longformer", 8192), 8192, 8192)
+    assert flash_bwd_sm90.column_bound(global_keys, 16, 1) and flash_bwd_sm90.short_columns(global_keys, 1)
+    assert flash_bwd_sm90.supported(FakeCuda(), global_keys, 128, None, 16)
+    assert not flash_bwd_sm90_wide.supported(FakeCuda(), global_keys, 256, None, 16)
     small_q = ma.compile_mask(ma.causal(), 8192, 8192, block_q=64)
     assert not flash_bwd_sm90.supported(FakeCuda(), small_q, 128, None, 16)
     one_tile = ma.compile_mask(ma.causal(), 100, 8192)  # one query tile: counts unknown on the GPU
