@@ -81,6 +81,7 @@ PERSISTENT_MAX_MEAN_TILES = 40
 _FULL_COST, _PARTIAL_COST, _ITEM_COST = 2.0, 3.2, 2.0
 _LISTS = "_bwd_sm90_lists"  # the map's cached work lists (``program_lists``)
 _SPLITS = "_bwd_sm90_splits"  # the map's cached lists of cut key tiles (``split_lists``)
+_DKV_ACC_SLOT = 18  # the cut tiles' accumulator among ``backward_sm90``'s launch arguments (replays fill it)
 
 if HAVE_GLUON:
     HALF = gl.constexpr(64)  # keys per consumer warpgroup, and query rows per block
@@ -682,10 +683,11 @@ def backward_sm90(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: 
     to 64) fp32 contiguous, zero-padded (every 64-row block of the stats 256-byte aligned for its
     TMA load); dq_acc: (B, Hq, Lq, d_tma) fp32 contiguous, zeroed (``backward.prepare`` writes
     all three). Writes dk, dv (B, Hkv, Lk, d) and
-    adds dQ into dq_acc. Returns the launch as (compiled, grid, args, constexprs) for
-    ``relaunch.Relaunch`` (slots 0-8: q, k, v, do, lse, delta, dk, dv, dq_acc), or None where
-    dK / dV went through buffers or key tiles were cut into parts (``split_lists``: their dK / dV
-    are cast in after the launch), so that the call is not replayable as it is."""
+    adds dQ into dq_acc. Returns the launch as (compiled, grid, args, constexprs, cut) for
+    ``relaunch.Relaunch`` (slots 0-8: q, k, v, do, lse, delta, dk, dv, dq_acc; with key tiles cut
+    into parts, ``split_lists``, also the accumulator's slot, and ``cut`` is the
+    ``split_columns.CutTiles`` that zeroes it and casts it into dK / dV; else None), or None
+    where dK / dV went through buffers (the call is not replayable as it is)."""
     b, hq, lq, _ = q.shape
     hkv, lk = k.shape[1], k.shape[2]
     group = hq // hkv
@@ -698,9 +700,11 @@ def backward_sm90(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: 
     # whole items: their launches are replayed, ``plans``)
     split = (split_lists(bm, b, hkv, group, map_sb, map_sh, lk, sm_count(q.device))
              if persistent and column_bound(bm, b * hq, group) else None)
+    cut = None
     if split is not None:
         prog_ptr, prog_items, parts, n_slots, dst, src = split
-        dkv_acc = torch.zeros((n_slots, 2, bm.block_k, d_tma), dtype=torch.float32, device=q.device)
+        cut = split_columns.CutTiles((n_slots, 2, bm.block_k, d_tma), dst, src, _DKV_ACC_SLOT)
+        dkv_acc = cut.accumulator(q.device)
     else:
         grid = (min(n_items, sm_count(q.device)) if persistent else n_items,)
         prog_ptr, prog_items = program_lists(bm, b, hkv, group, map_sb, map_sh, grid[0])
@@ -722,10 +726,11 @@ def backward_sm90(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: 
                       SPLIT=split is not None)
     compiled = _attn_bwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
-    if split is not None:
-        split_columns.finish(dkv_acc, dk_out, dv_out, dst, src)
+    assert args[_DKV_ACC_SLOT] is dkv_acc
+    if cut is not None:
+        cut.finish(dkv_acc, dk_out, dv_out)
     if dk_out is dk and dv_out is dv:
-        return None if split is not None else (compiled, grid, args, constexprs)
+        return compiled, grid, args, constexprs, cut
     dk.copy_(dk_out[..., :d])
     dv.copy_(dv_out[..., :d])
     return None

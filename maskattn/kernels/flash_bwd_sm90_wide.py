@@ -257,4 +257,4 @@ def backward_wide(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: 
                       BLOCK_D=BLOCK_D, NUM_STAGES=STAGES, CONSUMER_REGS=_CONSUMER_REGS)
     compiled = _attn_bwd_wide[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)
-    return compiled, grid, args, constexprs
+    return compiled, grid, args, constexprs, None  # never cut key tiles (``supported``)

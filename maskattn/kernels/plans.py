@@ -80,12 +80,16 @@ class ForwardPlan:
 class BackwardPlan:
     """A recorded one-pass Hopper backward: ``plan(do, q, k, v, out, lse, dlse) -> (dq, dk, dv)``
     allocates the stats, the fp32 dQ accumulator and dK / dV, replays the preparation launch
-    (``backward.prepare``) and the backward launch, and casts dQ."""
+    (``backward.prepare``) and the backward launch, and casts dQ. ``main``: the backward launch as
+    ``flash_bwd_sm90.backward_sm90`` returns it; where it cut key tiles into parts (its ``cut``),
+    each replay gets a zeroed accumulator for them and casts it into dK / dV."""
 
     def __init__(self, prep: tuple, prep_kernel, main: tuple, main_kernel, dq_acc: torch.Tensor,
                  dk: torch.Tensor, q_dtype: torch.dtype, lse_pad: torch.Tensor):
         self._prep = relaunch.Relaunch(prep_kernel, prep[0], prep[1], prep[2], prep[3], {}, tuple(range(9)))
-        self._main = relaunch.Relaunch(main_kernel, main[0], main[1], main[2], main[3], {}, tuple(range(9)))
+        compiled, grid, args, constexprs, self._cut = main
+        slots = tuple(range(9)) + ((self._cut.slot,) if self._cut is not None else ())
+        self._main = relaunch.Relaunch(main_kernel, compiled, grid, args, constexprs, {}, slots)
         self._device, self._q_dtype = dq_acc.device, q_dtype
         self._stats = (2,) + tuple(lse_pad.shape)
         self._acc, self._kv = dq_acc.shape, (dk.shape, dk.dtype)
@@ -98,5 +102,10 @@ class BackwardPlan:
         dk = torch.empty(kv_shape, dtype=kv_dtype, device=device)
         dv = torch.empty(kv_shape, dtype=kv_dtype, device=device)
         self._prep(out, do, delta if dlse is None else dlse, lse, delta, lse_pad, dq_acc, k, k)
-        self._main(q, k, v, do, lse_pad, delta, dk, dv, dq_acc)
+        if self._cut is None:
+            self._main(q, k, v, do, lse_pad, delta, dk, dv, dq_acc)
+        else:
+            acc = self._cut.accumulator(device)
+            self._main(q, k, v, do, lse_pad, delta, dk, dv, dq_acc, acc)
+            self._cut.finish(acc, dk, dv)
         return dq_acc.to(self._q_dtype), dk, dv

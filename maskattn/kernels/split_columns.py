@@ -107,6 +107,24 @@ def slot_rows(slot_items: np.ndarray, item_tiles: np.ndarray, n_bk: int, lk: int
             torch.from_numpy(cat(src).astype(np.int64)).to(device))
 
 
+@dataclass
+class CutTiles:
+    """What a launch with cut key tiles needs besides its arguments, kept to replay it (``plans``):
+    the accumulator's shape (slots, 2, TILE_K, D), the rows of ``slot_rows``, and the accumulator's
+    position among the launch's arguments."""
+    shape: tuple
+    dst: torch.Tensor
+    src: torch.Tensor
+    slot: int
+
+    def accumulator(self, device) -> torch.Tensor:
+        """A zeroed fp32 accumulator for one launch."""
+        return torch.zeros(self.shape, dtype=torch.float32, device=device)
+
+    def finish(self, acc: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor) -> None:
+        finish(acc, dk, dv, self.dst, self.src)
+
+
 def finish(acc: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, dst: torch.Tensor, src: torch.Tensor) -> None:
     """Cast the accumulated dK / dV of the cut key tiles into ``dk`` / ``dv`` ((B, Hkv, Lk, D)
     contiguous). acc: (slots, 2, TILE_K, D) fp32; dst / src from ``slot_rows``."""

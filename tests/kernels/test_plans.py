@@ -6,7 +6,7 @@ import torch
 
 import maskattn as ma
 from attention_checks import check_backward, check_forward, kernel_grads, rand_qkv
-from maskattn.kernels import flash_bwd_sm90, flash_fwd_sm90, forward, relaunch
+from maskattn.kernels import flash_bwd_sm90, flash_fwd_sm90, forward, relaunch, split_columns
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not (torch.cuda.is_available() and relaunch.available() and flash_fwd_sm90.HAVE_GLUON
@@ -67,6 +67,29 @@ def test_training_calls_replay(recorded, name, grad_lse):
     assert torch.equal(out, out2) and torch.equal(lse, lse2) and torch.equal(dk, dk2) and torch.equal(dv, dv2)
     check_forward(q, k, v, mask, out=out, lse=lse)
     check_backward(q, k, v, mask, grads=(dq, dk, dv), grad_out=g, grad_lse=glse)
+
+
+def test_cut_key_tiles_replay(recorded, monkeypatch):
+    # key tiles cut into parts (split_columns; forced on a small map, three programs): a replay
+    # zeroes its own accumulator for them and casts it into dK / dV
+    monkeypatch.setattr(flash_bwd_sm90, "column_bound", lambda *args: True)
+    monkeypatch.setattr(flash_bwd_sm90, "sm_count", lambda device: 3)
+    monkeypatch.setattr(flash_bwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10**9)
+    monkeypatch.setattr(split_columns, "SPLIT_SHARE", 0.0)
+    cuts = []
+    finish = split_columns.finish
+    monkeypatch.setattr(split_columns, "finish", lambda *args: cuts.append(1) or finish(*args))
+    mask = MASKS["documents"](1000).to(DEV)
+    bm = ma.compile_mask(mask, 1000, 1000, device=DEV)
+    kernel_grads(*_inputs(0)[:3], bm, _inputs(0)[3])
+    q, k, v, g = _inputs(1)
+    out, lse, (dq, dk, dv) = kernel_grads(q, k, v, bm, g)
+    assert recorded == {"fwd": 1, "bwd": 1} and len(cuts) == 2  # the second call replayed, cut too
+    _, _, fresh = kernel_grads(q, k, v, _fresh(bm), g)
+    assert recorded["bwd"] == 2 and len(cuts) == 3
+    for a, b in zip((dq, dk, dv), fresh):  # fp32 sums in another order, then bf16: a rounding step apart
+        torch.testing.assert_close(a, b, rtol=1e-2, atol=2e-2)
+    check_backward(q, k, v, mask, grads=(dq, dk, dv), grad_out=g)
 
 
 def test_replay_keeps_masked_non_finite_keys_out(recorded):
