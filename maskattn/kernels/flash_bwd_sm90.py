@@ -696,8 +696,8 @@ def backward_sm90(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: 
                       else t.new_empty(t.shape[:-1] + (d_tma,)) for t in (dk, dv))
     n_items = b * hkv * bm.n_k_tiles
     persistent = short_columns(bm, group)
-    # key tiles cut into parts only where one would outlast the mean program (small maps keep
-    # whole items: their launches are replayed, ``plans``)
+    # key tiles cut into parts only where one would outlast the mean program (``column_bound``):
+    # elsewhere whole items need no accumulator, atomics or cast
     split = (split_lists(bm, b, hkv, group, map_sb, map_sh, lk, sm_count(q.device))
              if persistent and column_bound(bm, b * hq, group) else None)
     cut = None
