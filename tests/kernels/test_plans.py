@@ -6,7 +6,7 @@ import torch
 
 import maskattn as ma
 from attention_checks import check_backward, check_forward, kernel_grads, rand_qkv
-from maskattn.kernels import flash_bwd_sm90, flash_fwd_sm90, forward, relaunch, split_columns
+from maskattn.kernels import flash_bwd_sm90, flash_bwd_sm90_wide, flash_fwd_sm90, forward, relaunch, split_columns
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
     not (torch.cuda.is_available() and relaunch.available() and flash_fwd_sm90.HAVE_GLUON
@@ -89,6 +89,26 @@ def test_cut_key_tiles_replay(recorded, monkeypatch):
     assert recorded["bwd"] == 2 and len(cuts) == 3
     for a, b in zip((dq, dk, dv), fresh):  # fp32 sums in another order, then bf16: a rounding step apart
         torch.testing.assert_close(a, b, rtol=1e-2, atol=2e-2)
+    check_backward(q, k, v, mask, grads=(dq, dk, dv), grad_out=g)
+
+
+def test_wide_head_dim_calls_replay(recorded, monkeypatch):
+    # head dim 256: the wide backward's launch (its key tiles never cut) is recorded and replayed too
+    calls = []
+    wide = flash_bwd_sm90_wide.backward_wide
+    monkeypatch.setattr(flash_bwd_sm90_wide, "backward_wide", lambda *args: calls.append(1) or wide(*args))
+    mask = MASKS["sliding"](1000).to(DEV)
+    bm = ma.compile_mask(mask, 1000, 1000, device=DEV)
+    q, k, v = rand_qkv(1, 4, 2, 1000, 1000, 256, torch.bfloat16, DEV, seed=0)
+    kernel_grads(q, k, v, bm, torch.randn_like(q))
+    q, k, v = rand_qkv(1, 4, 2, 1000, 1000, 256, torch.bfloat16, DEV, seed=1)
+    g = torch.randn_like(q)
+    _, _, (dq, dk, dv) = kernel_grads(q, k, v, bm, g)
+    assert len(calls) == 1 and len(bm._backward_plans) == 1  # replayed
+    _, _, (dq2, dk2, dv2) = kernel_grads(q, k, v, _fresh(bm), g)
+    assert len(calls) == 2
+    assert torch.equal(dk, dk2) and torch.equal(dv, dv2)  # dQ is summed with atomics
+    torch.testing.assert_close(dq, dq2, rtol=0, atol=2e-2)
     check_backward(q, k, v, mask, grads=(dq, dk, dv), grad_out=g)
 
 
