@@ -57,7 +57,6 @@ def column_bitmaps(bm) -> torch.Tensor:
         # unused entries past the pointers (maps built without a read-back) may hold any slot
         slots = bm.t_part_slot.long().clamp(0, n_slots - 1)
         result = transpose_bitmaps(bm.bitmaps[slots], bm.block_q, bm.block_k)
-    capturing = bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
-    if not capturing:
+    if not plans.capturing(bm.device):
         plans.remember(bm, _KIND, "key_major", result)
     return result

@@ -595,7 +595,11 @@ def item_costs(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int,
     64-row full blocks: a full query tile is 2 blocks, a partial one 3.2 (H200, session 20: a
     partial block costs ~1.6 full ones), summed over the ``group`` query heads of the KV head,
     plus 2 for the item's own start and dK / dV stores. Reads the map back (a device sync)."""
-    full, partial = item_tile_counts(bm, batch, kv_heads, group, map_sb, map_sh)
+    return _costs_of(*item_tile_counts(bm, batch, kv_heads, group, map_sb, map_sh))
+
+
+def _costs_of(full: np.ndarray, partial: np.ndarray) -> np.ndarray:
+    """``item_costs`` from ``item_tile_counts``."""
     return _FULL_COST * full.sum(1) + _PARTIAL_COST * partial.sum(1) + _ITEM_COST
 
 
@@ -646,10 +650,10 @@ def split_lists(bm: BlockMap, batch: int, kv_heads: int, group: int, map_sb: int
     cached = plans.recall(bm, _SPLITS, key)
     if cached is not None:
         return cached or None
-    if bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+    if plans.capturing(bm.device):
         return None
     full, partial = item_tile_counts(bm, batch, kv_heads, group, map_sb, map_sh)
-    costs = _FULL_COST * full.sum(1) + _PARTIAL_COST * partial.sum(1) + _ITEM_COST
+    costs = _costs_of(full, partial)
     cap = split_columns.SPLIT_SHARE * costs.sum() / n_sm
     result = False
     if (costs - _ITEM_COST).max(initial=0.0) > cap:
@@ -706,10 +710,10 @@ def backward_sm90(q, k, v, do, lse, delta, dk, dv, dq_acc, bm: BlockMap, scale: 
         cut = split_columns.CutTiles((n_slots, 2, bm.block_k, d_tma), dst, src, _DKV_ACC_SLOT)
         dkv_acc = cut.accumulator(q.device)
     else:
-        grid = (min(n_items, sm_count(q.device)) if persistent else n_items,)
-        prog_ptr, prog_items = program_lists(bm, b, hkv, group, map_sb, map_sh, grid[0])
+        n_programs = min(n_items, sm_count(q.device)) if persistent else n_items
+        prog_ptr, prog_items = program_lists(bm, b, hkv, group, map_sb, map_sh, n_programs)
         parts, dkv_acc = prog_items, dq_acc  # unused
-    grid = (prog_ptr.numel() - 1,)
+    grid = (prog_ptr.numel() - 1,)  # the lists' programs (a cut launch's parts may fill fewer than the SMs)
     # the lists' costs and positions number items in plain rank-major order (sections of every head)
     section = b * hkv if persistent else column_section(bm, b, hkv, group, lq, d_tma, q.element_size(),
                                                          sm_count(q.device))

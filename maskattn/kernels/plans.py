@@ -33,10 +33,15 @@ def layouts(*tensors: torch.Tensor) -> tuple:
     return tuple((t.shape, t.stride(), t.dtype, t.data_ptr() % 16) for t in tensors)
 
 
+def capturing(device: torch.device) -> bool:
+    """Is a CUDA graph being captured on ``device``'s current stream? Then nothing may be read back
+    from the GPU, and buffers made belong to the graph (so they are not kept on a map)."""
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
 def replayable(q: torch.Tensor) -> bool:
     """May calls on ``q``'s device record and replay plans now?"""
-    return (q.is_cuda and not OVERRIDES and relaunch.available()
-            and not torch.cuda.is_current_stream_capturing())
+    return q.is_cuda and not OVERRIDES and relaunch.available() and not capturing(q.device)
 
 
 def recall(bm, kind: str, key):

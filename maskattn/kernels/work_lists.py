@@ -157,7 +157,7 @@ def map_lists(bm, kind: str, key, n_items: int, n_programs: int,
     cached = plans.recall(bm, kind, key)
     if cached is not None:
         return cached
-    capturing = bm.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    capturing = plans.capturing(bm.device)
     if n_programs == n_items or capturing:
         lists = snake_lists(n_items, n_programs, bm.device)
     else:

@@ -6,7 +6,7 @@ import torch
 
 import maskattn as ma
 from benchmarks import families
-from maskattn.kernels import config, flash_bwd_sm90, split_columns, work_lists
+from maskattn.kernels import config, flash_bwd_sm90, split_columns
 
 BLOCK_COSTS = (1.0, 1.6)  # a full / partial 64-row block, as flash_bwd_sm90's item costs
 
@@ -100,5 +100,5 @@ def test_benchmark_maps(monkeypatch, L, family, cut):
 def test_no_cut_below_the_share():
     bm = ma.compile_mask(families.mask("sliding", 8192), 8192, 8192)
     assert flash_bwd_sm90.split_lists(bm, 1, 16, 1, 0, 0, 8192, 132) is None
-    assert flash_bwd_sm90.split_lists(bm, 1, 16, 1, 0, 0, 8192, 132) is None  # "no cut" is cached too
-    assert work_lists  # the lists module the cuts are dealt with
+    assert flash_bwd_sm90.split_lists(bm, 1, 16, 1, 0, 0, 8192, 132) is None
+    assert bm.__dict__["_bwd_sm90_splits"] == {(1, 16, 1, 132, 8192): False}  # "no cut" is cached too
