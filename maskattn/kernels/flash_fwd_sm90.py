@@ -301,6 +301,7 @@ if HAVE_GLUON:
                 mbarrier.arrive(done, count=1)
             stop = _redo_stop(rp, n_items, done, redo_flag)
             k = 0  # items taken in this pass
+            nan_seen = _nan_flags(gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT))
             ahead = peek_item(k, first, count, PROG_ITEMS, SCHEDULE)
             t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False, SCHEDULE)
             while t < stop:
@@ -355,9 +356,8 @@ if HAVE_GLUON:
                     signal(v_empty.index(vs), THREAD_RELEASE)
                     it += n
 
-                if rp < PASSES - 1:  # a NaN here may come from a masked non-finite V value: redo with cleaning
-                    if gl.max(gl.max(gl.where(o != o, 1, 0), 1), 0) != 0:
-                        redo_flag.store(gl.full([1], 1, gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
+                if PASSES > 1:  # a NaN here may come from a masked non-finite V value: redo with cleaning
+                    nan_seen = gl.maximum(nan_seen, _nan_flags(o))
                 offs_d = gl.arange(0, BLOCK_D, layout=gl.SliceLayout(0, O_LAYOUT))
                 if PACKED:
                     # this split's partials in decode's layout ((B, Hq, Lq, n_splits) rows; acc
@@ -383,6 +383,23 @@ if HAVE_GLUON:
                 k += 1
                 t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False,
                               SCHEDULE)
+            if PASSES > 1:
+                # once per pass, not per item: a warpgroup-wide reduction (shuffles, shared memory and
+                # two bar.syncs) per item was ~7% of a consumer's samples on sliding 32k (ncu, session 38)
+                if rp == 0:
+                    if gl.max(gl.max(nan_seen, 1), 0) != 0:
+                        redo_flag.store(gl.full([1], 1, gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
+
+    @gluon.jit
+    def _nan_flags(o):
+        """o (M, N) fp32 in a wgmma accumulator layout -> (M, 4) int32, 1 where a thread's columns
+        of a row hold a NaN. A thread holds columns 8 k + 2 t + b of its rows (k, b its registers,
+        t its lane in the row's quad: ``sm90_common.where_words``), so reducing over k and b stays
+        in the thread's registers: no shuffle, shared memory or barrier."""
+        M: gl.constexpr = o.shape[0]
+        N: gl.constexpr = o.shape[1]
+        bad = gl.where(o != o, 1, 0).reshape([M, N // 8, 4, 2])
+        return gl.max(gl.max(bad, 3), 1)
 
     @gluon.jit
     def _kv(bufs, i, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr):
