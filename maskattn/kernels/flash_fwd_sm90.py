@@ -304,13 +304,12 @@ if HAVE_GLUON:
             nan_seen = _nan_flags(gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT))
             ahead = peek_item(k, first, count, PROG_ITEMS, SCHEDULE)
             t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False, SCHEDULE)
+            bh, b, h, m0, row0, f0, nf, p0, n, split = _own_item(
+                WG, gl.where(t < stop, t, 0), n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
+                FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED)
             while t < stop:
                 ahead = peek_item(k + 1, first, count, PROG_ITEMS, SCHEDULE)  # in flight during item k
-                bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
-                    t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q,
-                    SUB_N, PACKED)
-                m0 = m0 + WG * HALF_M
-                row0 = row0 + WG * HALF_M
+                k += 1
                 m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
                 l_i = gl.zeros([HALF_M], gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
                 o = gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT)
@@ -352,9 +351,20 @@ if HAVE_GLUON:
                     o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
                     mbarrier.wait(v_ready.index(vs), ((it + n - 1) // NUM) & 1)
                     o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
+                    # the next item taken and decoded while the last P V runs (the decode's divisions
+                    # and dependent loads were ~4% of a consumer's samples on sliding 32k, session 38)
+                    t_next = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False,
+                                       SCHEDULE)
+                    n_fields = _own_item(WG, gl.where(t_next < stop, t_next, 0), n_bh, section, H, GROUP, Lq, map_sb,
+                                         map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED)
                     o = warpgroup_mma_wait(0, deps=[o_tok])
                     signal(v_empty.index(vs), THREAD_RELEASE)
                     it += n
+                else:
+                    t_next = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False,
+                                       SCHEDULE)
+                    n_fields = _own_item(WG, gl.where(t_next < stop, t_next, 0), n_bh, section, H, GROUP, Lq, map_sb,
+                                         map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED)
 
                 if PASSES > 1:  # a NaN here may come from a masked non-finite V value: redo with cleaning
                     nan_seen = gl.maximum(nan_seen, _nan_flags(o))
@@ -380,15 +390,23 @@ if HAVE_GLUON:
                              + offs_d[None, :], out.to(dtype), mask=(offs_m < Lq)[:, None] & (offs_d[None, :] < D))
                     offs_l = m0 + gl.arange(0, HALF_M, layout=gl.SliceLayout(1, S_LAYOUT))
                     gl.store(LSE + bh.to(gl.int64) * Lq + offs_l, lse, mask=offs_l < Lq)
-                k += 1
-                t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False,
-                              SCHEDULE)
+                t = t_next
+                bh, b, h, m0, row0, f0, nf, p0, n, split = n_fields
             if PASSES > 1:
                 # once per pass, not per item: a warpgroup-wide reduction (shuffles, shared memory and
                 # two bar.syncs) per item was ~7% of a consumer's samples on sliding 32k (ncu, session 38)
                 if rp == 0:
                     if gl.max(gl.max(nan_seen, 1), 0) != 0:
                         redo_flag.store(gl.full([1], 1, gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
+
+    @gluon.jit
+    def _own_item(WG: gl.constexpr, t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
+                  FULL_PTR, PART_PTR, TILE_Q: gl.constexpr, SUB_N: gl.constexpr, PACKED: gl.constexpr):
+        """``_item``'s fields a consumer uses, its rows offset to the consumer's 64."""
+        bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
+            t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q,
+            SUB_N, PACKED)
+        return bh, b, h, m0 + WG * HALF_M, row0 + WG * HALF_M, f0, nf, p0, n, split
 
     @gluon.jit
     def _nan_flags(o):
