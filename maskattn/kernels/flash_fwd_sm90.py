@@ -284,6 +284,7 @@ if HAVE_GLUON:
                   SCHEDULE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
+        EARLY_TAKE: gl.constexpr = SCHEDULE != "counter"  # see below, after the last P V's issue
         S_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                            instr_shape=[16, BLOCK_N, 16])
         O_LAYOUT: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
@@ -313,6 +314,7 @@ if HAVE_GLUON:
                 m_i = gl.full([HALF_M], float("-inf"), gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
                 l_i = gl.zeros([HALF_M], gl.float32, layout=gl.SliceLayout(1, S_LAYOUT))
                 o = gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT)
+                t_next, n_fields = stop, (bh, b, h, m0, row0, f0, nf, p0, n, split)  # set below
                 if n > 0:
                     mbarrier.wait(q_ready, qi & 1)
                     qi += 1
@@ -351,20 +353,22 @@ if HAVE_GLUON:
                     o = o * gl.convert_layout(alpha, gl.SliceLayout(1, O_LAYOUT))[:, None]
                     mbarrier.wait(v_ready.index(vs), ((it + n - 1) // NUM) & 1)
                     o_tok = warpgroup_mma(p, _kv(v_buf, vs, BLOCK_N, BLOCK_D), o, is_async=True)
-                    # the next item taken and decoded while the last P V runs (the decode's divisions
-                    # and dependent loads were ~4% of a consumer's samples on sliding 32k, session 38)
-                    t_next = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False,
-                                       SCHEDULE)
-                    n_fields = _own_item(WG, gl.where(t_next < stop, t_next, 0), n_bh, section, H, GROUP, Lq, map_sb,
-                                         map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED)
+                    if EARLY_TAKE:
+                        # the next item taken and decoded while the last P V runs (the decode's
+                        # divisions and dependent loads were ~4% of a consumer's samples on sliding
+                        # 32k; listed items 1.01-1.02x faster, the counter's 0.98-0.99x: session 38)
+                        t_next, n_fields = _next_item(WG, k, first, count, stop, ahead, SCHED, item_buf, item_ready,
+                                                      item_free, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt,
+                                                      n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED,
+                                                      SCHEDULE)
                     o = warpgroup_mma_wait(0, deps=[o_tok])
                     signal(v_empty.index(vs), THREAD_RELEASE)
                     it += n
-                else:
-                    t_next = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False,
-                                       SCHEDULE)
-                    n_fields = _own_item(WG, gl.where(t_next < stop, t_next, 0), n_bh, section, H, GROUP, Lq, map_sb,
-                                         map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED)
+                if (not EARLY_TAKE) or (n == 0):
+                    t_next, n_fields = _next_item(WG, k, first, count, stop, ahead, SCHED, item_buf, item_ready,
+                                                  item_free, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt,
+                                                  n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED,
+                                                  SCHEDULE)
 
                 if PASSES > 1:  # a NaN here may come from a masked non-finite V value: redo with cleaning
                     nan_seen = gl.maximum(nan_seen, _nan_flags(o))
@@ -407,6 +411,16 @@ if HAVE_GLUON:
             t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q,
             SUB_N, PACKED)
         return bh, b, h, m0 + WG * HALF_M, row0 + WG * HALF_M, f0, nf, p0, n, split
+
+    @gluon.jit
+    def _next_item(WG: gl.constexpr, k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, n_bh,
+                   section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
+                   TILE_Q: gl.constexpr, SUB_N: gl.constexpr, PACKED: gl.constexpr, SCHEDULE: gl.constexpr):
+        """The program's k-th item (``take_item``) and its fields (``_own_item``; item 0's past the
+        last, never used)."""
+        t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False, SCHEDULE)
+        return t, _own_item(WG, gl.where(t < stop, t, 0), n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt,
+                            n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED)
 
     @gluon.jit
     def _nan_flags(o):
