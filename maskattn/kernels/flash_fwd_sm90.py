@@ -12,10 +12,11 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
   query row may not see (an unwritten cache slot) would reach that row through ``0 * NaN``
   in P V, so V of partial tiles is cleaned of non-finite values in shared memory (land,
   clean, hand over), which costs up to 22% on sparse maps (H200, session 11). On the
-  static schedule (``PASSES=2``) V is first handed over as it landed: a consumer that finds
-  NaN in its O at the end of an item sets a flag in shared memory; after their last item both
-  consumers meet the producer at a barrier, and if the flag is set all three walk the
-  program's items a second time, cleaning. The common case costs that one barrier. The dynamic
+  static schedule (``PASSES=2``) V is first handed over as it landed: each consumer thread
+  notes a NaN in its O registers at the end of every item (``_nan_flags``, no cross-thread
+  work), and after its last item the consumer sets a flag in shared memory if any thread saw
+  one; both consumers then meet the producer at a barrier, and if the flag is set all three walk
+  the program's items a second time, cleaning. The common case costs that one barrier. The dynamic
   schedule (long rows) cleans: it cannot walk a program's items again, and on causal maps the
   redo did not pay anyway (0.95-0.99x with one program per item, session 12).
 * **two consumers** (64 query rows each): per key block, S_j = Q K_j^T and O += P_{j-1} V_{j-1}
@@ -30,7 +31,8 @@ A work item (one 128-row slice of a query tile of one (batch, head)) walks its f
 tiles (no mask arithmetic), then its partial ones (bitmap bits; masked scores are -inf
 through ``where``, so a NaN key is harmless). Items are numbered heaviest first as in the
 portable kernel. The grid is persistent (one program per SM), so the producer loads the next
-item while the consumers finish the current one. Maps with short rows share the items out
+item while the consumers finish the current one; on listed items a consumer also takes and
+decodes its next item while the item's last P V runs (``EARLY_TAKE``). Maps with short rows share the items out
 statically, each program walking a host-made list (``program_lists``: balanced by estimated
 cost, and ordered so that the items running at one moment are neighbouring query tiles that
 read the same K / V rows); the others (causal, Longformer's global rows) take them one at a time
