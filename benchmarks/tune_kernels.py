@@ -64,7 +64,8 @@ def sweep_decode(f, bench):
             continue
         q = torch.randn(B, HQ, lq, 128, device="cuda", dtype=torch.bfloat16)
         k, v = (torch.randn(B, HKV, lk, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
-        data.append((label, q, k, v, mask, ma.attention(q, k, v, ma.compile_mask(mask.to("cuda"), lq, lk, device="cuda"))))
+        ref = ma.attention(q, k, v, ma.compile_mask(mask.to("cuda"), lq, lk, device="cuda"))
+        data.append((label, q, k, v, mask, ref))
     for cfg in DECODE:
         times = []
         for label, q, k, v, mask, ref in data:
