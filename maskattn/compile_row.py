@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .block_map import BlockMap
+from .kernels import plans
 from .kernels.band_row_map import build_band_row_lists
 from .kernels.config import interpreting
 from .kernels.row_map import build_row_lists
@@ -39,7 +40,7 @@ def positions(start: int, n: int, device: torch.device, capturing: bool | None =
     ``capturing``: whether it is, if the caller knows (None: look it up)."""
     end = start + n
     if capturing is None:
-        capturing = device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+        capturing = plans.capturing(device)
     if start < 0 or end > _MAX_CACHED or capturing:
         return torch.arange(start, end, device=device)
     cached = _POSITIONS.get(device)
@@ -88,7 +89,7 @@ def _bits(m: Mask, grid: TileGrid, q_offsets: torch.Tensor | None) -> tuple[torc
     dev, lq = grid.device, grid.q_len
     nb, nh = m.batch_size, m.num_heads
     offset = grid.q_offset
-    capturing = dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    capturing = plans.capturing(dev)
     if q_offsets is None:
         i = positions(offset, lq, dev, capturing).view(1, 1, -1, 1)
     else:
