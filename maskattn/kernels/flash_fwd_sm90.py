@@ -306,10 +306,10 @@ if HAVE_GLUON:
             k = 0  # items taken in this pass
             nan_seen = _nan_flags(gl.zeros([HALF_M, BLOCK_D], gl.float32, layout=O_LAYOUT))
             ahead = peek_item(k, first, count, PROG_ITEMS, SCHEDULE)
-            t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False, SCHEDULE)
-            bh, b, h, m0, row0, f0, nf, p0, n, split = _own_item(
-                WG, gl.where(t < stop, t, 0), n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
-                FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED)
+            t, n_fields = _next_item(WG, k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, n_bh,
+                                     section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
+                                     PART_PTR, TILE_Q, SUB_N, PACKED, SCHEDULE)
+            bh, b, h, m0, row0, f0, nf, p0, n, split = n_fields
             while t < stop:
                 ahead = peek_item(k + 1, first, count, PROG_ITEMS, SCHEDULE)  # in flight during item k
                 k += 1
