@@ -1,0 +1,53 @@
+"""Session 39: where tree verification's time goes (issue 10: 0.400 ms against a 0.179 ms floor).
+
+Times the split-KV Hopper path (``flash_decode_sm90``) in one process on tree-verification shapes
+(bf16, D=128, Hq=32, Hkv=8, 32k keys) with the split count forced (``decode.num_splits``
+replaced), and prints each case's time, its rate on the tensor cores and the rate at which it
+would stream K and V if every row block read them from HBM.
+
+    python benchmarks/results/session39/tree_probe.py            # the table
+    python benchmarks/results/session39/tree_probe.py --once A   # one case, a few runs (for ncu)
+"""
+import os
+import sys
+
+sys.path.insert(0, os.getcwd())
+import torch  # noqa: E402
+import triton.testing  # noqa: E402
+
+import maskattn as ma  # noqa: E402
+from benchmarks.bench_inference import tree_parents  # noqa: E402
+from maskattn.kernels import decode  # noqa: E402
+
+HQ, HKV, D, LK = 32, 8, 128, 32768
+CASES = {"A": (4, 64, 2), "A1": (4, 64, 1), "A4": (4, 64, 4), "B": (4, 32, 4), "B2": (4, 32, 2),
+         "C": (8, 32, 2)}  # name: (batch, tree nodes, splits)
+
+
+def case(batch, nodes, splits):
+    decode.num_splits = lambda *args: splits  # the split count under test
+    mask = ma.tree(tree_parents(nodes), prefix=LK - nodes)
+    q = torch.randn(batch, HQ, nodes, D, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(batch, HKV, LK, D, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    bm = ma.compile_mask(mask.to("cuda"), nodes, LK, device="cuda")
+    return lambda: ma.attention(q, k, v, bm)
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "--once":
+    fn = case(*CASES[sys.argv[2]])
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    sys.exit()
+print(f"GPU {torch.cuda.get_device_name()} torch {torch.__version__} triton {triton.__version__}")
+print("| case | B | nodes | splits | ms | TFLOP/s | K/V once GB/s | K/V per row block GB/s |")
+print("|---|---|---|---|---|---|---|---|")
+for name, (batch, nodes, splits) in CASES.items():
+    fn = case(batch, nodes, splits)
+    fn()
+    ms = triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+    flops = 4.0 * batch * HQ * nodes * LK * D
+    kv = 2.0 * batch * HKV * LK * D * 2
+    blocks = -(-(HQ // HKV * nodes) // 128)
+    print(f"| {name} | {batch} | {nodes} | {splits} | {ms:.3f} | {flops / ms / 1e9:.0f} | {kv / ms / 1e6:.0f} | "
+          f"{blocks * kv / ms / 1e6:.0f} |")
