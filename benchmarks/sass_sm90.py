@@ -50,7 +50,7 @@ def compile_forward(passes: int, packed: bool, thread_release: bool, schedule: s
                       KV_SMEM=smem_layout((1, 1, block_n, block_d), torch.bfloat16), TILE_Q=128, TILE_K=128,
                       BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages, SCALE_SIGN=1,
                       CONSUMER_REGS=fwd._CONSUMER_REGS, PACKED=packed, PASSES=passes, THREAD_RELEASE=thread_release,
-                      SCHEDULE=schedule, L2_AHEAD=fwd.L2_AHEAD_PACKED if packed else 0)
+                      SCHEDULE=schedule)
     signature = {n: "constexpr" if n in constexprs else _POINTERS.get(n, "i32") for n in fwd._attn_fwd_sm90.arg_names}
     source = GluonASTSource(fwd._attn_fwd_sm90, signature, constexprs)
     options = dict(num_warps=4, maxnreg=(2 * fwd._CONSUMER_REGS + fwd._PRODUCER_REGS) // 3)

@@ -67,7 +67,7 @@ if HAVE_GLUON:
     from triton.experimental.gluon.language.nvidia.hopper import (
         fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait)
 
-    from .sm90_common import prefetch_rows_l2, rows_words, signal, where_words
+    from .sm90_common import rows_words, signal, where_words
     from .sm90_schedule import peek_item, program_items, section_item, take_item
 
 ENABLED = True
@@ -77,11 +77,7 @@ ENABLED = True
 # Head dim 128: 3 stages beat 2 by 2-6% on sparse maps, equal on causal (H200 sweep, session 8);
 # head dim 256 fits 2 stages of 64 keys (FlashAttention-3 takes 80).
 HEAD_CONFIGS = ((64, 128, 3), (128, 128, 3), (256, 64, 2))
-_CONSUMER_REGS, _PRODUCER_REGS = 232, 40
-# Split-KV items (``PACKED``) read each K / V block from DRAM (a split's chunk is read by its one
-# or two row blocks only), and three ring stages do not cover that latency: the producer asks the
-# L2 for the block this many blocks ahead of the one it loads (``prefetch_rows_l2``).
-L2_AHEAD_PACKED = 2  # per thread; 3 warpgroups share the 64K registers of the SM
+_CONSUMER_REGS, _PRODUCER_REGS = 232, 40  # per thread; 3 warpgroups share the 64K registers of the SM
 
 if HAVE_GLUON:
     HALF_M = gl.constexpr(64)  # query rows per consumer warpgroup
@@ -166,9 +162,8 @@ if HAVE_GLUON:
     def _producer(q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty,
                   v_land, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, n_items,
                   n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
-                  FULL_IDX, PART_IDX, K, V, skb, skh, skn, svb, svh, svn, Lk, row_elems, TILE_Q: gl.constexpr,
-                  TILE_K: gl.constexpr, BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, PACKED: gl.constexpr,
-                  PASSES: gl.constexpr, SCHEDULE: gl.constexpr, L2_AHEAD: gl.constexpr):
+                  FULL_IDX, PART_IDX, TILE_Q: gl.constexpr, TILE_K: gl.constexpr, BLOCK_N: gl.constexpr,
+                  BLOCK_D: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, SCHEDULE: gl.constexpr):
         SUB_N: gl.constexpr = TILE_K // BLOCK_N
         NUM: gl.constexpr = k_buf.type.shape[0]
         nbytes: gl.constexpr = k_desc.block_type.nbytes
@@ -198,13 +193,6 @@ if HAVE_GLUON:
                     tma.async_copy_global_to_shared(q_desc, [b, q_head, m0 + HALF_M, 0], q_ready, q_buf.index(1))
                     qi += 1
                 for j in range(n):
-                    if L2_AHEAD > 0:  # K / V rows read once per item: their latency outruns the ring
-                        if j + L2_AHEAD < n:
-                            na = _key_block(j + L2_AHEAD, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, SUB_N, BLOCK_N)
-                            prefetch_rows_l2(K + b.to(gl.int64) * skb + kvh.to(gl.int64) * skh, na, Lk, skn,
-                                             row_elems, BLOCK_N, BLOCK_D // 64)
-                            prefetch_rows_l2(V + b.to(gl.int64) * svb + kvh.to(gl.int64) * svh, na, Lk, svn,
-                                             row_elems, BLOCK_N, BLOCK_D // 64)
                     s = it % NUM
                     ph = (it // NUM) & 1
                     n0 = _key_block(j, nf, f0, p0, FULL_IDX, PART_IDX, TILE_K, SUB_N, BLOCK_N)
@@ -461,7 +449,7 @@ if HAVE_GLUON:
         Q_SMEM: gl.constexpr, KV_SMEM: gl.constexpr, TILE_Q: gl.constexpr, TILE_K: gl.constexpr,
         BLOCK_N: gl.constexpr, BLOCK_D: gl.constexpr, NUM_STAGES: gl.constexpr, SCALE_SIGN: gl.constexpr,
         CONSUMER_REGS: gl.constexpr, PACKED: gl.constexpr, PASSES: gl.constexpr, THREAD_RELEASE: gl.constexpr,
-        SCHEDULE: gl.constexpr, L2_AHEAD: gl.constexpr,
+        SCHEDULE: gl.constexpr,
     ):
         dtype: gl.constexpr = Q.dtype.element_ty
         # one descriptor per operand over the whole (B, H, L, D_TMA) tensor, made once: rows
@@ -517,9 +505,8 @@ if HAVE_GLUON:
             (_producer, (q_desc, k_desc, v_desc, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready,
                          v_empty, v_land, done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready,
                          item_free, n_items, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
-                         FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, K, V, skb, skh, skn, svb, svh, svn, Lk,
-                         D_TMA, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED, PASSES,
-                         SCHEDULE, L2_AHEAD)),
+                         FULL_PTR, PART_PTR, FULL_IDX, PART_IDX, TILE_Q, TILE_K, BLOCK_N, BLOCK_D, PACKED, PASSES,
+                         SCHEDULE)),
             (_consumer, (0, q_buf, k_buf, v_buf, q_ready, q_empty, k_ready, k_empty, v_ready, v_empty, turn0, turn1,
                          done, redo_flag, SCHED, PROG_PTR, PROG_ITEMS, item_buf, item_ready, item_free, O, LSE, ACC,
                          M, L, n_items, n_bh, section, H, GROUP, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
@@ -713,7 +700,7 @@ def launch_sm90(grid, q, k, v, out, lse, partials, bm: BlockMap, scale: float, d
         Q_SMEM=smem_layout((1, 1, 64, block_d), q.dtype), KV_SMEM=smem_layout((1, 1, block_n, block_d), q.dtype),
         TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_N=block_n, BLOCK_D=block_d, NUM_STAGES=stages,
         SCALE_SIGN=(scale > 0) - (scale < 0), CONSUMER_REGS=_CONSUMER_REGS, PACKED=packed, PASSES=passes,
-        THREAD_RELEASE=thread_release, SCHEDULE=schedule, L2_AHEAD=L2_AHEAD_PACKED if packed else 0)
+        THREAD_RELEASE=thread_release, SCHEDULE=schedule)
     # 3 warpgroups: 168 registers a thread on average = 232 + 232 + 40
     compiled = _attn_fwd_sm90[grid](*args, **constexprs, num_warps=4,
                                     maxnreg=(2 * _CONSUMER_REGS + _PRODUCER_REGS) // 3)

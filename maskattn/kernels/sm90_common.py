@@ -63,22 +63,6 @@ if HAVE_GLUON:
             mbarrier.arrive(bar, count=1)
 
     @gluon.jit
-    def prefetch_rows_l2(BASE, row0, n_rows, stride, row_elems, ROWS: gl.constexpr, LINES: gl.constexpr):
-        """Start fetching rows [row0, row0 + ROWS) of a row-major fp16 / bf16 operand (rows
-        ``stride`` elements apart from ``BASE``, the first ``row_elems`` of each used, at most
-        ``LINES`` 128-byte lines) from memory into the L2, without waiting for them and without a
-        shared-memory destination: a later TMA load of the rows finds them there. One
-        ``prefetch.global.L2`` per line and thread (the bulk form takes one address a warp, which
-        ptxas issues lane by lane in a loop). Rows past ``n_rows`` and columns past ``row_elems``
-        fetch the last ones instead: no address outside the operand."""
-        layout: gl.constexpr = gl.BlockedLayout([1], [32], [gl.num_warps()], [0])
-        e = gl.arange(0, ROWS * LINES, layout=layout)
-        rows = gl.minimum(row0 + e // LINES, n_rows - 1)
-        cols = gl.minimum((e % LINES) * 64, row_elems - 1)  # 64 16-bit elements a line
-        gl.inline_asm_elementwise("prefetch.global.L2 [$1];\n mov.u32 $0, 0;", "=r,l",
-                                  [BASE + rows.to(gl.int64) * stride + cols], dtype=gl.int32, is_pure=False, pack=1)
-
-    @gluon.jit
     def zero_non_finite(tile):
         """Zero, in place, the non-finite entries of ``tile``: a (rows, cols) shared-memory tile
         of fp16 / bf16 (cols 8-256, a power of two) that the calling warpgroup multiplies next
