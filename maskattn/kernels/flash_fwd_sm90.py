@@ -12,7 +12,8 @@ here is one 128-row slice of a query tile, run by three warpgroups that each do 
   query row may not see (an unwritten cache slot) would reach that row through ``0 * NaN``
   in P V, so V of partial tiles is cleaned of non-finite values in shared memory (land,
   clean, hand over), which costs up to 22% on sparse maps (H200, session 11). On the
-  static schedule (``PASSES=2``) V is first handed over as it landed: each consumer thread
+  static schedules (``PASSES=2``: listed items, and the split-KV decode items, all of whose
+  blocks are partial ones) V is first handed over as it landed: each consumer thread
   notes a NaN in its O registers at the end of every item (``_nan_flags``, no cross-thread
   work), and after its last item the consumer sets a flag in shared memory if any thread saw
   one; both consumers then meet the producer at a barrier, and if the flag is set all three walk
