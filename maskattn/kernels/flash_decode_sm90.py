@@ -35,6 +35,8 @@ from .sm90_common import eligible
 #   and this launch costs ~30 us more host time than the portable one (a 64-node tree at B=1,
 #   16 units: kernel 111 us against 124, call 0.87x). At B=4 (64 units): kernel 389 us against
 #   439 (profiler), call 0.343 ms against 0.454 (do_bench).
+# Both were measured with the items' one pass; on two passes (session 39) the 64-node tree at B=4
+# went from 0.394 to 0.267 ms, so the break-even points may now lie lower (not re-measured).
 MIN_PACKED_ROWS = 128
 MIN_UNITS = 32
 
