@@ -33,9 +33,9 @@ tiles (no mask arithmetic), then its partial ones (bitmap bits; masked scores ar
 through ``where``, so a NaN key is harmless). Items are numbered heaviest first as in the
 portable kernel. The grid is persistent (one program per SM), so the producer loads the next
 item while the consumers finish the current one; on listed items a consumer also takes and
-decodes its next item while the item's last P V runs (``EARLY_TAKE``). Maps with short rows share the items out
-statically, each program walking a host-made list (``program_lists``: balanced by estimated
-cost, and ordered so that the items running at one moment are neighbouring query tiles that
+decodes its next item while the item's last P V runs (``EARLY_TAKE``). Maps with short rows share
+the items out statically, each program walking a host-made list (``program_lists``: balanced
+by estimated cost, and ordered so that the items running at one moment are neighbouring query tiles that
 read the same K / V rows); the others (causal, Longformer's global rows) take them one at a time
 from a per-launch counter (``dynamic_schedule``; both in ``sm90_schedule``), heaviest first
 within sections of a few heads whose K / V fit the L2 (``counter_section``, as
@@ -407,23 +407,16 @@ if HAVE_GLUON:
                         redo_flag.store(gl.full([1], 1, gl.int32, gl.BlockedLayout([1], [32], [gl.num_warps()], [0])))
 
     @gluon.jit
-    def _own_item(WG: gl.constexpr, t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER,
-                  FULL_PTR, PART_PTR, TILE_Q: gl.constexpr, SUB_N: gl.constexpr, PACKED: gl.constexpr):
-        """``_item``'s fields a consumer uses, its rows offset to the consumer's 64."""
-        bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
-            t, n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q,
-            SUB_N, PACKED)
-        return bh, b, h, m0 + WG * HALF_M, row0 + WG * HALF_M, f0, nf, p0, n, split
-
-    @gluon.jit
     def _next_item(WG: gl.constexpr, k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, n_bh,
                    section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR, PART_PTR,
                    TILE_Q: gl.constexpr, SUB_N: gl.constexpr, PACKED: gl.constexpr, SCHEDULE: gl.constexpr):
-        """The program's k-th item (``take_item``) and its fields (``_own_item``; item 0's past the
-        last, never used)."""
+        """The program's k-th item (``take_item``) and the ``_item`` fields a consumer uses, its rows
+        offset to the consumer's 64 (item 0's past the last, never used)."""
         t = take_item(k, first, count, stop, ahead, SCHED, item_buf, item_ready, item_free, False, SCHEDULE)
-        return t, _own_item(WG, gl.where(t < stop, t, 0), n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt,
-                            n_splits, Q_ORDER, FULL_PTR, PART_PTR, TILE_Q, SUB_N, PACKED)
+        bh, b, h, kvh, m0, row0, f0, nf, p0, n, split = _item(
+            gl.where(t < stop, t, 0), n_bh, section, H, GROUP, Lq, map_sb, map_sh, n_qt, n_splits, Q_ORDER, FULL_PTR,
+            PART_PTR, TILE_Q, SUB_N, PACKED)
+        return t, (bh, b, h, m0 + WG * HALF_M, row0 + WG * HALF_M, f0, nf, p0, n, split)
 
     @gluon.jit
     def _nan_flags(o):
