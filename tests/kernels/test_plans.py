@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import maskattn as ma
-from attention_checks import check_backward, check_forward, kernel_grads, rand_qkv
+from attention_checks import check_backward, check_forward, count_calls, kernel_grads, rand_qkv
 from maskattn.kernels import flash_bwd_sm90, flash_bwd_sm90_wide, flash_fwd_sm90, forward, relaunch, split_columns
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
@@ -76,9 +76,7 @@ def test_cut_key_tiles_replay(recorded, monkeypatch):
     monkeypatch.setattr(flash_bwd_sm90, "sm_count", lambda device: 3)
     monkeypatch.setattr(flash_bwd_sm90, "PERSISTENT_MAX_MEAN_TILES", 10**9)
     monkeypatch.setattr(split_columns, "SPLIT_SHARE", 0.0)
-    cuts = []
-    finish = split_columns.finish
-    monkeypatch.setattr(split_columns, "finish", lambda *args: cuts.append(1) or finish(*args))
+    cuts = count_calls(monkeypatch, split_columns, "finish")
     mask = MASKS["documents"](1000).to(DEV)
     bm = ma.compile_mask(mask, 1000, 1000, device=DEV)
     kernel_grads(*_inputs(0)[:3], bm, _inputs(0)[3])
@@ -94,9 +92,7 @@ def test_cut_key_tiles_replay(recorded, monkeypatch):
 
 def test_wide_head_dim_calls_replay(recorded, monkeypatch):
     # head dim 256: the wide backward's launch (its key tiles never cut) is recorded and replayed too
-    calls = []
-    wide = flash_bwd_sm90_wide.backward_wide
-    monkeypatch.setattr(flash_bwd_sm90_wide, "backward_wide", lambda *args: calls.append(1) or wide(*args))
+    calls = count_calls(monkeypatch, flash_bwd_sm90_wide, "backward_wide")
     mask = MASKS["sliding"](1000).to(DEV)
     bm = ma.compile_mask(mask, 1000, 1000, device=DEV)
     q, k, v = rand_qkv(1, 4, 2, 1000, 1000, 256, torch.bfloat16, DEV, seed=0)
