@@ -1,6 +1,12 @@
-# Session 40, call 2 (no carry): decode configs with double-buffered K / V, then the idle-GPU probe
-# of the backward / forward+backward at causal and sliding 8k.
+# Session 40, call 2 (carry .ab: .ab/maskattn_main = main before real_rows.py): decode configs with
+# double-buffered K / V, the idle-GPU probe of timed backward calls, GPU tests of real_rows.py and
+# the decode paths, the decode A/B main / real_rows.
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $OUT/gpu.txt
-PYTHONPATH=. timeout 240 python benchmarks/results/session40/decode_configs.py > $OUT/decode_configs.log 2>&1
-PYTHONPATH=. timeout 150 python benchmarks/results/session40/gap_probe.py > $OUT/gap_probe.log 2>&1
-grep -v resources $OUT/decode_configs.log | head -70; grep resources $OUT/decode_configs.log | awk -F'resources' '!seen[$2]++' | head; cat $OUT/gap_probe.log
+source benchmarks/results/package_tests.sh
+CAP_T=150 tests_here gpu_tests_decode.log tests/kernels/test_real_rows.py tests/kernels/test_flash_decode_sm90.py \
+  tests/kernels/test_forward.py -k "real_row or decode or tree or Decode or split"
+PKGS="maskattn_main maskattn" PYTHONPATH=. timeout 150 python benchmarks/results/session40/ab_decode.py > $OUT/ab_decode.log 2>&1
+PYTHONPATH=. timeout 150 python benchmarks/results/session40/decode_configs.py > $OUT/decode_configs.log 2>&1
+PYTHONPATH=. timeout 100 python benchmarks/results/session40/gap_probe.py > $OUT/gap_probe.log 2>&1
+tail -n 3 $OUT/gpu_tests_decode.log; cat $OUT/ab_decode.log
+grep -v resources $OUT/decode_configs.log | head -70; cat $OUT/gap_probe.log
