@@ -10,3 +10,5 @@ PYTHONPATH=. timeout 150 python benchmarks/results/session40/decode_configs.py >
 PYTHONPATH=. timeout 100 python benchmarks/results/session40/gap_probe.py > $OUT/gap_probe.log 2>&1
 tail -n 3 $OUT/gpu_tests_decode.log; cat $OUT/ab_decode.log
 grep -v resources $OUT/decode_configs.log | head -70; cat $OUT/gap_probe.log
+mkdir -p $OUT/inf && PYTHONPATH=. timeout 150 python benchmarks/bench_inference.py --out $OUT/inf > $OUT/bench_inference.log 2>&1
+tail -12 $OUT/bench_inference.log
