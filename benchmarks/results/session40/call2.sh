@@ -3,12 +3,12 @@
 # decode configs with double-buffered K / V and the idle-GPU probe of timed backward calls.
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $OUT/gpu.txt
 source benchmarks/results/package_tests.sh
-CAP_T=120 tests_here gpu_tests_decode.log tests/kernels/test_real_rows.py tests/kernels/test_flash_decode_sm90.py \
+CAP_T=100 tests_here gpu_tests_decode.log tests/kernels/test_real_rows.py tests/kernels/test_flash_decode_sm90.py \
   tests/kernels/test_forward.py -k "real_row or decode or tree or Decode or split"
 tail -n 3 $OUT/gpu_tests_decode.log
-PKGS="maskattn_main maskattn" PYTHONPATH=. timeout 100 python benchmarks/results/session40/ab_decode.py > $OUT/ab_decode.log 2>&1
+PKGS="maskattn_main maskattn" PYTHONPATH=. timeout 90 python benchmarks/results/session40/ab_decode.py > $OUT/ab_decode.log 2>&1
 cat $OUT/ab_decode.log
-mkdir -p $OUT/inf && PYTHONPATH=. timeout 120 python benchmarks/bench_inference.py --out $OUT/inf > $OUT/bench_inference.log 2>&1
+mkdir -p $OUT/inf && PYTHONPATH=. timeout 110 python benchmarks/bench_inference.py --out $OUT/inf > $OUT/bench_inference.log 2>&1
 tail -12 $OUT/bench_inference.log
 SPLITS="2 4 8" ROUNDS=3 PYTHONPATH=. timeout 90 python benchmarks/results/session40/decode_configs.py > $OUT/decode_configs.log 2>&1
 grep -v resources $OUT/decode_configs.log | head -70
