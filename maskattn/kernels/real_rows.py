@@ -9,7 +9,9 @@ on the scores, and in the portable kernel V cleaned of non-finite values. Those 
 store a row past ``q_len`` (nor a packed row past a KV head's own), so for them a tile whose real
 rows allow all of its keys needs no mask. ``real_row_map`` returns a map whose row view has such
 tiles in the full list: one launch, no host synchronisation, cached on the map outside CUDA graph
-capture. A tile that sticks out past ``Lk`` keeps zero bits there and stays partial.
+capture (calls through the custom op, i.e. under torch.compile, get a new ``BlockMap`` object
+from the op's arguments each time, so there the launch comes with every call). A tile that sticks
+out past ``Lk`` keeps zero bits there and stays partial.
 
 Only maps of a single map row (one mask for every batch row and head) are converted: with several
 rows the new lists of a row would start at offsets that depend on the other rows' conversions
