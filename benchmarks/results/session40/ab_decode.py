@@ -22,7 +22,7 @@ from benchmarks.bench_inference import D, HKV, HQ, tree_parents  # noqa: E402
 
 NAMES = os.environ.get("PKGS", "maskattn_main maskattn").split()
 PKGS = {name: importlib.import_module(name) for name in NAMES}
-ROUNDS = int(os.environ.get("AB_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("AB_ROUNDS", "3"))
 print_setup("|", " ".join(f"{n}={p.__file__}" for n, p in PKGS.items()))
 sdpa = torch.nn.functional.scaled_dot_product_attention
 CASES = [("decode q=1", 8, 1, 32768, None), ("decode q=4", 8, 4, 32768, None),
