@@ -28,7 +28,8 @@ sdpa = torch.nn.functional.scaled_dot_product_attention
 CASES = [("decode q=1", 8, 1, 32768, None), ("decode q=4", 8, 4, 32768, None),
          ("tree 64 / 32704", 4, 64, 32768, 64), ("tree 64 / 32704 B=1", 1, 64, 32768, 64),
          ("tree 32 / 8160 B=4", 4, 32, 8192, 32), ("tree 16 / 32752 B=4", 4, 16, 32768, 16)]
-for label, B, lq, lk, nodes in CASES:
+ONLY = os.environ.get("AB_CASES")  # e.g. "0 2": indices into CASES
+for label, B, lq, lk, nodes in ([CASES[int(i)] for i in ONLY.split()] if ONLY else CASES):
     g = torch.Generator(device="cuda").manual_seed(0)
     q = torch.randn(B, HQ, lq, D, device="cuda", dtype=torch.bfloat16, generator=g)
     k, v = (torch.randn(B, HKV, lk, D, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(2))
