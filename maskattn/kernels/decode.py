@@ -56,7 +56,6 @@ import triton.language as tl
 
 from ..block_map import BlockMap
 from . import flash_decode_sm90, plans, relaunch
-from .real_rows import real_row_map
 from .common import finite_or_zero, row_desc, rows_bits, softmax_step
 from .config import decode_config, default_scale, dot_precision, launch, next_pow2, programs_per_sm, sm_count
 from .forward import map_strides
@@ -260,7 +259,6 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
         d_tma = d
         k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (k, v))
     sb, sh = map_strides(bm)
-    real = real_row_map(bm)  # tiles full on the q_len real rows count as full (no masking)
     grid0 = b * hkv * (group // pack)
     units = b * hkv * flash_decode_sm90.row_blocks(group * lq)
     if not paged and pack == group and flash_decode_sm90.supported(q, bm, d_tma, softcap, group * lq, units):
@@ -271,7 +269,7 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
         splits = num_splits(units, bm.n_k_tiles, 1, q.device)
         acc, m, l_ = _partials(b * hq * lq * splits, d_tma, q.device)
         record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
-        split = flash_decode_sm90.split_kv_partials(q, k, v, out, lse, (acc, m, l_), real, scale, d, d_tma, sb, splits,
+        split = flash_decode_sm90.split_kv_partials(q, k, v, out, lse, (acc, m, l_), bm, scale, d, d_tma, sb, splits,
                                                     record=record)
         combine = _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits, record=record)
         if split is not None and combine is not None:
@@ -289,8 +287,8 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     fused = pack * lq <= _FUSED_ROWS
     # a zeroed counter per row block (sized for the smallest block, should launch() step down)
     counters = torch.zeros(grid0 * -(-pack * lq // 16) if fused else 1, dtype=torch.int32, device=q.device)
-    args = (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else real.full_ptr,
-            real.full_ptr, real.full_idx, real.part_ptr, real.part_idx, real.bitmaps,
+    args = (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else bm.full_ptr,
+            bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             hq, hkv, group, pack, lq, lk, d, d_tma, sb, sh, splits,
             page_table.shape[1] if paged else 0, k.shape[2] if paged else 1, scale, softcap if softcap else 1.0)
