@@ -5,7 +5,7 @@
    fixed cost (launch ramp, the merge tail) from the streaming rate.
 2. torch profiler at 32k: GPU kernel times per call of each implementation (maskattn: one launch
    with the merge fused into the last split; SDPA: its kernels).
-3. Split counts 2 / 4 / 8 / 16 at 32k (a fresh map each: a map replays its first launch).
+3. Split counts 2-16 at 32k (a fresh map each: a map replays its first launch).
 
 Prediction: maskattn's fixed cost ~3 us above SDPA's (the fused merge on the critical path of the
 last program), same streaming rate.
