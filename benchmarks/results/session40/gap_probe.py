@@ -1,9 +1,9 @@
 """Session 40: is the GPU idle inside a timed backward / forward+backward call?
 
 Session 40's call 1: at causal 8k (B=1, H=16, D=128, bf16) the backward's kernels sum to 1.384 ms
-per call (profiler, back-to-back calls), while bench_attention's do_bench median (session 37's table) of the backward
-alone is 1.509 ms and of forward+backward 2.024 (forward alone 0.479): ~0.125-0.18 ms a call that
-no kernel accounts for. This runs do_bench's loop (L2 flush by a 256 MB zero, start event, call,
+per call (profiler, back-to-back calls), while bench_attention's do_bench medians (session 37's
+table) are 1.509 ms for the backward alone and 2.024 for forward+backward (forward alone 0.479):
+~0.125-0.18 ms a call that no kernel accounts for. This runs do_bench's loop (L2 flush by a 256 MB zero, start event, call,
 end event; no sync between calls) under the torch profiler and prints, per mode, the median wall
 span of a call (first kernel start to last kernel end after the flush), the kernels' busy time
 in it, the idle gaps (> 1 us) with the kernels on either side, and the same for SDPA is_causal.
