@@ -27,50 +27,58 @@ from benchmarks.gpu_setup import flex_and_timer  # noqa: E402
 _, _, bench = flex_and_timer("decode_configs.py")
 sdpa = torch.nn.functional.scaled_dot_product_attention
 B, HQ, HKV, D, LK = 8, 32, 8, 128, 32768
-CONFIGS = [(16, 128, 4, 2, None), (16, 64, 4, 5, None), (16, 128, 4, 5, None), (16, 64, 8, 5, None),
-           (16, 64, 4, 3, None), (16, 128, 8, 2, None)]
+CONFIGS = [(16, 128, 4, 2), (16, 64, 4, 5), (16, 128, 4, 5), (16, 64, 8, 5), (16, 64, 4, 3), (16, 128, 8, 2)]
 SPLITS = [int(s) for s in os.environ.get("SPLITS", "2 3 4 6 8").split()]
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
+CHOSEN = decode.num_splits
+
+
+def set_config(cfg: dict | None, splits: int | None) -> None:
+    """Decode launch config and split count for the next calls (None: the library's own)."""
+    config.OVERRIDES.pop("decode", None)
+    if cfg is not None:
+        config.OVERRIDES["decode"] = cfg
+    decode.num_splits = CHOSEN if splits is None else (lambda *a: splits)
+
+
+def under(cfg, splits, fn):
+    """``fn`` run with ``cfg`` / ``splits`` set at each call: the rounds interleave the variants."""
+    return lambda: (set_config(cfg, splits), fn())[1]
+
+
 print(torch.cuda.get_device_name(), torch.__version__, flush=True)
 g = torch.Generator(device="cuda").manual_seed(0)
 k, v = (torch.randn(B, HKV, LK, D, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(2))
-chosen = decode.num_splits
 for lq in (1, 4):
     q = torch.randn(B, HQ, lq, D, device="cuda", dtype=torch.bfloat16, generator=g)
-    ref = ma.attention(q, k, v, ma.compile_mask(ma.causal().to("cuda"), lq, LK, device="cuda"))
+
+    def fresh_map():  # a map replays the first decode launch it recorded: one map per variant
+        return ma.compile_mask(ma.causal().to("cuda"), lq, LK, device="cuda")
+
+    set_config(None, None)
+    ref = ma.attention(q, k, v, fresh_map())
     calls = {}
     if lq == 1:
-        calls["sdpa"] = lambda: sdpa(q, k, v, enable_gqa=True)
-    calls["default"] = (lambda bm: lambda: ma.attention(q, k, v, bm))(
-        ma.compile_mask(ma.causal().to("cuda"), lq, LK, device="cuda"))
-    for m, n, w, st, r in CONFIGS:
+        calls["sdpa"] = under(None, None, lambda: sdpa(q, k, v, enable_gqa=True))
+    calls["default"] = under(None, None, (lambda bm: lambda: ma.attention(q, k, v, bm))(fresh_map()))
+    for m, n, w, st in CONFIGS:
         for s in SPLITS:
-            config.OVERRIDES["decode"] = dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=st,
-                                              **({"maxnreg": r} if r else {}))
-            decode.num_splits = lambda *a, s=s: s
-            bm = ma.compile_mask(ma.causal().to("cuda"), lq, LK, device="cuda")
+            name, cfg = f"({m},{n},{w},{st}) s={s}", dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=st)
+            set_config(cfg, s)
+            bm = fresh_map()
             try:
                 err = float((ma.attention(q, k, v, bm) - ref).abs().max())
             except Exception as e:  # noqa: BLE001 - an unlaunchable config is reported
-                print(f"q={lq} ({m},{n},{w},{st}) s={s}: {type(e).__name__} {str(e)[:80]}", flush=True)
+                print(f"q={lq} {name}: {type(e).__name__} {str(e)[:80]}", flush=True)
                 continue
             assert err < 2e-2, err
-            name = f"({m},{n},{w},{st}) s={s}"
-            calls[name] = (lambda bm, cfg, s: lambda: (config.OVERRIDES.__setitem__("decode", cfg),
-                                                      setattr(decode, "num_splits", lambda *a: s),
-                                                      ma.attention(q, k, v, bm)))(bm, dict(config.OVERRIDES["decode"]), s)
+            calls[name] = under(cfg, s, (lambda bm: lambda: ma.attention(q, k, v, bm))(bm))
             print(f"q={lq} {name}: resources {config.RESOURCES.get('_decode_split')}", flush=True)
-    config.OVERRIDES.clear()
-    decode.num_splits = chosen
     times = {name: [] for name in calls}
     for _ in range(ROUNDS):
         for name, fn in calls.items():
-            if name in ("sdpa", "default"):
-                config.OVERRIDES.clear()
-                decode.num_splits = chosen
             times[name].append(bench(fn))
-    config.OVERRIDES.clear()
-    decode.num_splits = chosen
+    set_config(None, None)
     base = np.median(times["sdpa" if lq == 1 else "default"])
     for name, ts in sorted(times.items(), key=lambda kv: np.median(kv[1])):
         print(f"q={lq} {name:22s} {np.median(ts):.4f} ms  x{base / np.median(ts):.3f}  {[round(t, 4) for t in ts]}",

@@ -3,10 +3,11 @@
 Session 40's call 1: at causal 8k (B=1, H=16, D=128, bf16) the backward's kernels sum to 1.384 ms
 per call (profiler, back-to-back calls), while bench_attention's do_bench medians (session 37's
 table) are 1.509 ms for the backward alone and 2.024 for forward+backward (forward alone 0.479):
-~0.125-0.18 ms a call that no kernel accounts for. This runs do_bench's loop (L2 flush by a 256 MB zero, start event, call,
-end event; no sync between calls) under the torch profiler and prints, per mode, the median wall
-span of a call (first kernel start to last kernel end after the flush), the kernels' busy time
-in it, the idle gaps (> 1 us) with the kernels on either side, and the same for SDPA is_causal.
+~0.125-0.18 ms a call that no kernel accounts for. This runs do_bench's loop (L2 flush by a
+256 MB zero, start event, call, end event; no sync between calls) under the torch profiler and
+prints, per mode: the median time from the flush's end to the call's first kernel (lead), the
+median span of a call (first kernel start to last kernel end), the kernels' busy time in it, and
+the idle gaps (> 1 us) with the kernels on either side; the same for SDPA is_causal.
 
 Prediction: gaps of ~0.1 ms in maskattn's calls (host time before a launch); SDPA's small.
 """
@@ -61,7 +62,8 @@ def timeline(fn, label):
         for (s0, e0, n0), (s1, e1, n1) in zip(ks, ks[1:]):
             if s1 - e0 > 1:
                 gaps[(n0[:40], n1[:40])] += (s1 - e0) / len(calls)
-    print(f"{label}: {len(spans)} calls, lead median {np.median(leads):.1f} us, span median {np.median(spans):.1f} us, kernels busy {np.median(busy):.1f} us, "
+    print(f"{label}: {len(spans)} calls, lead median {np.median(leads):.1f} us, span median "
+          f"{np.median(spans):.1f} us, kernels busy {np.median(busy):.1f} us, "
           f"kernels per call {len(calls[len(calls) // 2]) - 1}", flush=True)
     for (a, b), t in gaps.most_common(6):
         print(f"    gap {t:7.1f} us per call between {a!r} and {b!r}", flush=True)
