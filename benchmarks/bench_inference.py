@@ -7,7 +7,8 @@ a boolean mask where the alignment needs one), and the memory-bandwidth floor: b
 read once / 3.0 TB/s (the H100's measured copy rate, the convention's floor) and the same bytes at
 this GPU's copy rate measured in the same process (a 4 GB device-to-device copy, bytes read plus
 written / time; it differs on other GPUs, e.g. an H200). Also: the GPU time and kernel launches of
-compile_mask for a decode step, whether it syncs with the host, and a CUDA-graph replay of a
+a decode step's map preparation (compile_mask, and the row view the decode launches read,
+``kernels/real_rows.py``), whether it syncs with the host, and a CUDA-graph replay of a
 whole decode step (compile_mask + attention) against eager. Medians of do_bench after warm-up.
 
     PYTHONPATH=. python benchmarks/bench_inference.py [--out benchmarks/results]
@@ -24,6 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import maskattn as ma  # noqa: E402
+from maskattn.kernels.real_rows import real_row_map  # noqa: E402
 
 HQ, HKV, D = 32, 8, 128
 COPY_TBPS = 3.0
@@ -103,7 +105,9 @@ def main():
     prep = {}
     tree = ma.tree(tree_parents(), prefix=32704).to(dev)
     for label, m, lq in (("q=1", mask, 1), ("q=4", mask, 4), ("tree 64", tree, 64)):
-        fn = lambda: ma.compile_mask(m, lq, 32768, device=dev, block_q=max(16, 1 << (lq - 1).bit_length()))  # noqa: E731
+        # the map and the decode launches' row view of it (``real_rows``): both are made once per step
+        fn = lambda: real_row_map(ma.compile_mask(m, lq, 32768, device=dev,  # noqa: E731
+                                                  block_q=max(16, 1 << (lq - 1).bit_length())))
         fn()
         torch.cuda.synchronize()
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
@@ -156,7 +160,8 @@ def main():
                      f"{r['maskattn_step']:.3f} | {r['flex']:.3f} | {r['sdpa']:.3f} | {r['floor_ms']:.3f} | "
                      f"{r['maskattn'] / r['floor_ms']:.2f} | {r['floor_measured_ms']:.3f} | "
                      f"{r['maskattn'] / r['floor_measured_ms']:.2f} | {r['flex'] / r['maskattn']:.2f} | {r['sdpa'] / r['maskattn']:.2f} |")
-    lines += ["", "Mask preparation for a decode step (causal, or the 64-node tree; 32k keys): " + "; ".join(
+    lines += ["", "Mask preparation for a decode step (causal, or the 64-node tree; 32k keys; compile_mask and "
+              "the decode launches' row view of the map): " + "; ".join(
         f"{k_}: {v_['gpu_us']:.0f} us GPU, {v_['launches']} launches, host sync {v_['host_sync']}, "
         f"{v_['wall_ms'] * 1e3:.0f} us wall" for k_, v_ in prep.items() if k_ != "graph"),
         f"CUDA graph of a whole decode step (compile_mask + attention, B=8, 32k): replay equals eager: "

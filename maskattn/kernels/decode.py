@@ -28,6 +28,11 @@ Instead:
   same items on the warp-specialized Hopper forward kernel instead, whole key tiles per split,
   then the same merge launch.
 
+* **Tiles full on the real rows.** A map of one query tile has no FULL tiles (one sticking out
+  past ``Lq`` never is). Both kernels read the map's row view through ``real_rows.real_row_map``,
+  where the tiles whose ``q_len`` real rows allow every key are full: decoding a token runs no
+  masking at all, tree verification masks only the tiles holding tree nodes.
+
 * **Replayed launches.** Every layer of a decode step calls this with the step's map and the
   same shapes; the first call records its launch on the map (``_DecodePlan``) and the others
   replay it with their tensors (``relaunch.py``), skipping Triton's per-call argument binding
@@ -56,6 +61,7 @@ import triton.language as tl
 
 from ..block_map import BlockMap
 from . import flash_decode_sm90, plans, relaunch
+from .real_rows import real_row_map
 from .common import finite_or_zero, row_desc, rows_bits, softmax_step
 from .config import decode_config, default_scale, dot_precision, launch, next_pow2, programs_per_sm, sm_count
 from .forward import map_strides
@@ -129,16 +135,27 @@ def _decode_split(
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for j in range(f0 + tl.minimum(s0, n_full), f0 + tl.minimum(s1, n_full)):
-        n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
+    # each loop loads its next tile index one block ahead: a K / V load that depended on an index
+    # loaded in the same iteration took a pipeline stage of its own (single buffers up to 4 stages,
+    # sm_90a compile); read ahead, 3 stages double-buffer K and V
+    lo = f0 + tl.minimum(s0, n_full)
+    hi = f0 + tl.minimum(s1, n_full)
+    tile = tl.load(FULL_IDX + lo // SUB_N, mask=lo < hi, other=0)
+    for j in range(lo, hi):
+        n0 = tile * TILE_K + (j % SUB_N) * BLOCK_N
+        tile = tl.load(FULL_IDX + (j + 1) // SUB_N, mask=j + 1 < hi, other=0)
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
                          page_size, Lk, D_TMA, BLOCK_N, BLOCK_D, PAGED)
         acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v, None,
                                      scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
-    for j in range(p0 + tl.maximum(s0 - n_full, 0), p0 + tl.maximum(s1 - n_full, 0)):
+    lo = p0 + tl.maximum(s0 - n_full, 0)
+    hi = p0 + tl.maximum(s1 - n_full, 0)
+    tile = tl.load(PART_IDX + lo // SUB_N, mask=lo < hi, other=0)
+    for j in range(lo, hi):
         idx = j // SUB_N
         c0 = (j % SUB_N) * BLOCK_N
-        n0 = tl.load(PART_IDX + idx) * TILE_K + c0
+        n0 = tile * TILE_K + c0
+        tile = tl.load(PART_IDX + (j + 1) // SUB_N, mask=j + 1 < hi, other=0)
         allowed = rows_bits(BITMAPS, idx, r, c0, BLOCK_N, TILE_Q, TILE_K)
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
                          page_size, Lk, D_TMA, BLOCK_N, BLOCK_D, PAGED)
@@ -259,6 +276,7 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
         d_tma = d
         k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (k, v))
     sb, sh = map_strides(bm)
+    real = real_row_map(bm)  # tiles full on the q_len real rows count as full (no masking)
     grid0 = b * hkv * (group // pack)
     units = b * hkv * flash_decode_sm90.row_blocks(group * lq)
     if not paged and pack == group and flash_decode_sm90.supported(q, bm, d_tma, softcap, group * lq, units):
@@ -269,7 +287,7 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
         splits = num_splits(units, bm.n_k_tiles, 1, q.device)
         acc, m, l_ = _partials(b * hq * lq * splits, d_tma, q.device)
         record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
-        split = flash_decode_sm90.split_kv_partials(q, k, v, out, lse, (acc, m, l_), bm, scale, d, d_tma, sb, splits,
+        split = flash_decode_sm90.split_kv_partials(q, k, v, out, lse, (acc, m, l_), real, scale, d, d_tma, sb, splits,
                                                     record=record)
         combine = _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits, record=record)
         if split is not None and combine is not None:
@@ -287,8 +305,8 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
     fused = pack * lq <= _FUSED_ROWS
     # a zeroed counter per row block (sized for the smallest block, should launch() step down)
     counters = torch.zeros(grid0 * -(-pack * lq // 16) if fused else 1, dtype=torch.int32, device=q.device)
-    args = (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else bm.full_ptr,
-            bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps,
+    args = (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else real.full_ptr,
+            real.full_ptr, real.full_idx, real.part_ptr, real.part_idx, real.bitmaps,
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             hq, hkv, group, pack, lq, lk, d, d_tma, sb, sh, splits,
             page_table.shape[1] if paged else 0, k.shape[2] if paged else 1, scale, softcap if softcap else 1.0)

@@ -18,7 +18,10 @@ key block here is a partial one. With one pass the producer lands each V block, 
 non-finite values and only then loads the next block: on a 64-node tree over a 32k prefix
 (B=4, H100) the consumers then waited for K 37% of their time and a block took ~3 us against
 ~1.7 on causal's full tiles. These items take the forward's two passes instead (V handed over
-as it lands; the items are redone with cleaning only if an output met a NaN).
+as it lands; the items are redone with cleaning only if an output met a NaN). And the items
+read the map's row view through ``real_rows.real_row_map``: the tiles whose real rows allow
+every key (the prefix of a verified tree) are full there, so only the tiles holding tree nodes
+take the masked softmax.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ after both products of the current one, so a program streams only while it is no
 Prediction: (16, 64, 4, 5) streams at >= 3.23 TB/s: decode q=1 0.360 -> ~0.355 ms (>= SDPA).
 
 Every config x split count, decode q=1 and q=4, interleaved rounds with SDPA (q=1) in the same
-process; outputs checked against the default config's.
+process; outputs checked against the default config's. ``CONFIGS``, ``SPLITS``, ``ROUNDS``: env.
 """
 import os
 import sys
@@ -27,7 +27,8 @@ from benchmarks.gpu_setup import flex_and_timer  # noqa: E402
 _, _, bench = flex_and_timer("decode_configs.py")
 sdpa = torch.nn.functional.scaled_dot_product_attention
 B, HQ, HKV, D, LK = 8, 32, 8, 128, 32768
-CONFIGS = [(16, 128, 4, 2), (16, 64, 4, 5), (16, 128, 4, 5), (16, 64, 8, 5), (16, 64, 4, 3), (16, 128, 8, 2)]
+CONFIGS = [tuple(int(x) for x in c.split(",")) for c in os.environ.get(
+    "CONFIGS", "16,128,4,2 16,64,4,5 16,128,4,5 16,64,8,5 16,64,4,3 16,128,8,2").split()]  # BLOCK_M,BLOCK_N,warps,stages
 SPLITS = [int(s) for s in os.environ.get("SPLITS", "2 3 4 6 8").split()]
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CHOSEN = decode.num_splits
