@@ -7,13 +7,15 @@ table) are 1.509 ms for the backward alone and 2.024 for forward+backward (forwa
 256 MB zero, start event, call, end event; no sync between calls) under the torch profiler and
 prints, per mode: the median time from the flush's end to the call's first kernel (lead), the
 median span of a call (first kernel start to last kernel end), the kernels' busy time in it, and
-the idle gaps (> 1 us) with the kernels on either side; the same for SDPA is_causal.
+the idle gaps (> 1 us) with the kernels on either side, and the host time to issue a call with the
+GPU held behind a sleep; the same for SDPA is_causal.
 
 Prediction: gaps of ~0.1 ms in maskattn's calls (host time before a launch); SDPA's small.
 """
 import collections
 import os
 import sys
+import time
 
 import numpy as np
 import torch
@@ -29,6 +31,19 @@ CASES = env_cases("causal:8192:128 sliding:8192:128")
 sdpa = torch.nn.functional.scaled_dot_product_attention
 cache = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int32, device="cuda")
 N = 20
+
+
+def host_us(fn, n=20):
+    """Host time to issue one call while the GPU is held behind a sleep (median of 3 runs of n)."""
+    res = []
+    for _ in range(3):
+        torch.cuda._sleep(int(2e8))
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        res.append((time.perf_counter() - t0) / n * 1e6)
+        torch.cuda.synchronize()
+    return float(np.median(res))
 
 
 def timeline(fn, label):
@@ -64,7 +79,7 @@ def timeline(fn, label):
                 gaps[(n0[:40], n1[:40])] += (s1 - e0) / len(calls)
     print(f"{label}: {len(spans)} calls, lead median {np.median(leads):.1f} us, span median "
           f"{np.median(spans):.1f} us, kernels busy {np.median(busy):.1f} us, "
-          f"kernels per call {len(calls[len(calls) // 2]) - 1}", flush=True)
+          f"kernels per call {len(calls[len(calls) // 2]) - 1}, host issue {host_us(fn):.1f} us", flush=True)
     for (a, b), t in gaps.most_common(6):
         print(f"    gap {t:7.1f} us per call between {a!r} and {b!r}", flush=True)
 
