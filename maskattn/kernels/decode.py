@@ -135,27 +135,16 @@ def _decode_split(
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    # each loop loads its next tile index one block ahead: a K / V load that depended on an index
-    # loaded in the same iteration took a pipeline stage of its own (single buffers up to 4 stages,
-    # sm_90a compile); read ahead, 3 stages double-buffer K and V
-    lo = f0 + tl.minimum(s0, n_full)
-    hi = f0 + tl.minimum(s1, n_full)
-    tile = tl.load(FULL_IDX + lo // SUB_N, mask=lo < hi, other=0)
-    for j in range(lo, hi):
-        n0 = tile * TILE_K + (j % SUB_N) * BLOCK_N
-        tile = tl.load(FULL_IDX + (j + 1) // SUB_N, mask=j + 1 < hi, other=0)
+    for j in range(f0 + tl.minimum(s0, n_full), f0 + tl.minimum(s1, n_full)):
+        n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
                          page_size, Lk, D_TMA, BLOCK_N, BLOCK_D, PAGED)
         acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v, None,
                                      scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
-    lo = p0 + tl.maximum(s0 - n_full, 0)
-    hi = p0 + tl.maximum(s1 - n_full, 0)
-    tile = tl.load(PART_IDX + lo // SUB_N, mask=lo < hi, other=0)
-    for j in range(lo, hi):
+    for j in range(p0 + tl.maximum(s0 - n_full, 0), p0 + tl.maximum(s1 - n_full, 0)):
         idx = j // SUB_N
         c0 = (j % SUB_N) * BLOCK_N
-        n0 = tile * TILE_K + c0
-        tile = tl.load(PART_IDX + (j + 1) // SUB_N, mask=j + 1 < hi, other=0)
+        n0 = tl.load(PART_IDX + idx) * TILE_K + c0
         allowed = rows_bits(BITMAPS, idx, r, c0, BLOCK_N, TILE_Q, TILE_K)
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
                          page_size, Lk, D_TMA, BLOCK_N, BLOCK_D, PAGED)
