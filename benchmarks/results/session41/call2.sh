@@ -2,12 +2,12 @@
 # reverted), then causal 8k forward+backward against SDPA with the SM clock sampled.
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $OUT/gpu.txt
 source benchmarks/results/package_tests.sh
-CAP_T=230 tests_here gpu_tests_decode.log tests/kernels/test_real_rows.py tests/kernels/test_gpu.py \
+CAP_T=200 tests_here gpu_tests_decode.log tests/kernels/test_real_rows.py tests/kernels/test_gpu.py \
   tests/kernels/test_flash_decode_sm90.py tests/kernels/test_gpu_graphs.py -k "real_row or decode or tree or Decode or split or graph"
 tail -n 3 $OUT/gpu_tests_decode.log
 nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw --format=csv -lms 50 > $OUT/smi.csv &
 SMI=$!
-PYTHONPATH=. timeout 120 python benchmarks/results/session41/fb_clock_probe.py > $OUT/fb_clock_probe.log 2>&1
+PYTHONPATH=. timeout 100 python benchmarks/results/session41/fb_clock_probe.py > $OUT/fb_clock_probe.log 2>&1
 kill $SMI; cat $OUT/fb_clock_probe.log
 python - <<'PY'
 import csv, os, statistics
