@@ -84,8 +84,11 @@ def _real_row_lists(FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, PTRS, NEW_F
 
 
 def convertible(bm: BlockMap) -> bool:
-    """A map of one query tile and one map row that still has partial tiles to look at."""
-    return bm.n_q_tiles == 1 and bm.batch == 1 and bm.heads == 1 and bm.part_idx.numel() > 0
+    """A map of one query tile sticking out past ``q_len`` and one map row, with partial tiles to
+    look at. (A tile that fills ``q_len == block_q`` rows and is not FULL has a zero bit on a real
+    row, or sticks out past ``Lk`` with zero bits there: nothing would move, so no launch.)"""
+    return (bm.n_q_tiles == 1 and bm.q_len < bm.block_q and bm.batch == 1 and bm.heads == 1
+            and bm.part_idx.numel() > 0)
 
 
 def real_row_map(bm: BlockMap) -> BlockMap:

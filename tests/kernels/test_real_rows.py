@@ -73,15 +73,20 @@ def test_real_row_lists_match_torch(device, case):
 @pytest.mark.parametrize("device", DEVICES)
 def test_decode_maps_become_full(device):
     """Decoding one token with a causal cache (every tile sticks out past Lq = 1): every tile but
-    the one sticking out past Lk moves; a 64-node tree keeps only the tiles holding tree nodes
-    partial; more entries than one step of the kernel."""
+    the one sticking out past Lk moves; a 64-node tree in 128-row tiles keeps only the tiles
+    holding tree nodes partial (in 64-row tiles it is left as it is); more entries than one step
+    of the kernel."""
     bm = ma.compile_mask(ma.causal().to(device), 1, 40 * 64 + 5, block_k=64, device=device)
     real = _check(bm)
     assert int(real.full_ptr[1]) == 40 and int(real.part_ptr[1]) == 1
     parents = [-1] + [i // 2 for i in range(63)]
-    tree = ma.tree(parents, prefix=1000)
-    real = _check(ma.compile_mask(tree.to(device), 64, 1064, block_q=64, block_k=64, device=device))
+    tree = ma.tree(parents, prefix=1000).to(device)
+    real = _check(ma.compile_mask(tree, 64, 1064, block_q=128, block_k=64, device=device))
     assert int(real.full_ptr[1]) == 1000 // 64 and int(real.part_ptr[1]) == 2
+    # 64 rows in a 64-row tile: the prefix tiles are FULL already, nothing to convert, no launch
+    exact = ma.compile_mask(tree, 64, 1064, block_q=64, block_k=64, device=device)
+    assert not convertible(exact) and real_row_map(exact) is exact
+    assert int(exact.full_ptr[1]) == 1000 // 64
 
 
 @pytest.mark.parametrize("device", DEVICES)
