@@ -72,7 +72,8 @@ def markdown(rows: list[dict], env: dict | None = None) -> str:
     lines = []
     if env:
         lines += [f"Run: {env.get('gpu', '?')}; torch {env.get('torch', '?')}, triton {env.get('triton', '?')}, "
-                  f"flash-attn-4 {env.get('fa4') or 'absent'}; {env.get('date', '')}", ""]
+                  f"flash-attn-4 {env.get('fa4') or 'absent'}; {env.get('date', '')}"
+                  + (f"; medians of {env['rounds']} interleaved rounds" if env.get("rounds", 1) > 1 else ""), ""]
     lines += ["| issue | mode | case | L | against | bar | ratio | verdict |", "|---|---|---|---|---|---|---|---|"]
     for bar, r, verdict in verdicts(rows):
         shown = "—" if math.isnan(r) else f"{r:.2f}"

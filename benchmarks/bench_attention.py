@@ -13,6 +13,11 @@ and its block-mask build time is reported separately.
 
     PYTHONPATH=. python benchmarks/bench_attention.py [--quick] [--out benchmarks/results] [--update-readme]
 
+``--rounds N`` times every implementation of a case once a round for N rounds (all of them in a
+round before the next) and keeps each mode's median over the rounds: under sustained load an H100
+runs into its power cap and its SM clock drifts (1575-1950 MHz in session 41), so implementations
+timed one after another once each can land on different clocks; interleaved rounds reach them alike.
+
 The forward alone at 128k (causal, sliding, documents):
 ``--sizes --long 131072 --other-head-dims --no-sweeps --forward-only``. With do_bench's 100 ms
 budget a 130 ms call is timed once or twice after warm-up, so those rows are noisier.
@@ -55,6 +60,8 @@ def parse_args():
     p.add_argument("--families", nargs="*", default=list(families.FAMILIES))
     p.add_argument("--no-sweeps", action="store_true")
     p.add_argument("--forward-only", action="store_true", help="time the forward alone (e.g. the 128k rows)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="time each case's implementations in this many interleaved rounds, medians over rounds")
     p.add_argument("--heads", type=int, default=16)
     p.add_argument("--head-dim", type=int, default=128)
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
@@ -144,6 +151,29 @@ def time_modes(timer, fwd, inputs, do, modes=MODES):
     return res
 
 
+def _median(xs) -> float:
+    """The median of the values that are not NaN (a round that failed), NaN if none is."""
+    xs = sorted(x for x in xs if not math.isnan(x))
+    if not xs:
+        return float("nan")
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def time_implementations(timer, impls: dict, do, rounds: int = 1, forward_only: bool = False) -> dict:
+    """{name: {mode: ms}} for ``implementations``' dict: ``time_modes`` of every implementation once a
+    round, all of them in a round before the next round starts, for ``rounds`` rounds; per mode the
+    median over the rounds. ``forward_only``: the forward alone; implementations without it are left out."""
+    runs = {}
+    for _ in range(rounds):
+        for name, (fwd, inputs, modes) in impls.items():
+            if forward_only:
+                modes = tuple(m for m in modes if m == "fwd")
+            if modes:
+                runs.setdefault(name, []).append(time_modes(timer, fwd, inputs, do, modes))
+    return {name: {m: _median(r[m] for r in res) for m in MODES} for name, res in runs.items()}
+
+
 def run_case(timer, label, mask, mod, L, args, dense_ok, family=None, extra=None, head_dim=None):
     from torch.nn.attention.flex_attention import create_block_mask
     dev = "cuda"
@@ -171,12 +201,8 @@ def run_case(timer, label, mask, mod, L, args, dense_ok, family=None, extra=None
                maskattn_compile_ms=t_ma_compile, flex_block_mask_ms=t_flex_mask, times={}, tflops={})
     row.update(extra or {})
     lengths = families.document_lengths(L).tolist() if family == "documents" else None
-    for name, (fwd, inputs, modes) in implementations(q, k, v, bm, fbm, family, dense_bool, lengths).items():
-        if args.forward_only:
-            modes = tuple(m for m in modes if m == "fwd")
-        if not modes:
-            continue
-        t = time_modes(timer, fwd, inputs, do, modes)  # every callable returns (B, H, L, D)
+    impls = implementations(q, k, v, bm, fbm, family, dense_bool, lengths)  # every callable returns (B, H, L, D)
+    for name, t in time_implementations(timer, impls, do, args.rounds, args.forward_only).items():
         row["times"][name] = t
         work = pairs if name != "sdpa_dense" else float(L) * L
         row["tflops"][name] = {m: FLOP_MULT[m] * 4 * D * H * work / (t[m] * 1e-3) / 1e12 for m in MODES}
@@ -242,7 +268,8 @@ COLUMNS = (("flex", "flex"), ("flex_flash", "flex+FA4"), ("fa4", "FA4"), ("sdpa"
 def markdown(rows, env, args, sweeps: bool = True) -> str:
     lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}"
              + (f", flash-attn-4 {env['fa4']}" if env.get("fa4") else "") + f"; {env['date']}. B=1, H={args.heads}, "
-             "bf16. Times in ms (median of do_bench); xN = their time / maskattn time (above 1: maskattn is "
+             "bf16. Times in ms (median of do_bench" + (f", then median of {env['rounds']} interleaved rounds"
+                                             if env.get("rounds", 1) > 1 else "") + "); xN = their time / maskattn time (above 1: maskattn is "
              "faster); TF = effective TFLOP/s (allowed pairs only). flex = FlexAttention (Triton backend), "
              "flex+FA4 = FlexAttention with BACKEND=FLASH, FA4 = FlashAttention-4 native (causal, window, varlen), "
              "sdpa = PyTorch SDPA (is_causal for causal, else a boolean mask where it fits), dense = SDPA without "
@@ -380,6 +407,7 @@ def main():
         config.OVERRIDES.update(json.load(open(args.config)))
     os.makedirs(args.out, exist_ok=True)
     env = environment()
+    env["rounds"] = args.rounds
     if args.config:  # the configs the run used, when they came from a tuning sweep
         env["kernel_config"] = json.load(open(args.config))
     log(f"bench_attention on {env['gpu']} (torch {env['torch']}, triton {env['triton']})")

@@ -43,3 +43,27 @@ def test_rows_saved_so_far_render(tmp_path):
     md = B.markdown(saved["rows"], saved["env"], args, sweeps=False)
     line = next(x for x in md.splitlines() if x.startswith("| causal | 32768 |"))
     assert "| 2.000 | 500 |" in line
+
+
+def test_rounds_interleave_the_implementations_and_keep_medians():
+    # every implementation once a round, all of them before the next round; per mode the median
+    # over the rounds; a failed round (NaN) does not count, all rounds failed gives NaN
+    order = []
+    times = iter([1.0, 9.0, 3.0, 2.0, float("nan"), 4.0])
+
+    def timer(fn):
+        order.append(fn())
+        return next(times)
+
+    impls = {"a": (lambda: "a", (), ("fwd",)), "b": (lambda: "b", (), ("fwd",))}
+    res = B.time_implementations(timer, impls, None, rounds=3)
+    assert order == ["a", "b", "a", "b", "a", "b"]
+    assert res["a"]["fwd"] == 1.0 + (3.0 - 1.0) / 2 and res["b"]["fwd"] == 4.0  # medians of (1, 3) and (9, 2, 4)
+    assert all(math.isnan(res[n]["bwd"]) for n in "ab")
+    assert math.isnan(B._median([float("nan")])) and B._median([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_forward_only_leaves_out_implementations_without_a_forward():
+    impls = {"fwd": (lambda: None, (), ("fwd", "bwd")), "det": (lambda: None, (), ("bwd", "fwd+bwd"))}
+    res = B.time_implementations(lambda fn: 2.0, impls, None, forward_only=True)
+    assert set(res) == {"fwd"} and res["fwd"]["fwd"] == 2.0 and math.isnan(res["fwd"]["bwd"])
