@@ -1,13 +1,15 @@
 """Helpers of the same-process kernel A/B scripts (``benchmarks/results/session*/``): a kernel
 module loaded from a copy of its file (the committed version, or a variant), the cases from the
-environment, one package's forward or backward on a family mask, CUDA-event times of repeated
-launches, and their medians over interleaved rounds."""
+environment, package copies side by side, one package's forward or backward on a family mask,
+CUDA-event times of repeated launches and their medians over interleaved rounds, host time per call."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import statistics
 import sys
+import time
 
 import torch
 import triton
@@ -43,6 +45,30 @@ def interleaved_medians(fns: dict, rounds: int, reps: int) -> dict:
         for name, fn in fns.items():
             times[name] += event_times_us(fn, reps)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def env_packages(default: str = "maskattn_main maskattn") -> dict:
+    """{name: module} of the packages named by ``PKGS`` (else ``default``), imported side by side:
+    ``maskattn`` itself or renamed copies of it in ``.ab/`` (``.ab/maskattn_main`` from
+    ``git archive main maskattn``; carry ``.ab`` to the GPU machine)."""
+    copies = os.path.join(os.getcwd(), ".ab")
+    if copies not in sys.path:
+        sys.path.insert(0, copies)
+    return {name: importlib.import_module(name) for name in os.environ.get("PKGS", default).split()}
+
+
+def host_us(fn, n: int = 20) -> float:
+    """Host time to issue one call of ``fn`` in microseconds, with the GPU held behind a sleep so
+    that nothing waits for it (median of 3 runs of ``n`` calls)."""
+    runs = []
+    for _ in range(3):
+        torch.cuda._sleep(int(2e8))
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        runs.append((time.perf_counter() - t0) / n * 1e6)
+        torch.cuda.synchronize()
+    return statistics.median(runs)
 
 
 def print_setup(*extra) -> None:

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -153,11 +154,8 @@ def time_modes(timer, fwd, inputs, do, modes=MODES):
 
 def _median(xs) -> float:
     """The median of the values that are not NaN (a round that failed), NaN if none is."""
-    xs = sorted(x for x in xs if not math.isnan(x))
-    if not xs:
-        return float("nan")
-    mid = len(xs) // 2
-    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+    xs = [x for x in xs if not math.isnan(x)]
+    return statistics.median(xs) if xs else float("nan")
 
 
 def time_implementations(timer, impls: dict, do, rounds: int = 1, forward_only: bool = False) -> dict:

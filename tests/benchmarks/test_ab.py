@@ -54,3 +54,9 @@ def test_package_run_times_the_package_forward_or_backward_on_the_family_mask():
     assert len(grads) == 3 and all(torch.equal(a, b) for a, b in zip(grads, want_grads))
     assert ab.max_difference(grads, want_grads) == 0.0
     assert families.ma is ma  # the family module's package is put back
+
+
+def test_env_packages_import_the_named_packages(monkeypatch):
+    import maskattn
+    monkeypatch.setenv("PKGS", "maskattn")
+    assert ab.env_packages() == {"maskattn": maskattn}

@@ -8,20 +8,17 @@ Prediction (real_rows.py: tiles full on the real rows run unmasked): tree verifi
 B=4: 0.257 -> ~0.22 ms (the masked softmax ~1.2x a full block's cost on the packed Hopper items);
 decode q=1 / q=4 (portable kernel, memory-bound): 1.00-1.01x.
 """
-import importlib
 import os
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.getcwd())
-sys.path.insert(0, os.path.join(os.getcwd(), ".ab"))
-from benchmarks.ab import interleaved_medians, print_setup  # noqa: E402
+from benchmarks.ab import env_packages, interleaved_medians, print_setup  # noqa: E402
 from benchmarks.bench_inference import D, HKV, HQ, tree_parents  # noqa: E402
 
-NAMES = os.environ.get("PKGS", "maskattn_main maskattn").split()
-PKGS = {name: importlib.import_module(name) for name in NAMES}
+PKGS = env_packages()
+NAMES = list(PKGS)
 ROUNDS = int(os.environ.get("AB_ROUNDS", "3"))
 print_setup("|", " ".join(f"{n}={p.__file__}" for n, p in PKGS.items()))
 sdpa = torch.nn.functional.scaled_dot_product_attention
@@ -44,7 +41,7 @@ for label, B, lq, lk, nodes in ([CASES[int(i)] for i in ONLY.split()] if ONLY el
     med = interleaved_medians(fns, ROUNDS, 20)
     ref = NAMES[0]
     cols = [f"{ref} {med[ref]:.1f} us"]
-    for name in list(NAMES[1:]) + (["sdpa"] if lq == 1 else []):
+    for name in NAMES[1:] + (["sdpa"] if lq == 1 else []):
         diff = f", max diff {float((outs[ref] - outs[name]).abs().max()):.1e}" if name in outs else ""
         cols.append(f"{name} {med[name]:.1f} us ({med[ref] / med[name]:.3f}x{diff})")
     print(f"{label:22s} | " + " | ".join(cols), flush=True)

@@ -15,7 +15,6 @@ Prediction: gaps of ~0.1 ms in maskattn's calls (host time before a launch); SDP
 import collections
 import os
 import sys
-import time
 
 import numpy as np
 import torch
@@ -24,26 +23,13 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, os.getcwd())
 import maskattn as ma  # noqa: E402
 from benchmarks import families  # noqa: E402
-from benchmarks.ab import backward_inputs, env_cases, print_setup  # noqa: E402
+from benchmarks.ab import backward_inputs, env_cases, host_us, print_setup  # noqa: E402
 
 print_setup()
 CASES = env_cases("causal:8192:128 sliding:8192:128")
 sdpa = torch.nn.functional.scaled_dot_product_attention
 cache = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int32, device="cuda")
 N = 20
-
-
-def host_us(fn, n=20):
-    """Host time to issue one call while the GPU is held behind a sleep (median of 3 runs of n)."""
-    res = []
-    for _ in range(3):
-        torch.cuda._sleep(int(2e8))
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        res.append((time.perf_counter() - t0) / n * 1e6)
-        torch.cuda.synchronize()
-    return float(np.median(res))
 
 
 def timeline(fn, label):

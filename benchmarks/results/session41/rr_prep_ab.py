@@ -16,12 +16,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.getcwd())
-sys.path.insert(0, os.path.join(os.getcwd(), ".ab"))
-from benchmarks.ab import print_setup  # noqa: E402
+from benchmarks.ab import env_packages, print_setup  # noqa: E402
 from benchmarks.bench_inference import tree_parents  # noqa: E402
 
-NAMES = os.environ.get("PKGS", "maskattn_main maskattn").split()
-PKGS = {name: importlib.import_module(name) for name in NAMES}
+PKGS = env_packages()
+NAMES = list(PKGS)
 N = int(os.environ.get("N", "50"))
 print_setup("|", " ".join(f"{n}={p.__file__}" for n, p in PKGS.items()))
 
