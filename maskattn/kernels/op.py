@@ -294,13 +294,15 @@ def _fake_tensor_type():
 def replay_decode(bm: BlockMap, q, k, v, scale, softcap, deterministic, return_lse: bool):
     """``attention(q, k, v, bm, scale=..., softcap=..., deterministic=..., return_lse=...)`` as a
     replay of a decode plan recorded on ``bm`` (``decode.recorded_plan``), or None where the call
-    must take the full path: no such plan, arguments that path would reject or convert, autograd,
+    must take the full path: no such plan, arguments that path would reject or convert (other
+    than 4-D tensors on one device, checked first: the plan key holds layouts, not devices), autograd,
     tracing, functorch transforms. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D). A plan is recorded
     only by a call that passed every check with tensors of the same shapes, strides, dtypes and
     devices (its key), so those checks hold here too; this skips them because every layer of a
     decode step pays them (host-bound)."""
     if ("_decode_plans" not in bm.__dict__ or type(q) is not torch.Tensor or type(k) is not torch.Tensor
             or type(v) is not torch.Tensor
+            or q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or not (q.device == k.device == v.device)
             or (scale is not None and type(scale) is not float) or (softcap is not None and type(softcap) is not float)
             or not (deterministic is None or deterministic is True or deterministic is False)
             or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))

@@ -123,6 +123,9 @@ def test_replay_takes_a_plan_only_where_the_full_path_would_give_the_same(monkey
         assert op.replay_decode(bm, q.clone().requires_grad_(), k, v, None, None, None, False) == "out"
     assert op.replay_decode(bm, torch.nn.Parameter(q), k, v, None, None, None, False) is None  # a subclass
     assert op.replay_decode(bm, q.to("meta"), k, v, None, None, None, False) is None  # traced path
+    for bad in (k[0], k.unsqueeze(0)):  # not 4-D: the full path's ValueError, never a replay
+        assert op.replay_decode(bm, q, bad, v, None, None, None, False) is None
+        assert op.replay_decode(bm, q, k, bad, None, None, None, False) is None
     assert len(calls) == 3
 
 
