@@ -12,7 +12,7 @@ import torch
 from .block_map import BlockMap
 from .compiler import compile_mask
 from .kernels.config import default_scale
-from .kernels.op import masked_attention, replay_decode
+from .kernels.op import masked_attention, replay_decode, replay_unmasked, unmasked_attention
 from .masks.base import Mask, resolve_q_offset
 from .masks.full import full
 
@@ -53,14 +53,23 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     region to avoid it). Meta tensors give shapes only (mask objects without tensors, or a
     BlockMap moved to "meta").
     """
-    if type(mask) is BlockMap and q_offset is None:  # every layer of a decode step: replay its recorded launch
-        done = replay_decode(mask, q, k, v, scale, softcap, deterministic, return_lse)
+    if q_offset is None:  # every layer of a decode step: replay its recorded launch
+        if mask is None:
+            done = replay_unmasked(q, k, v, scale, softcap, deterministic, return_lse)
+        elif type(mask) is BlockMap:
+            done = replay_decode(mask, q, k, v, scale, softcap, deterministic, return_lse)
+        else:
+            done = None
         if done is not None:
             return done
     q, k, v = _check_tensors(q, k, v)
     scale = _check_scale(scale, q.shape[-1])
     softcap = _check_softcap(softcap)
     deterministic = _check_deterministic(deterministic)
+    if mask is None and q_offset is None:  # a short query block without a mask needs no map
+        done = unmasked_attention(q, k, v, scale, softcap)
+        if done is not None:
+            return done if return_lse else done[0]
     bm = _block_map(mask, q, k, q_offset)
     out, lse = masked_attention(q, k, v, bm, scale, softcap, deterministic)
     return (out, lse) if return_lse else out

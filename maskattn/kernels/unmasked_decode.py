@@ -1,0 +1,104 @@
+"""Decoding with no mask: ``attention(q, k, v)`` (``mask=None``) for short query blocks, without a BlockMap.
+
+With no mask every query row sees every key. A decode step given a mask object gets a new map
+every step (the key count grows by one), and with the map a new launch recorded on it
+(``decode._DecodePlan``): in Hugging Face ``generate`` with a dynamic cache, the mask function
+and each step's first attention call took 554 and 350 us of host time per step against SDPA's
+116 and 92 (session 16, H200 host), where SDPA needs no mask at all.
+
+Here nothing depends on a map. ``decode._decode_split`` runs in its ``DENSE`` mode: key blocks
+``[0, ceil(Lk / BLOCK_N))``, none masked but the last, which is cut at ``Lk``; its split count
+does not depend on ``Lk``. The first call with a given layout records its launch
+(``decode.split_kv``), and every later call - every layer of every step - replays it with its
+own tensors, K / V strides and key count (``relaunch.Relaunch``'s int slots). Plans are keyed on
+how Triton specialises those integers (the value 1, divisibility by 16, the 32-bit range) and on
+whether the strides keep the copy engine's 16-byte alignment, never on their values.
+
+Forward only: ``op.unmasked_attention`` sends eager calls that need no gradient here (CUDA, or
+CPU under the interpreter) when ``applies``; other calls with ``mask=None`` compile the full
+mask as before.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import decode, flash_decode_sm90, plans
+from .config import default_scale
+from .tma import ensure_allocator, padded_dim, tma_operand
+
+_PLANS: dict = {}  # key (``_plan_key``) -> decode._DecodePlan
+_MAX_PLANS = 64
+
+
+def applies(q: torch.Tensor, k: torch.Tensor) -> bool:
+    """Is (q (B, Hq, Lq, D), k (B, Hkv, Lk, D)) a short query block for the portable split-KV
+    kernel: ``Lq <= decode.MAX_Q`` and too few packed rows or units for the Hopper packed kernel
+    (``flash_decode_sm90``), which needs a map? Those larger blocks keep the map path."""
+    b, hq, lq, _ = q.shape
+    hkv = k.shape[1]
+    packed = hq // hkv * lq
+    return lq <= decode.MAX_Q and (packed < flash_decode_sm90.MIN_PACKED_ROWS
+                                   or b * hkv * flash_decode_sm90.row_blocks(packed) < flash_decode_sm90.MIN_UNITS)
+
+
+def _classes(values, element_size: int) -> tuple:
+    # how Triton specialises an integer argument (the value 1, divisibility by 16, 32-bit range),
+    # and whether, as a stride in elements, it keeps a row 16-byte aligned (the tensor descriptors)
+    return tuple((x == 1, x % 16 == 0, (x * element_size) % 16 == 0, -2**31 <= x < 2**31) for x in values)
+
+
+def _ints(k: torch.Tensor, v: torch.Tensor) -> tuple:
+    """The values of ``decode.DENSE_INT_SLOTS``: K and V strides over (B, Hkv, Lk), then Lk."""
+    return (*k.stride()[:3], *v.stride()[:3], k.shape[2])
+
+
+def _plan_key(q, k, v, scale: float, softcap):
+    """Everything a recorded launch depends on besides the integers it takes per call, or None
+    where nothing is recorded (``plans.replayable``). The stream too: a plan's partials and
+    counters serve one stream's calls in order."""
+    if not plans.replayable(q):
+        return None
+    ks, vs = k.shape, v.shape
+    return (plans.layouts(q), ks[0], ks[1], ks[3], vs[0], vs[1], vs[3], k.dtype, v.dtype, k.stride(3), v.stride(3),
+            k.data_ptr() % 16, v.data_ptr() % 16, _classes(_ints(k, v), k.element_size()), q.device, scale, softcap,
+            torch._C._cuda_getCurrentRawStream(q.device.index))
+
+
+def recorded_plan(q, k, v, scale: float | None, softcap) -> "decode._DecodePlan | None":
+    """The plan recorded for a call with tensors laid out like these (key counts may differ),
+    this scale (None: the default) and softcap, or None."""
+    if not _PLANS or k.shape[2] != v.shape[2] or k.shape[2] == 0:
+        return None
+    return _PLANS.get(_plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap))
+
+
+def replay(plan: "decode._DecodePlan", q, k, v, fresh_lse: bool = True):
+    """(out, lse) of ``plan`` run on these tensors, their strides and key count."""
+    return plan(q, k, v, fresh_lse=fresh_lse, ints=_ints(k, v))
+
+
+def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None):
+    """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D) (checked by the caller; ``applies``) -> out
+    (B, Hq, Lq, D) in q's dtype and lse (B, Hq, Lq) fp32, attending to every key. Records the
+    launch for later calls where they can replay it."""
+    key = _plan_key(q, k, v, scale, softcap)
+    plan = _PLANS.get(key) if key is not None else None
+    if plan is not None:
+        return replay(plan, q, k, v)
+    q_in, k_in, v_in = q, k, v
+    b, hq, lq, d = q.shape
+    hkv, lk = k.shape[1], k.shape[2]
+    out = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
+    lse = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
+    ensure_allocator()
+    d_tma = padded_dim(d, q.dtype)
+    k, v = (tma_operand(t, d_tma) for t in (k, v))
+    if q.shape[-1] != d_tma or q.stride(-1) != 1:  # rows of q are read with a unit last stride
+        q = tma_operand(q, d_tma)
+    record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
+    plan = decode.split_kv(q, k, v, out, lse, None, 0, 0, hq // hkv, lk, None, scale, softcap, 16, 128, record)
+    if plan is not None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return out, lse
