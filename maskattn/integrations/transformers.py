@@ -63,7 +63,11 @@ A 4-D mask tensor (bool, or float 0 / -inf), which transformers passes through u
 reaches the attention function and runs as ``maskattn.dense`` (O(Lq * Lk), as with sdpa).
 
 Costs. The mask is compiled into a BlockMap once per forward call and layer type (all layers of
-a type share it), inside the mask function. Masks without tensors (causal, windows, and a user mask ANDed with one) are
+a type share it), inside the mask function. Except when a short query block after a cache (at
+most 64 rows, fewer than the keys: decoding) may attend to every key of the layer (causal or a
+window that reaches back to key 0, no padding): then nothing is compiled and the layers call
+``maskattn.attention`` without a mask, which decodes without a map and replays one recorded
+launch at every step (``kernels/unmasked_decode.py``), as sdpa runs without a mask there. Masks without tensors (causal, windows, and a user mask ANDed with one) are
 the same objects from call to call, so their BlockMaps stay cached: a training loop with fixed
 lengths compiles once. Keep user masks on the model's device, or they are copied (and
 recompiled) every call. Patterns the translation does not know (custom
@@ -78,7 +82,10 @@ attention / continuous batching, maskattn masks or BlockMaps passed to ``generat
 torch.compile. The mask function (host work: building and compiling the mask) is wrapped in
 ``torch.compiler.disable``: a compiled model graph-breaks there, once per forward call and layer
 type. The attention function traces (the attention is a custom op) with the ``ModelMask``'s
-BlockMap, so the layers themselves add no graph breaks. Tested: ``torch.compile(model)`` in the
+BlockMap, so the layers themselves add no graph breaks (except on decode steps left without a
+mask, see Costs: a traced layer then compiles the full mask itself, one graph break per layer;
+static caches, which ``generate`` uses with torch.compile, mask the unused part of the cache and
+always get a BlockMap). Tested: ``torch.compile(model)`` in the
 default mode (inductor), logits equal to eager, on CPU and (GPU-marked test) on CUDA.
 """
 from __future__ import annotations
@@ -126,11 +133,12 @@ class ModelMask:
     dtype = torch.bool
 
     def __init__(self, mask: Mask, q_offset: int, q_len: int, kv_len: int, batch_size: int, device,
-                 block_map: BlockMap | None = None):
+                 block_map: BlockMap | None = None, unmasked: bool = False):
         self.mask, self.q_offset, self.q_len, self.kv_len = mask, q_offset, q_len, kv_len
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.block_map = block_map
+        self.unmasked = unmasked  # every pair allowed, nothing compiled: the layers pass no mask
 
     @property
     def shape(self) -> torch.Size:
@@ -154,7 +162,8 @@ class ModelMask:
         if device is None or torch.device(device) == self.device:
             return self
         bm = None if self.block_map is None else self.block_map.to(device)
-        return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device, bm)
+        return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device, bm,
+                         self.unmasked)
 
     def __repr__(self) -> str:
         return (f"ModelMask({self.mask!r}, q_offset={self.q_offset}, q_len={self.q_len}, kv_len={self.kv_len}, "
@@ -444,6 +453,24 @@ def translate(fn, frame: _Frame) -> Mask:
 # ---------------------------------------------------------------------------------------------
 # The two registered functions
 # ---------------------------------------------------------------------------------------------
+# query blocks up to this long, after a cache (fewer queries than keys), that may attend to every
+# key are left without a mask: maskattn's unmasked path (``kernels/unmasked_decode.py``) then needs
+# no map; other calls (prefill, training) get their map compiled here, so that the layers trace
+# under torch.compile without graph breaks
+_UNMASKED_MAX_Q = 64
+
+
+def _allows_every_pair(m: Mask, frame: _Frame) -> bool:
+    """Does ``m`` allow every (query row, key column) pair of ``frame``? (Full, or a band whose
+    bounds the frame's positions never cross.)"""
+    if isinstance(m, Full):
+        return True
+    if type(m) is not Band:
+        return False
+    last_q = frame.q_offset + frame.q_len - 1  # key j, query i: j - i from -last_q to kv_len - 1 - q_offset
+    return ((m.left is None or last_q <= m.left) and (m.right is None or frame.kv_len - 1 - frame.q_offset <= m.right))
+
+
 def _combine(user: Mask, model: Mask) -> Mask:
     """``user & model``, the same object for the same pair (kept on the user's mask, so it lives
     as long as that mask), so that its compiled BlockMaps are reused across forward calls."""
@@ -493,6 +520,9 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
         model = inner if isinstance(user, Override) else _combine(inner, model)
     q_off = q_off_hf - kv_offset
     dev = torch.device(device)
+    if q_length <= _UNMASKED_MAX_Q and kv_length > q_length and _allows_every_pair(model, frame):
+        # decoding onto a cache, every key allowed: no map (sdpa gets no mask there either)
+        return ModelMask(_FULL, q_off, q_length, kv_length, batch_size, dev, unmasked=True)
     # compiled here, once per call and layer type (cached on the mask object when it is reused);
     # this function is already outside torch.compile's tracing
     bm = None if dev.type == "meta" else mask_block_map(model, q_length, kv_length, q_off, dev)
@@ -558,6 +588,8 @@ def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.
                              f"kv_len={attention_mask.kv_len}, but the layer has q_len={lq}, kv_len={lk}")
         if attention_mask.block_map is not None:
             mask = attention_mask.block_map
+        elif attention_mask.unmasked:
+            mask = None
         else:
             mask, q_offset = attention_mask.mask, attention_mask.q_offset
     elif isinstance(attention_mask, Override):
