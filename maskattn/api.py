@@ -29,7 +29,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     q: (B, Hq, Lq, D); k, v: (B, Hkv, Lk, D) with ``Hq % Hkv == 0`` (GQA/MQA: query head
     ``h`` reads KV head ``h // (Hq // Hkv)``); fp16, bf16 or fp32; D in [16, 256]; any strides.
     ``mask``: a mask object (compiled on first use and cached on the object), a
-    ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask).
+    ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask;
+    a short query block, up to 64 rows, then decodes without any map when no gradient is
+    needed, its launch replayed at any key count: ``kernels/unmasked_decode.py``).
     ``q_offset`` may also be a (B,) integer tensor: batch row ``b``'s queries start at
     ``q_offset[b]`` (requests with different cache lengths in one batch).
     ``scale``: softmax scale, any finite float (0 gives uniform weights over the allowed keys),
