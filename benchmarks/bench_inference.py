@@ -1,7 +1,8 @@
 """Inference shapes: decoding, tree verification and chunked prefill (bf16, D=128, Hq=32, Hkv=8).
 
-For each case: maskattn with a precompiled map (the kernels alone) and per step (compile_mask
-+ attention, what a decode loop that rebuilds its mask pays), FlexAttention
+For each case: maskattn with a precompiled map (the kernels alone), per step (compile_mask
++ attention, what a decode loop that rebuilds its mask pays) and, for one token, without a mask
+(``attention(q, k, v)``: no map, ``kernels/unmasked_decode.py``), FlexAttention
 (``torch.compile(flex_attention, dynamic=False)`` with a ``create_block_mask`` map, GQA), SDPA (``enable_gqa``;
 a boolean mask where the alignment needs one), and the memory-bandwidth floor: bytes of K and V
 read once / 3.0 TB/s (the H100's measured copy rate, the convention's floor) and the same bytes at
@@ -55,6 +56,10 @@ def flex_mod(label, lq, lk, dev):
     return lambda b, h, qi, ki: qi + off >= ki
 
 
+def _ms(t) -> str:
+    return "—" if t is None else f"{t:.3f}"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
@@ -83,6 +88,9 @@ def main():
         bq = 128 if lq > 64 else max(16, 1 << (lq - 1).bit_length())  # the tile attention() compiles short blocks with
         row["maskattn_step"] = bench(lambda: ma.attention(q, k, v, ma.compile_mask(mask, lq, lk, device=dev, block_q=bq)))
         ref = ma.attention(q, k, v, bm)
+        if lq == 1:  # one token sees the whole cache: the same attention without a mask, no map at all
+            row["maskattn_unmasked"] = bench(lambda: ma.attention(q, k, v))
+            row["diff_unmasked"] = float((ma.attention(q, k, v) - ref).abs().max())
         try:
             fbm = create_block_mask(flex_mod(label, lq, lk, dev), None, None, lq, lk, device=dev)
             row["flex"] = bench(lambda: flex(q, k, v, block_mask=fbm, enable_gqa=True))
@@ -151,13 +159,14 @@ def main():
     lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}. "
              f"bf16, D={D}, Hq={HQ}, Hkv={HKV}. Times in ms (do_bench medians). floor = bytes of K and V read once "
              f"/ {COPY_TBPS} TB/s; 'measured floor': the same bytes at this GPU's measured copy rate, "
-             f"{copy_tbps:.2f} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask.", "",
-             "| case | B | q | kv | maskattn | per step | flex | sdpa | floor | maskattn / floor | measured floor | "
-             "maskattn / measured floor | flex / maskattn | sdpa / maskattn |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"{copy_tbps:.2f} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask; 'no mask': "
+             f"attention(q, k, v) without a mask (one token sees the whole cache; no map).", "",
+             "| case | B | q | kv | maskattn | per step | no mask | flex | sdpa | floor | maskattn / floor | "
+             "measured floor | maskattn / measured floor | flex / maskattn | sdpa / maskattn |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['B']} | {r['q_len']} | {r['kv_len']} | {r['maskattn']:.3f} | "
-                     f"{r['maskattn_step']:.3f} | {r['flex']:.3f} | {r['sdpa']:.3f} | {r['floor_ms']:.3f} | "
+                     f"{r['maskattn_step']:.3f} | {_ms(r.get('maskattn_unmasked'))} | {r['flex']:.3f} | {r['sdpa']:.3f} | {r['floor_ms']:.3f} | "
                      f"{r['maskattn'] / r['floor_ms']:.2f} | {r['floor_measured_ms']:.3f} | "
                      f"{r['maskattn'] / r['floor_measured_ms']:.2f} | {r['flex'] / r['maskattn']:.2f} | {r['sdpa'] / r['maskattn']:.2f} |")
     lines += ["", "Mask preparation for a decode step (causal, or the 64-node tree; 32k keys; compile_mask and "
