@@ -292,11 +292,12 @@ def _fake_tensor_type():
 
 # ---- entry points ---------------------------------------------------------------------------------
 def _replayable_call(q, k, v, scale, softcap, deterministic) -> bool:
-    """Can this call replay a recorded decode plan without ``attention()``'s checks: plain
-    tensors, float (or None) scale and softcap, a valid ``deterministic``, no autograd, no
+    """Can this call replay a recorded decode plan without ``attention()``'s checks: plain 4-D
+    tensors on one device, float (or None) scale and softcap, a valid ``deterministic``, no autograd, no
     tracing or functorch transform? (A plan was recorded by a call that passed the checks with
     tensors laid out alike, so they hold here too.)"""
     return not (type(q) is not torch.Tensor or type(k) is not torch.Tensor or type(v) is not torch.Tensor
+                or q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or not (q.device == k.device == v.device)
                 or (scale is not None and type(scale) is not float) or (softcap is not None and type(softcap) is not float)
                 or not (deterministic is None or deterministic is True or deterministic is False)
                 or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))

@@ -65,9 +65,9 @@ def _plan_key(q, k, v, scale: float, softcap):
 
 
 def recorded_plan(q, k, v, scale: float | None, softcap) -> "decode._DecodePlan | None":
-    """The plan recorded for a call with tensors laid out like these (key counts may differ),
-    this scale (None: the default) and softcap, or None."""
-    if not _PLANS or k.shape[2] != v.shape[2] or k.shape[2] == 0:
+    """The plan recorded for a call with 4-D tensors (on one device: ``op._replayable_call``)
+    laid out like these (key counts may differ), this scale (None: the default) and softcap, or None."""
+    if not _PLANS or q.shape[2] > decode.MAX_Q or k.shape[2] != v.shape[2] or k.shape[2] == 0:
         return None
     return _PLANS.get(_plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap))
 

@@ -81,11 +81,11 @@ def test_growing_cache_replays_one_launch(lq, group, monkeypatch):
         out, lse = ma.attention(q, k, v, return_lse=True)
         if step % 13 == 0:
             check_forward(q, k, v, None, out=out, lse=lse)
+            # Lk % 16 == 0 or not, strides alike: at most two recorded launches served the steps so far
+            assert 1 <= len(unmasked_decode._PLANS) <= 2
             unmasked_decode._PLANS.clear()  # a fresh launch gives the replay's result bit for bit
             fresh, fresh_lse = ma.attention(q, k, v, return_lse=True)
             assert torch.equal(fresh, out) and torch.equal(fresh_lse, lse)
-    # Lk % 16 == 0 or not, and strides alike: two recorded launches serve every step
-    assert 1 <= len(unmasked_decode._PLANS) <= 2
 
 
 @pytest.mark.gpu
@@ -128,3 +128,20 @@ def test_no_host_sync_and_cuda_graph_capture():
         graph.replay()
         ref, ref_lse = ma.attention(nq, nk, nv, return_lse=True)
         assert torch.equal(captured, ref) and torch.equal(captured_lse, ref_lse)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("with_map", [False, True])
+def test_bad_inputs_after_a_recorded_launch_raise(with_map):
+    # a replay skips attention()'s checks only for inputs laid out like the recorded call's
+    q, k, v = rand_qkv(1, 4, 2, 1, 300, 64, torch.bfloat16, "cuda")
+    mask = ma.compile_mask(ma.causal(), 1, 300, device="cuda") if with_map else None
+    ma.attention(q, k, v, mask)
+    ma.attention(q, k, v, mask)  # recorded, then replayed
+    with pytest.raises(ValueError, match="one device"):
+        ma.attention(q, k.cpu(), v, mask)
+    with pytest.raises(ValueError, match="4 dims"):
+        ma.attention(q, k[0], v, mask)
+    with pytest.raises(ValueError, match="same shape"):
+        ma.attention(q, k, v[:, :, :299], mask)
