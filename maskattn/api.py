@@ -12,7 +12,9 @@ import torch
 from .block_map import BlockMap
 from .compiler import compile_mask
 from .kernels.config import default_scale
+from .kernels.decode import MAX_Q
 from .kernels.op import masked_attention, replay_decode, replay_unmasked, unmasked_attention
+from .kernels.unmasked_decode import sees_every_key
 from .masks.base import Mask, resolve_q_offset
 from .masks.full import full
 
@@ -29,9 +31,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     q: (B, Hq, Lq, D); k, v: (B, Hkv, Lk, D) with ``Hq % Hkv == 0`` (GQA/MQA: query head
     ``h`` reads KV head ``h // (Hq // Hkv)``); fp16, bf16 or fp32; D in [16, 256]; any strides.
     ``mask``: a mask object (compiled on first use and cached on the object), a
-    ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask;
-    a short query block, up to 64 rows, then decodes without any map when no gradient is
-    needed, its launch replayed at any key count: ``kernels/unmasked_decode.py``).
+    ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask).
+    A short query block (up to 64 rows) whose mask lets every query see every key (None, or
+    e.g. ``causal()`` for one new token at the default offset) decodes without any map when no
+    gradient is needed, its launch replayed at any key count (``kernels/unmasked_decode.py``).
     ``q_offset`` may also be a (B,) integer tensor: batch row ``b``'s queries start at
     ``q_offset[b]`` (requests with different cache lengths in one batch).
     ``scale``: softmax scale, any finite float (0 gives uniform weights over the allowed keys),
@@ -56,20 +59,19 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     BlockMap moved to "meta").
     """
     if q_offset is None:  # every layer of a decode step: replay its recorded launch
-        if mask is None:
-            done = replay_unmasked(q, k, v, scale, softcap, deterministic, return_lse)
-        elif type(mask) is BlockMap:
+        if type(mask) is BlockMap:
             done = replay_decode(mask, q, k, v, scale, softcap, deterministic, return_lse)
         else:
-            done = None
+            done = replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse)
         if done is not None:
             return done
     q, k, v = _check_tensors(q, k, v)
     scale = _check_scale(scale, q.shape[-1])
     softcap = _check_softcap(softcap)
     deterministic = _check_deterministic(deterministic)
-    if mask is None and q_offset is None:  # a short query block without a mask needs no map
-        done = unmasked_attention(q, k, v, scale, softcap)
+    lq, lk = q.shape[2], k.shape[2]
+    if lq <= MAX_Q and type(mask) is not BlockMap and sees_every_key(mask, lq, lk, resolve_q_offset(lq, lk, q_offset)):
+        done = unmasked_attention(q, k, v, scale, softcap)  # a short block seeing every key needs no map
         if done is not None:
             return done if return_lse else done[0]
     bm = _block_map(mask, q, k, q_offset)

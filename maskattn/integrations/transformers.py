@@ -101,6 +101,8 @@ from transformers import masking_utils as _mu
 import maskattn
 from maskattn.api import mask_block_map
 from maskattn.block_map import BlockMap
+from maskattn.kernels.decode import MAX_Q
+from maskattn.kernels.unmasked_decode import sees_every_key
 from maskattn.masks.band import Band
 from maskattn.masks.base import And, Mask, Not, Or
 from maskattn.masks.full import Full
@@ -453,24 +455,6 @@ def translate(fn, frame: _Frame) -> Mask:
 # ---------------------------------------------------------------------------------------------
 # The two registered functions
 # ---------------------------------------------------------------------------------------------
-# query blocks up to this long, after a cache (fewer queries than keys), that may attend to every
-# key are left without a mask: maskattn's unmasked path (``kernels/unmasked_decode.py``) then needs
-# no map; other calls (prefill, training) get their map compiled here, so that the layers trace
-# under torch.compile without graph breaks
-_UNMASKED_MAX_Q = 64
-
-
-def _allows_every_pair(m: Mask, frame: _Frame) -> bool:
-    """Does ``m`` allow every (query row, key column) pair of ``frame``? (Full, or a band whose
-    bounds the frame's positions never cross.)"""
-    if isinstance(m, Full):
-        return True
-    if type(m) is not Band:
-        return False
-    last_q = frame.q_offset + frame.q_len - 1  # key j, query i: j - i from -last_q to kv_len - 1 - q_offset
-    return ((m.left is None or last_q <= m.left) and (m.right is None or frame.kv_len - 1 - frame.q_offset <= m.right))
-
-
 def _combine(user: Mask, model: Mask) -> Mask:
     """``user & model``, the same object for the same pair (kept on the user's mask, so it lives
     as long as that mask), so that its compiled BlockMaps are reused across forward calls."""
@@ -520,8 +504,11 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
         model = inner if isinstance(user, Override) else _combine(inner, model)
     q_off = q_off_hf - kv_offset
     dev = torch.device(device)
-    if q_length <= _UNMASKED_MAX_Q and kv_length > q_length and _allows_every_pair(model, frame):
-        # decoding onto a cache, every key allowed: no map (sdpa gets no mask there either)
+    # a block of up to MAX_Q queries after a cache (fewer queries than keys) that may attend to
+    # every key is left without a mask: attention then needs no map (``kernels/unmasked_decode.py``).
+    # Other calls (prefill, training) get their map compiled here, so that the layers trace under
+    # torch.compile without graph breaks
+    if q_length <= MAX_Q and kv_length > q_length and sees_every_key(model, q_length, kv_length, q_off):
         return ModelMask(_FULL, q_off, q_length, kv_length, batch_size, dev, unmasked=True)
     # compiled here, once per call and layer type (cached on the mask object when it is reused);
     # this function is already outside torch.compile's tracing

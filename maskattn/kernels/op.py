@@ -304,12 +304,15 @@ def _replayable_call(q, k, v, scale, softcap, deterministic) -> bool:
                 or _traced(q, k, v))
 
 
-def replay_unmasked(q, k, v, scale, softcap, deterministic, return_lse: bool):
-    """``attention(q, k, v, None, ...)`` as a replay of a plan of ``unmasked_decode`` (recorded
-    by an earlier call with tensors laid out alike, any key count), or None where the call must
-    take the full path. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D). A decode step pays the checks
-    on every layer, so they are skipped here as in ``replay_decode``."""
-    if not _replayable_call(q, k, v, scale, softcap, deterministic):
+def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bool):
+    """``attention(q, k, v, mask, ...)`` (default offset) with a mask that lets every query see
+    every key (None, or ``unmasked_decode.sees_every_key``) as a replay of a plan of
+    ``unmasked_decode`` (recorded by an earlier call with tensors laid out alike, any key count),
+    or None where the call must take the full path. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D). A
+    decode step pays the checks on every layer, so they are skipped here as in ``replay_decode``."""
+    if not unmasked_decode.recorded_any() or not _replayable_call(q, k, v, scale, softcap, deterministic):
+        return None
+    if mask is not None and not unmasked_decode.sees_every_key(mask, q.shape[2], k.shape[2], k.shape[2] - q.shape[2]):
         return None
     plan = unmasked_decode.recorded_plan(q, k, v, scale, softcap)
     if plan is None:

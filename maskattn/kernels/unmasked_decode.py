@@ -1,6 +1,7 @@
 """Decoding with no mask: ``attention(q, k, v)`` (``mask=None``) for short query blocks, without a BlockMap.
 
-With no mask every query row sees every key. A decode step given a mask object gets a new map
+With no mask every query row sees every key (so does ``causal()`` for one new token at the
+default offset, and any mask that ``sees_every_key``). A decode step given a mask object gets a new map
 every step (the key count grows by one), and with the map a new launch recorded on it
 (``decode._DecodePlan``): in Hugging Face ``generate`` with a dynamic cache, the mask function
 and each step's first attention call took 554 and 350 us of host time per step against SDPA's
@@ -15,13 +16,14 @@ how Triton specialises those integers (the value 1, divisibility by 16, the 32-b
 whether the strides keep the copy engine's 16-byte alignment, never on their values.
 
 Forward only: ``op.unmasked_attention`` sends eager calls that need no gradient here (CUDA, or
-CPU under the interpreter) when ``applies``; other calls with ``mask=None`` compile the full
-mask as before.
+CPU under the interpreter) when ``applies``; other calls compile their mask (the full mask for
+``mask=None``) as before.
 """
 from __future__ import annotations
 
 import torch
 
+from ..masks.base import Mask
 from . import decode, flash_decode_sm90, plans
 from .config import default_scale
 from .tma import ensure_allocator, padded_dim, tma_operand
@@ -39,6 +41,17 @@ def applies(q: torch.Tensor, k: torch.Tensor) -> bool:
     packed = hq // hkv * lq
     return lq <= decode.MAX_Q and (packed < flash_decode_sm90.MIN_PACKED_ROWS
                                    or b * hkv * flash_decode_sm90.row_blocks(packed) < flash_decode_sm90.MIN_UNITS)
+
+
+def sees_every_key(mask, q_len: int, kv_len: int, q_offset) -> bool:
+    """Does ``mask`` let every query row see every key at these lengths: None, or a mask without
+    tensors (nothing to check against the inputs) that allows every pair at the int ``q_offset``
+    (``Mask._every_pair``: e.g. ``causal()`` for one new token at the default offset)? Then the
+    call needs no map."""
+    if mask is None:
+        return True
+    return (isinstance(mask, Mask) and isinstance(q_offset, int) and mask._every_pair(q_len, kv_len, q_offset)
+            and mask.device is None)
 
 
 def _classes(values, element_size: int) -> tuple:
@@ -62,6 +75,11 @@ def _plan_key(q, k, v, scale: float, softcap):
     return (plans.layouts(q), ks[0], ks[1], ks[3], vs[0], vs[1], vs[3], k.dtype, v.dtype, k.stride(3), v.stride(3),
             k.data_ptr() % 16, v.data_ptr() % 16, _classes(_ints(k, v), k.element_size()), q.device, scale, softcap,
             torch._C._cuda_getCurrentRawStream(q.device.index))
+
+
+def recorded_any() -> bool:
+    """Has any launch been recorded (cheap: every unmasked call asks first)?"""
+    return bool(_PLANS)
 
 
 def recorded_plan(q, k, v, scale: float | None, softcap) -> "decode._DecodePlan | None":

@@ -58,13 +58,30 @@ def test_gradients_take_the_map_path(path_device):
     check_backward(q, k, v, None, grads=grads, grad_out=grad_out)
 
 
-def test_q_offset_takes_the_map_path(path_device, monkeypatch):
-    q, k, v = rand_qkv(1, 2, 1, 2, 40, 16, torch.float32, path_device)
+@pytest.mark.parametrize("mask_name,q_offset,lq,mapless", [
+    ("none", 38, 2, True),  # no mask: every key at any offset
+    ("causal", None, 1, True),  # one new token at the default offset sees the whole cache
+    ("causal", 39, 1, True),
+    ("causal", 30, 1, False),
+    ("causal", None, 2, False),  # the first of two new tokens does not see the second
+    ("window", None, 1, True),  # causal & sliding_window(100) on 40 keys
+    ("narrow window", None, 1, False),  # sliding_window(20): keys 0..18 hidden
+    ("full or padding", None, 1, False),  # allows every pair, but holds tensors (checked on the map path)
+    ("not", None, 1, False),
+])
+def test_which_masks_need_no_map(path_device, monkeypatch, mask_name, q_offset, lq, mapless):
+    q, k, v = rand_qkv(2, 2, 1, lq, 40, 16, torch.float32, path_device)
+    masks = {"none": None, "causal": ma.causal(), "window": ma.causal() & ma.sliding_window(100),
+             "narrow window": ma.sliding_window(20), "not": ~~ma.causal(),
+             "full or padding": ma.full() | ma.padding(torch.arange(40, device=path_device)[None] % 3 > 0)}
+    mask = masks[mask_name]
     calls = []
     original = api._block_map
     monkeypatch.setattr(api, "_block_map", lambda *a: calls.append(1) or original(*a))
-    out = ma.attention(q, k, v, q_offset=38)
-    assert calls and torch.allclose(out, ma.attention(q, k, v), atol=1e-6)
+    out, lse = ma.attention(q, k, v, mask, q_offset=q_offset, return_lse=True)
+    check_forward(q, k, v, mask, out=out, lse=lse, q_offset=q_offset)
+    triton_path = path_device == "cuda" or op.interpreting()
+    assert bool(calls) == (not mapless or not triton_path)
 
 
 # ---- GPU: replays ---------------------------------------------------------------------------------
