@@ -85,7 +85,7 @@ type. The attention function traces (the attention is a custom op) with the ``Mo
 BlockMap, so the layers themselves add no graph breaks (except on decode steps left without a
 mask, see Costs: a traced layer then compiles the full mask itself, one graph break per layer;
 static caches, which ``generate`` uses with torch.compile, mask the unused part of the cache and
-always get a BlockMap). Tested: ``torch.compile(model)`` in the
+get a BlockMap on every step but one that writes the cache's last slot). Tested: ``torch.compile(model)`` in the
 default mode (inductor), logits equal to eager, on CPU and (GPU-marked test) on CUDA.
 """
 from __future__ import annotations

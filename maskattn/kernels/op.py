@@ -322,9 +322,10 @@ def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bo
 
 
 def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None):
-    """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32) of an unmasked call (checked arguments) on
-    ``unmasked_decode``'s path, without a map, or None where that path does not apply: a
-    gradient may flow, tracing, CPU without the interpreter, or not a short query block."""
+    """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32) of a call whose mask lets every query see every
+    key (checked arguments: no mask, or ``unmasked_decode.sees_every_key``) on ``unmasked_decode``'s
+    path, without a map, or None where that path does not apply: a gradient may flow, tracing,
+    CPU without the interpreter, or not a short query block."""
     if (_traced(q, k, v) or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
             or not _use_triton(q) or not unmasked_decode.applies(q, k)):
         return None

@@ -18,7 +18,10 @@ installed (a profiler such as proton), replays take Triton's path so that the ho
 
 That is only the same launch if the new call specialises exactly as the recorded one: the
 caller must key its ``Relaunch`` objects on everything the kernel's arguments are specialised
-on (shapes, strides, dtypes, 16-byte alignment of each pointer, every integer argument).
+on (shapes, strides, dtypes, 16-byte alignment of each pointer, every integer argument). A
+caller may also name integer arguments that each replay substitutes (``int_slots``: the key
+count and K / V strides of decoding without a map, ``unmasked_decode.py``); it then keys its
+replays on how Triton specialises those integers instead of their values.
 Replays run only on Triton releases whose launcher this was checked against on the GPU
 (``available``); elsewhere callers keep the normal launch.
 """
