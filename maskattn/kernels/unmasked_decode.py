@@ -15,6 +15,11 @@ own tensors, K / V strides and key count (``relaunch.Relaunch``'s int slots). Pl
 how Triton specialises those integers (the value 1, divisibility by 16, the 32-bit range) and on
 whether the strides keep the copy engine's 16-byte alignment, never on their values.
 
+Paged caches (``paged_attention``) take the same path when the mask shows every request all of
+its ``kv_lens[b]`` keys (``causal()``, the default, for one new token): the kernel gathers the
+pages through the table and stops at each request's key count, read per batch row
+(``KV_ENDS``); the table and the counts are tensors of each replay, the table's width an integer.
+
 Forward only: ``op.unmasked_attention`` sends eager calls that need no gradient here (CUDA, or
 CPU under the interpreter) when ``applies``; other calls compile their mask (the full mask for
 ``mask=None``) as before.
@@ -60,21 +65,30 @@ def _classes(values, element_size: int) -> tuple:
     return tuple((x == 1, x % 16 == 0, (x * element_size) % 16 == 0, -2**31 <= x < 2**31) for x in values)
 
 
-def _ints(k: torch.Tensor, v: torch.Tensor) -> tuple:
-    """The values of ``decode.DENSE_INT_SLOTS``: K and V strides over (B, Hkv, Lk), then Lk."""
-    return (*k.stride()[:3], *v.stride()[:3], k.shape[2])
+def _ints(k: torch.Tensor, v: torch.Tensor, paged) -> tuple:
+    """The values of ``decode.DENSE_INT_SLOTS``: K and V strides over their first three dims, the
+    (logical) key count and the page table width; ``paged``: (page_table, kv_end) or None."""
+    if paged is None:
+        return (*k.stride()[:3], *v.stride()[:3], k.shape[2], 0)
+    width = paged[0].shape[1]
+    return (*k.stride()[:3], *v.stride()[:3], width * k.shape[2], width)
 
 
-def _plan_key(q, k, v, scale: float, softcap):
+def _plan_key(q, k, v, scale: float, softcap, paged=None):
     """Everything a recorded launch depends on besides the integers it takes per call, or None
     where nothing is recorded (``plans.replayable``). The stream too: a plan's partials and
-    counters serve one stream's calls in order."""
+    counters serve one stream's calls in order. ``paged``: (page_table, kv_end) of a paged
+    cache (k, v its page pools: their page size counts, their page count does not), or None."""
     if not plans.replayable(q):
         return None
     ks, vs = k.shape, v.shape
-    return (plans.layouts(q), ks[0], ks[1], ks[3], vs[0], vs[1], vs[3], k.dtype, v.dtype, k.stride(3), v.stride(3),
-            k.data_ptr() % 16, v.data_ptr() % 16, _classes(_ints(k, v), k.element_size()), q.device, scale, softcap,
-            torch._C._cuda_getCurrentRawStream(q.device.index))
+    key = (plans.layouts(q), ks[1], ks[3], vs[1], vs[3], k.dtype, v.dtype, k.stride(3), v.stride(3),
+           k.data_ptr() % 16, v.data_ptr() % 16, _classes(_ints(k, v, paged), k.element_size()), q.device, scale,
+           softcap, torch._C._cuda_getCurrentRawStream(q.device.index))
+    if paged is None:
+        return key + (ks[0], vs[0])
+    table, ends = paged
+    return key + (ks[2], table.dtype, table.data_ptr() % 16, ends.data_ptr() % 16)
 
 
 def recorded_any() -> bool:
@@ -90,31 +104,41 @@ def recorded_plan(q, k, v, scale: float | None, softcap) -> "decode._DecodePlan 
     return _PLANS.get(_plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap))
 
 
-def replay(plan: "decode._DecodePlan", q, k, v, fresh_lse: bool = True):
-    """(out, lse) of ``plan`` run on these tensors, their strides and key count."""
-    return plan(q, k, v, fresh_lse=fresh_lse, ints=_ints(k, v))
+def replay(plan: "decode._DecodePlan", q, k, v, fresh_lse: bool = True, paged=None):
+    """(out, lse) of ``plan`` run on these tensors, their strides and key count (``paged``: the
+    page table and key counts of a paged cache, as for ``forward``)."""
+    return plan(q, k, v, fresh_lse=fresh_lse, ints=_ints(k, v, paged), extra=paged or ())
 
 
-def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None):
+def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,
+            page_table: torch.Tensor | None = None, kv_end: torch.Tensor | None = None):
     """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D) (checked by the caller; ``applies``) -> out
-    (B, Hq, Lq, D) in q's dtype and lse (B, Hq, Lq) fp32, attending to every key. Records the
-    launch for later calls where they can replay it."""
-    key = _plan_key(q, k, v, scale, softcap)
+    (B, Hq, Lq, D) in q's dtype and lse (B, Hq, Lq) fp32, attending to every key. With
+    ``page_table`` (B, max_pages) int32 and ``kv_end`` (B,) int32, k/v are page pools
+    (num_pages, Hkv, page_size, D) and batch row b attends to its keys [0, kv_end[b]) (checked
+    by ``paged_attention``). Records the launch for later calls where they can replay it."""
+    paged = None if page_table is None else (page_table, kv_end)
+    key = _plan_key(q, k, v, scale, softcap, paged)
     plan = _PLANS.get(key) if key is not None else None
     if plan is not None:
-        return replay(plan, q, k, v)
+        return replay(plan, q, k, v, paged=paged)
     q_in, k_in, v_in = q, k, v
     b, hq, lq, d = q.shape
-    hkv, lk = k.shape[1], k.shape[2]
+    hkv = k.shape[1]
     out = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
     ensure_allocator()
-    d_tma = padded_dim(d, q.dtype)
-    k, v = (tma_operand(t, d_tma) for t in (k, v))
+    if paged is None:
+        d_tma, lk = padded_dim(d, q.dtype), k.shape[2]
+        k, v = (tma_operand(t, d_tma) for t in (k, v))
+    else:  # pages are gathered row by row (no descriptors): any head dim, unit last stride
+        d_tma, lk = d, page_table.shape[1] * k.shape[2]
+        k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (k, v))
     if q.shape[-1] != d_tma or q.stride(-1) != 1:  # rows of q are read with a unit last stride
         q = tma_operand(q, d_tma)
     record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
-    plan = decode.split_kv(q, k, v, out, lse, None, 0, 0, hq // hkv, lk, None, scale, softcap, 16, 128, record)
+    plan = decode.split_kv(q, k, v, out, lse, None, 0, 0, hq // hkv, lk, page_table, scale, softcap, 16, 128, record,
+                           kv_end=kv_end)
     if plan is not None:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
