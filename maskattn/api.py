@@ -79,6 +79,27 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     return (out, lse) if return_lse else out
 
 
+def attention_after_starts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_start: torch.Tensor, *,
+                           scale: float | None = None, softcap: float | None = None):
+    """``attention`` where batch row ``b`` sees every key from ``kv_start[b]`` on (left padding
+    before it), for short query blocks without a map (``kernels/unmasked_decode.py``): out
+    (B, Hq, Lq, D), or None where that path does not apply (a gradient may flow, tracing, CPU
+    without the interpreter, more than 64 query rows); the caller then passes its mask to
+    ``attention``. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start: (B,) int32 on q's device.
+    The transformers plug-in's decode steps over left-padded batches use it."""
+    q, k, v = _check_tensors(q, k, v)
+    scale = _check_scale(scale, q.shape[-1])
+    softcap = _check_softcap(softcap)
+    if not (isinstance(kv_start, torch.Tensor) and kv_start.shape == (q.shape[0],) and kv_start.dtype == torch.int32
+            and kv_start.device == q.device):
+        raise ValueError(f"kv_start: expected a ({q.shape[0]},) int32 tensor on {q.device}, got "
+                         f"{getattr(kv_start, 'shape', type(kv_start).__name__)}")
+    if q.shape[2] > MAX_Q:
+        return None
+    done = unmasked_attention(q, k, v, scale, softcap, kv_start=kv_start)
+    return None if done is None else done[0]
+
+
 def _check_tensors(q, k, v):
     # the common case in one expression (a decode step calls this per layer); anything off
     # takes the checks below, which name what is wrong

@@ -65,9 +65,10 @@ reaches the attention function and runs as ``maskattn.dense`` (O(Lq * Lk), as wi
 Costs. The mask is compiled into a BlockMap once per forward call and layer type (all layers of
 a type share it), inside the mask function. Except when a short query block after a cache (at
 most 64 rows, fewer than the keys: decoding) may attend to every key of the layer (causal or a
-window that reaches back to key 0, no padding): then nothing is compiled and the layers call
-``maskattn.attention`` without a mask, which decodes without a map and replays one recorded
-launch at every step (``kernels/unmasked_decode.py``), as sdpa runs without a mask there. Masks without tensors (causal, windows, and a user mask ANDed with one) are
+window that reaches back to key 0, no padding), or to every key after its row's left padding:
+then nothing is compiled and the layers decode without a map, replaying one recorded launch at
+every step (``kernels/unmasked_decode.py``; ``maskattn.attention`` without a mask, or
+``api.attention_after_starts`` with each row's first key), as sdpa runs without a mask there. Masks without tensors (causal, windows, and a user mask ANDed with one) are
 the same objects from call to call, so their BlockMaps stay cached: a training loop with fixed
 lengths compiles once. Keep user masks on the model's device, or they are copied (and
 recompiled) every call. Patterns the translation does not know (custom
@@ -99,7 +100,7 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers import masking_utils as _mu
 
 import maskattn
-from maskattn.api import mask_block_map
+from maskattn.api import attention_after_starts, mask_block_map
 from maskattn.block_map import BlockMap
 from maskattn.kernels.decode import MAX_Q
 from maskattn.kernels.unmasked_decode import sees_every_key
@@ -135,12 +136,14 @@ class ModelMask:
     dtype = torch.bool
 
     def __init__(self, mask: Mask, q_offset: int, q_len: int, kv_len: int, batch_size: int, device,
-                 block_map: BlockMap | None = None, unmasked: bool = False):
+                 block_map: BlockMap | None = None, unmasked: bool = False, kv_start: torch.Tensor | None = None):
         self.mask, self.q_offset, self.q_len, self.kv_len = mask, q_offset, q_len, kv_len
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.block_map = block_map
-        self.unmasked = unmasked  # every pair allowed, nothing compiled: the layers pass no mask
+        # nothing compiled: every query sees every key (at or after its row's ``kv_start``, (B,)
+        # int32, left padding before it): the layers decode without a map
+        self.unmasked, self.kv_start = unmasked, kv_start
 
     @property
     def shape(self) -> torch.Size:
@@ -164,8 +167,9 @@ class ModelMask:
         if device is None or torch.device(device) == self.device:
             return self
         bm = None if self.block_map is None else self.block_map.to(device)
+        starts = None if self.kv_start is None else self.kv_start.to(device)
         return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device, bm,
-                         self.unmasked)
+                         self.unmasked, starts)
 
     def __repr__(self) -> str:
         return (f"ModelMask({self.mask!r}, q_offset={self.q_offset}, q_len={self.q_len}, kv_len={self.kv_len}, "
@@ -397,11 +401,19 @@ def _documents(doc_ids: torch.Tensor, frame: _Frame) -> Mask:
     return maskattn.documents(doc_ids=ids, causal=False)
 
 
-def _padding(padding_mask: torch.Tensor, frame: _Frame) -> Mask:
+def _padding(padding_mask: torch.Tensor, frame: _Frame, left_starts: bool = False) -> tuple[Mask, torch.Tensor | None]:
+    """The padding mask of a 2-D ``attention_mask`` in ``frame``, and with ``left_starts``, where
+    every row is left padding then keys (zeros, then ones), each row's first key column as a
+    (B,) int32 tensor (else None). One host sync, as in transformers' sdpa_mask."""
     flags = frame.columns(padding_mask.bool(), fill=False)
-    if bool(flags.all()):  # (a host sync, as in transformers' sdpa_mask) no padding: nothing to compile
-        return _FULL
-    return maskattn.padding(flags.contiguous())
+    if left_starts:
+        every, left = torch.stack([flags.all(), (flags[:, 1:] >= flags[:, :-1]).all()]).tolist()
+    else:
+        every, left = bool(flags.all()), False
+    if every:  # no padding: nothing to compile
+        return _FULL, None
+    pad = maskattn.padding(flags.contiguous())
+    return pad, ((~flags).sum(1).to(torch.int32) if left else None)
 
 
 def translate(fn, frame: _Frame) -> Mask:
@@ -437,7 +449,7 @@ def translate(fn, frame: _Frame) -> Mask:
         w = int(nl["sliding_window"])
         return _band(w, w)  # |q - kv| <= W
     if kind == "padding_mask_function" and "padding_mask" in nl:
-        return _padding(nl["padding_mask"], frame)
+        return _padding(nl["padding_mask"], frame)[0]
     if kind == "packed_sequence_mask_function" and "packed_sequence_mask" in nl:
         return _documents(nl["packed_sequence_mask"], frame)
     if kind == "chunked_overlay" and {"chunk_size", "left_padding"} <= nl.keys():
@@ -492,8 +504,24 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
     frame = _Frame(batch_size, q_length, kv_length, q_off_hf - kv_offset, kv_offset, device,
                    use_vmap=bool(kwargs.get("use_vmap", False)))
     model = translate(mask_function, frame)
+    q_off = q_off_hf - kv_offset
+    dev = torch.device(device)
+    # a block of up to MAX_Q queries after a cache (fewer queries than keys) that may attend to
+    # every key (or to every key after a row's left padding) is left without a mask: attention
+    # then needs no map (``kernels/unmasked_decode.py``). Other calls (prefill, training) get
+    # their map compiled here, so that the layers trace under torch.compile without graph breaks
+    decode = (user is None and q_length <= MAX_Q and kv_length > q_length and dev.type != "meta"
+              and sees_every_key(model, q_length, kv_length, q_off))
+    padded = False
     if attention_mask is not None:
-        model = _and(model, _padding(attention_mask, frame))
+        pad, starts = _padding(attention_mask, frame, left_starts=decode)
+        if starts is not None:
+            return ModelMask(_and(model, pad), q_off, q_length, kv_length, batch_size, dev, unmasked=True,
+                             kv_start=starts)
+        padded = pad is not _FULL
+        model = _and(model, pad)
+    if decode and not padded:
+        return ModelMask(_FULL, q_off, q_length, kv_length, batch_size, dev, unmasked=True)
     if user is not None:
         inner = user.mask if isinstance(user, Override) else user
         if inner.device is not None and inner.device != frame.device:
@@ -502,14 +530,6 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
         if kv_offset or total != kv_length:
             inner = _Reframed(inner, kv_offset, total)
         model = inner if isinstance(user, Override) else _combine(inner, model)
-    q_off = q_off_hf - kv_offset
-    dev = torch.device(device)
-    # a block of up to MAX_Q queries after a cache (fewer queries than keys) that may attend to
-    # every key is left without a mask: attention then needs no map (``kernels/unmasked_decode.py``).
-    # Other calls (prefill, training) get their map compiled here, so that the layers trace under
-    # torch.compile without graph breaks
-    if q_length <= MAX_Q and kv_length > q_length and sees_every_key(model, q_length, kv_length, q_off):
-        return ModelMask(_FULL, q_off, q_length, kv_length, batch_size, dev, unmasked=True)
     # compiled here, once per call and layer type (cached on the mask object when it is reused);
     # this function is already outside torch.compile's tracing
     bm = None if dev.type == "meta" else mask_block_map(model, q_length, kv_length, q_off, dev)
@@ -575,6 +595,11 @@ def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.
                              f"kv_len={attention_mask.kv_len}, but the layer has q_len={lq}, kv_len={lk}")
         if attention_mask.block_map is not None:
             mask = attention_mask.block_map
+        elif attention_mask.kv_start is not None:  # left padding, then every key: no map where it applies
+            out = attention_after_starts(query, key, value, attention_mask.kv_start, scale=scaling, softcap=softcap)
+            if out is not None:
+                return out.transpose(1, 2).contiguous(), None
+            mask, q_offset = attention_mask.mask, attention_mask.q_offset
         elif attention_mask.unmasked:
             mask = None
         else:

@@ -92,12 +92,13 @@ def _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, 
 @triton.jit
 def _decode_split(
     Q, K, V, O, LSE, ACC, M, L, COUNTERS, PAGE_TABLE,
-    FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, KV_END,
+    FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, KV_START, KV_END,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
     Hq, Hkv, GROUP, PACK, Lq, Lk, D, D_TMA, map_sb, map_sh, n_splits, pages_per_row, page_size, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr,
-    PAGED: tl.constexpr, FUSED_MERGE: tl.constexpr, DENSE: tl.constexpr, KV_ENDS: tl.constexpr,
+    PAGED: tl.constexpr, FUSED_MERGE: tl.constexpr, DENSE: tl.constexpr, KV_STARTS: tl.constexpr,
+    KV_ENDS: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     n_packs = GROUP // PACK
@@ -123,14 +124,19 @@ def _decode_split(
         k_desc = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D)
         v_desc = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D)
 
+    kv_lo = 0
     kv_hi = Lk  # keys past it are never read
-    if DENSE:  # no map (``unmasked_decode``): key blocks [0, ceil(hi / BLOCK_N)), only the last one cut at hi
-        if KV_ENDS:  # hi: this batch row's key count (a paged cache's kv_lens[b])
+    if DENSE:  # no map (``unmasked_decode``): this batch row's keys [lo, hi), the blocks inside them
+        # unmasked, the (at most two) blocks that hold lo or hi cut there
+        if KV_STARTS:  # lo: the row's first key (left padding before it)
+            kv_lo = tl.maximum(tl.load(KV_START + b), 0)
+        if KV_ENDS:  # hi: the row's key count (a paged cache's kv_lens[b])
             kv_hi = tl.minimum(tl.load(KV_END + b), Lk)
+        full_lo = tl.cdiv(kv_lo, BLOCK_N)
         f0 = 0
         p0 = 0
-        n_full = kv_hi // BLOCK_N
-        n_all = tl.cdiv(kv_hi, BLOCK_N)
+        n_full = tl.maximum(kv_hi // BLOCK_N - full_lo, 0)
+        n_all = tl.maximum(tl.cdiv(kv_hi, BLOCK_N) - kv_lo // BLOCK_N, 0)
     else:
         row = b * map_sb + h0 * map_sh  # the map row (one query tile per (batch, head))
         f0 = tl.load(FULL_PTR + row) * SUB_N
@@ -146,7 +152,7 @@ def _decode_split(
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for j in range(f0 + tl.minimum(s0, n_full), f0 + tl.minimum(s1, n_full)):
         if DENSE:
-            n0 = j * BLOCK_N
+            n0 = (full_lo + j) * BLOCK_N
         else:
             n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
@@ -154,9 +160,10 @@ def _decode_split(
         acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v, None,
                                      scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
     for j in range(p0 + tl.maximum(s0 - n_full, 0), p0 + tl.maximum(s1 - n_full, 0)):
-        if DENSE:  # the last block: keys past hi (zero-filled by the loads) are dropped
-            n0 = (n_full + j) * BLOCK_N
-            allowed = (n0 + tl.arange(0, BLOCK_N) < kv_hi)[None, :]
+        if DENSE:  # edge j: the block holding lo (if lo cuts one), else the one holding hi
+            n0 = tl.where((j == 0) & (kv_lo % BLOCK_N != 0), kv_lo // BLOCK_N, kv_hi // BLOCK_N) * BLOCK_N
+            cols = n0 + tl.arange(0, BLOCK_N)
+            allowed = ((cols >= kv_lo) & (cols < kv_hi))[None, :]
         else:
             idx = j // SUB_N
             c0 = (j % SUB_N) * BLOCK_N
@@ -164,7 +171,7 @@ def _decode_split(
             allowed = rows_bits(BITMAPS, idx, r, c0, BLOCK_N, TILE_Q, TILE_K)
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
                          page_size, kv_hi, D_TMA, BLOCK_N, BLOCK_D, PAGED)
-        if not DENSE:  # masked-out values must not reach acc as 0 * NaN
+        if not DENSE or KV_STARTS or KV_ENDS:  # masked-out values must not reach acc as 0 * NaN
             v = finite_or_zero(v)
         acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v,
                                      allowed, scale, softcap, True, HAS_SOFTCAP, PRECISION, NEG_SCALE)
@@ -190,7 +197,7 @@ def _decode_split(
 # count, page table width; and the tensors it fills besides q, k, v, out, lse
 DENSE_INT_SLOTS = tuple(_decode_split.arg_names.index(n)
                         for n in ("skb", "skh", "skn", "svb", "svh", "svn", "Lk", "pages_per_row"))
-DENSE_TENSOR_SLOTS = tuple(_decode_split.arg_names.index(n) for n in ("PAGE_TABLE", "KV_END"))
+DENSE_TENSOR_SLOTS = tuple(_decode_split.arg_names.index(n) for n in ("PAGE_TABLE", "KV_START", "KV_END"))
 
 
 @triton.jit
@@ -323,15 +330,15 @@ _ANY_LENGTH = 1 << 31
 
 
 def split_kv(q, k, v, out, lse, tiles, map_sb: int, map_sh: int, pack: int, lk: int, page_table, scale: float,
-             softcap, tile_q: int, tile_k: int, record: bool, kv_end=None) -> "_DecodePlan | None":
+             softcap, tile_q: int, tile_k: int, record: bool, kv_start=None, kv_end=None) -> "_DecodePlan | None":
     """The portable split-KV launch (``_decode_split``) and its merge, into out (B, Hq, Lq, D) and
     lse (B, Hq, Lq). q: (B, Hq, Lq, D_TMA) with unit last stride; k/v: (B, Hkv, Lk, D_TMA)
     TMA-ready, or page pools with ``page_table``; ``tiles``: the map's row view (full_ptr,
     full_idx, part_ptr, part_idx, bitmaps) with its batch / head strides, or None for no mask
-    (``DENSE``: every key of [0, lk), or of [0, kv_end[b]) with ``kv_end`` (B,) int32; then the
-    split count does not depend on the key counts, and a recorded plan takes the K / V strides,
-    lk and the page table width as int slots, ``DENSE_INT_SLOTS``, and the page table and
-    kv_end, where given, as tensors after q, k, v, out, lse). ``pack``: query heads per tile.
+    (``DENSE``: every key of [0, lk), or of [kv_start[b], kv_end[b]) with either or both given,
+    (B,) int32; then the split count does not depend on the key counts, and a recorded plan
+    takes the K / V strides, lk and the page table width as int slots, ``DENSE_INT_SLOTS``, and
+    the page table, kv_start and kv_end, where given, as tensors after q, k, v, out, lse). ``pack``: query heads per tile.
     With ``record``, returns the launches as a ``_DecodePlan`` where they can be replayed, else None."""
     b, hq, lq, d = out.shape
     hkv, d_tma = k.shape[1], q.shape[-1]
@@ -350,17 +357,20 @@ def split_kv(q, k, v, out, lse, tiles, map_sb: int, map_sh: int, pack: int, lk: 
     if dense:
         tiles = (counters,) * 5  # never read
     args = (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else tiles[0], *tiles,
-            kv_end if kv_end is not None else counters, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
+            *(t if t is not None else counters for t in (kv_start, kv_end)),
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
             hq, hkv, group, pack, lq, lk, d, d_tma, map_sb, map_sh, splits,
             page_table.shape[1] if paged else 0, k.shape[2] if paged else 1, scale, softcap if softcap else 1.0)
     constexprs = dict(TILE_Q=tile_q, TILE_K=tile_k, BLOCK_D=next_pow2(max(d_tma, 16)),
                       HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0,
-                      PAGED=paged, FUSED_MERGE=fused, DENSE=dense, KV_ENDS=kv_end is not None)
+                      PAGED=paged, FUSED_MERGE=fused, DENSE=dense, KV_STARTS=kv_start is not None,
+                      KV_ENDS=kv_end is not None)
     grid_fn = lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits)  # noqa: E731
-    launch_key = ("decode", paged, dense, kv_end is not None, tile_q, tile_k, d, q.dtype, q.device)
+    launch_key = ("decode", paged, dense, kv_start is not None, kv_end is not None, tile_q, tile_k, d, q.dtype,
+                  q.device)
     slots = (0, 1, 2, 3, 4)
     if dense:
-        slots += tuple(i for i, t in zip(DENSE_TENSOR_SLOTS, (page_table, kv_end)) if t is not None)
+        slots += tuple(i for i, t in zip(DENSE_TENSOR_SLOTS, (page_table, kv_start, kv_end)) if t is not None)
     if record:  # through the compiled kernel of an earlier map's launch where Triton would pick the same
         split = relaunch.launch_recorded(_decode_split, grid_fn, args, constexprs, cfg, launch_key, slots,
                                          DENSE_INT_SLOTS if dense else ())

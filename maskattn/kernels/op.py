@@ -321,11 +321,13 @@ def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bo
     return (out, lse) if return_lse else out
 
 
-def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None):
+def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,
+                       kv_start: torch.Tensor | None = None):
     """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32) of a call whose mask lets every query see every
-    key (checked arguments: no mask, or ``unmasked_decode.sees_every_key``) on ``unmasked_decode``'s
-    path, without a map, or None where that path does not apply: a gradient may flow, tracing,
-    CPU without the interpreter, or not a short query block."""
+    key (checked arguments: no mask, or ``unmasked_decode.sees_every_key``), or with ``kv_start``
+    ((B,) int32 on q's device) every key from its batch row's ``kv_start[b]`` on, on
+    ``unmasked_decode``'s path, without a map, or None where that path does not apply: a gradient
+    may flow, tracing, CPU without the interpreter, or not a short query block."""
     if (_traced(q, k, v) or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
             or not _use_triton(q) or not unmasked_decode.applies(q, k)):
         return None
@@ -333,7 +335,7 @@ def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     q, k, v = _unit_stride(q), _unit_stride(k), _unit_stride(v)
     with _no_autocast(q.device.type):
         out, lse = unmasked_decode.forward(_interpreter_dtype(q), _interpreter_dtype(k), _interpreter_dtype(v),
-                                           scale, softcap)
+                                           scale, softcap, kv_start=kv_start)
     return out.to(dtype), lse
 
 

@@ -65,30 +65,30 @@ def _classes(values, element_size: int) -> tuple:
     return tuple((x == 1, x % 16 == 0, (x * element_size) % 16 == 0, -2**31 <= x < 2**31) for x in values)
 
 
-def _ints(k: torch.Tensor, v: torch.Tensor, paged) -> tuple:
+def _ints(k: torch.Tensor, v: torch.Tensor, page_table) -> tuple:
     """The values of ``decode.DENSE_INT_SLOTS``: K and V strides over their first three dims, the
-    (logical) key count and the page table width; ``paged``: (page_table, kv_end) or None."""
-    if paged is None:
+    (logical) key count and the page table width (``page_table``: a paged cache's, or None)."""
+    if page_table is None:
         return (*k.stride()[:3], *v.stride()[:3], k.shape[2], 0)
-    width = paged[0].shape[1]
+    width = page_table.shape[1]
     return (*k.stride()[:3], *v.stride()[:3], width * k.shape[2], width)
 
 
-def _plan_key(q, k, v, scale: float, softcap, paged=None):
+def _plan_key(q, k, v, scale: float, softcap, extra=(None, None, None)):
     """Everything a recorded launch depends on besides the integers it takes per call, or None
     where nothing is recorded (``plans.replayable``). The stream too: a plan's partials and
-    counters serve one stream's calls in order. ``paged``: (page_table, kv_end) of a paged
-    cache (k, v its page pools: their page size counts, their page count does not), or None."""
+    counters serve one stream's calls in order. ``extra``: (page_table, kv_start, kv_end) as
+    for ``forward`` (with a page table, k and v are page pools: their page size counts, their
+    page count does not)."""
     if not plans.replayable(q):
         return None
     ks, vs = k.shape, v.shape
+    page_table = extra[0]
     key = (plans.layouts(q), ks[1], ks[3], vs[1], vs[3], k.dtype, v.dtype, k.stride(3), v.stride(3),
-           k.data_ptr() % 16, v.data_ptr() % 16, _classes(_ints(k, v, paged), k.element_size()), q.device, scale,
-           softcap, torch._C._cuda_getCurrentRawStream(q.device.index))
-    if paged is None:
-        return key + (ks[0], vs[0])
-    table, ends = paged
-    return key + (ks[2], table.dtype, table.data_ptr() % 16, ends.data_ptr() % 16)
+           k.data_ptr() % 16, v.data_ptr() % 16, _classes(_ints(k, v, page_table), k.element_size()), q.device, scale,
+           softcap, torch._C._cuda_getCurrentRawStream(q.device.index),
+           tuple(None if t is None else (t.dtype, t.data_ptr() % 16) for t in extra))
+    return key + ((ks[0], vs[0]) if page_table is None else (ks[2],))
 
 
 def recorded_any() -> bool:
@@ -104,31 +104,35 @@ def recorded_plan(q, k, v, scale: float | None, softcap) -> "decode._DecodePlan 
     return _PLANS.get(_plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap))
 
 
-def replay(plan: "decode._DecodePlan", q, k, v, fresh_lse: bool = True, paged=None):
-    """(out, lse) of ``plan`` run on these tensors, their strides and key count (``paged``: the
-    page table and key counts of a paged cache, as for ``forward``)."""
-    return plan(q, k, v, fresh_lse=fresh_lse, ints=_ints(k, v, paged), extra=paged or ())
+def replay(plan: "decode._DecodePlan", q, k, v, fresh_lse: bool = True, extra=(None, None, None)):
+    """(out, lse) of ``plan`` run on these tensors, their strides and key counts (``extra`` as for
+    ``forward``)."""
+    return plan(q, k, v, fresh_lse=fresh_lse, ints=_ints(k, v, extra[0]),
+                extra=tuple(t for t in extra if t is not None))
 
 
 def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,
-            page_table: torch.Tensor | None = None, kv_end: torch.Tensor | None = None):
+            page_table: torch.Tensor | None = None, kv_start: torch.Tensor | None = None,
+            kv_end: torch.Tensor | None = None):
     """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D) (checked by the caller; ``applies``) -> out
-    (B, Hq, Lq, D) in q's dtype and lse (B, Hq, Lq) fp32, attending to every key. With
-    ``page_table`` (B, max_pages) int32 and ``kv_end`` (B,) int32, k/v are page pools
-    (num_pages, Hkv, page_size, D) and batch row b attends to its keys [0, kv_end[b]) (checked
-    by ``paged_attention``). Records the launch for later calls where they can replay it."""
-    paged = None if page_table is None else (page_table, kv_end)
-    key = _plan_key(q, k, v, scale, softcap, paged)
+    (B, Hq, Lq, D) in q's dtype and lse (B, Hq, Lq) fp32, attending to every key, or with
+    ``kv_start`` / ``kv_end`` ((B,) int32, either or both) batch row b to its keys
+    [kv_start[b], kv_end[b]) (left padding before, a paged cache's kv_lens: unwritten keys
+    after; masked keys never reach an output, NaN included). With ``page_table`` (B, max_pages)
+    int32, k/v are page pools (num_pages, Hkv, page_size, D) (checked by ``paged_attention``).
+    Records the launch for later calls where they can replay it."""
+    extra = (page_table, kv_start, kv_end)
+    key = _plan_key(q, k, v, scale, softcap, extra)
     plan = _PLANS.get(key) if key is not None else None
     if plan is not None:
-        return replay(plan, q, k, v, paged=paged)
+        return replay(plan, q, k, v, extra=extra)
     q_in, k_in, v_in = q, k, v
     b, hq, lq, d = q.shape
     hkv = k.shape[1]
     out = torch.empty((b, hq, lq, d), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, hq, lq), dtype=torch.float32, device=q.device)
     ensure_allocator()
-    if paged is None:
+    if page_table is None:
         d_tma, lk = padded_dim(d, q.dtype), k.shape[2]
         k, v = (tma_operand(t, d_tma) for t in (k, v))
     else:  # pages are gathered row by row (no descriptors): any head dim, unit last stride
@@ -138,7 +142,7 @@ def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, sof
         q = tma_operand(q, d_tma)
     record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
     plan = decode.split_kv(q, k, v, out, lse, None, 0, 0, hq // hkv, lk, page_table, scale, softcap, 16, 128, record,
-                           kv_end=kv_end)
+                           kv_start=kv_start, kv_end=kv_end)
     if plan is not None:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()

@@ -84,6 +84,36 @@ def test_which_masks_need_no_map(path_device, monkeypatch, mask_name, q_offset, 
     assert bool(calls) == (not mapless or not triton_path)
 
 
+@needs_triton
+@settings(max_examples=25)
+@given(batch=st.integers(1, 3), group=st.sampled_from([1, 4]), lq=st.integers(1, 16), lk=st.integers(1, 300),
+       dtype=st.sampled_from([torch.float32, torch.bfloat16]), seed=st.integers(0, 99), data=st.data())
+def test_left_padded_rows_match_the_padding_mask(batch, group, lq, lk, dtype, seed, data):
+    # batch row b sees keys [kv_start[b], Lk): left padding (NaN / Inf there never leaks); a row
+    # whose padding covers every key gets out 0 and lse -inf
+    starts = data.draw(st.lists(st.integers(0, lk), min_size=batch, max_size=batch))
+    q, k, v = rand_qkv(batch, 2 * group, 2, lq, lk, 32, dtype, DEVICE, seed=seed)
+    valid = torch.arange(lk, device=DEVICE)[None] >= torch.tensor(starts, device=DEVICE)[:, None]
+    k = k.masked_fill(~valid[:, None, :, None], float("nan"))
+    v = v.masked_fill(~valid[:, None, :, None], float("inf"))
+    kv_start = torch.tensor(starts, dtype=torch.int32, device=DEVICE)
+    with mock.patch.object(api, "_block_map", _no_map):
+        out = ma.api.attention_after_starts(q, k, v, kv_start, softcap=3.0)
+        again, lse = op.unmasked_attention(q, k, v, 32 ** -0.5, 3.0, kv_start=kv_start)
+    check_forward(q, k, v, ma.padding(valid), out=out, lse=lse, softcap=3.0)
+    assert torch.equal(again, out)
+
+
+def test_kv_start_is_checked(path_device):
+    q, k, v = rand_qkv(2, 4, 2, 1, 50, 16, torch.float32, path_device)
+    for bad in (torch.zeros(3, dtype=torch.int32), torch.zeros(2, dtype=torch.int64), [0, 1]):
+        with pytest.raises(ValueError, match="kv_start"):
+            ma.api.attention_after_starts(q, k, v, bad)
+    long_q, long_k, long_v = rand_qkv(2, 4, 2, 65, 70, 16, torch.float32, path_device)  # 65 rows: not a short block
+    assert ma.api.attention_after_starts(long_q, long_k, long_v, torch.zeros(2, dtype=torch.int32,
+                                                                             device=path_device)) is None
+
+
 # ---- GPU: replays ---------------------------------------------------------------------------------
 @pytest.mark.gpu
 @needs_gpu
@@ -162,3 +192,22 @@ def test_bad_inputs_after_a_recorded_launch_raise(with_map):
         ma.attention(q, k[0], v, mask)
     with pytest.raises(ValueError, match="same shape"):
         ma.attention(q, k, v[:, :, :299], mask)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_left_padded_growing_cache_replays():
+    # a left-padded batch decoding onto a dynamic cache (the plug-in's path): the rows' first keys
+    # stay, the key count grows; two recorded launches at most, results as the padding mask's
+    unmasked_decode._PLANS.clear()
+    q, k, v = rand_qkv(3, 8, 2, 1, 700, 128, torch.bfloat16, "cuda")
+    kv_start = torch.tensor([0, 5, 300], dtype=torch.int32, device="cuda")
+    for step in range(20):
+        k = torch.cat([k, torch.randn_like(k[:, :, :1])], 2)
+        v = torch.cat([v, torch.randn_like(v[:, :, :1])], 2)
+        out = ma.api.attention_after_starts(q, k, v, kv_start)
+        if step % 7 == 0:
+            valid = torch.arange(k.shape[2], device="cuda")[None] >= kv_start[:, None].long()
+            ref_out, ref_lse = ma.attention(q, k, v, ma.padding(valid), return_lse=True)
+            check_forward(q, k, v, ma.padding(valid), out=out, lse=ref_lse)
+    assert 1 <= len(unmasked_decode._PLANS) <= 2
