@@ -1,13 +1,15 @@
 """Session 42: decode steps without a mask (``kernels/unmasked_decode.py``) against the map path and SDPA.
 
 1. Kernel time of one call, B=8, 32 / 8 heads, D=128, bf16, 32k keys, q=1 and q=4: ``attention(q, k, v)``
-   (DENSE, no map) / ``attention(q, k, v, bm)`` (causal map, real-row view) / SDPA (is_causal for q=4),
+   (DENSE, no map) / ``attention(q, k, v, bm)`` (causal map, real-row view) / SDPA (q=1 only: no mask),
    CUDA events, 3 interleaved rounds of 50 calls. Prediction: none = map within 1% (same loads, no
    masking on either: every tile of the row view is full but the last).
 2. Host time of a decode step of a 16-layer model, B=1 and B=8, 16 / 8 heads, 8k keys growing by one
    per step (a new K / V each step, as a dynamic cache): "none" = 16 x attention(q, k, v);
    "map" = compile_mask(causal) + 16 x attention(q, k, v, bm) (what the HF mask function and layers did);
    "causal object" = 16 x attention(q, k, v, causal()) (no map either: one token sees every key);
+   "left padded" = 16 x api.attention_after_starts (rows starting at 0, 37, ... keys: no map);
+   "padding map" = compile_mask(causal & padding) + 16 x attention(q, k, v, bm) (the plug-in before);
    "sdpa" = 16 x SDPA. GPU held behind a sleep, 24 steps, median of 3 runs. Prediction: none ~ 16 x 17 us
    (replays) ~ 0.3 ms, map ~ 0.3 + ~0.3 ms (compile + first-layer record), sdpa ~ 16 x 21 us.
 """
@@ -69,12 +71,27 @@ for batch in (1, 8):
             for _ in range(LAYERS):
                 ma.attention(q, kk, vv, bm)
 
+    starts = torch.arange(batch, device=dev, dtype=torch.int32) * 37  # left padding of 0, 37, ... keys
+
+    def left_padded():  # what the plug-in now does for a left-padded batch: no map either
+        for kk, vv in kv:
+            for _ in range(LAYERS):
+                ma.api.attention_after_starts(q, kk, vv, starts)
+
+    def padding_map():  # what it did before: the padding map of each step, then its replays
+        for kk, vv in kv:
+            valid = torch.arange(kk.shape[2], device=dev)[None] >= starts[:, None]
+            bm = ma.compile_mask(causal & ma.padding(valid), 1, kk.shape[2], device=dev)
+            for _ in range(LAYERS):
+                ma.attention(q, kk, vv, bm)
+
     def sdpa():
         for kk, vv in kv:
             for _ in range(LAYERS):
                 F.scaled_dot_product_attention(q, kk, vv, enable_gqa=True)
 
-    runs = {"none": none, "causal object": causal_object, "map": mapped, "sdpa": sdpa}
+    runs = {"none": none, "causal object": causal_object, "map": mapped, "left padded": left_padded,
+            "padding map": padding_map, "sdpa": sdpa}
     for fn in runs.values():  # warm-up: compiles, records
         fn()
     torch.cuda.synchronize()
