@@ -1,4 +1,5 @@
-"""Decoding with no mask: ``attention(q, k, v)`` (``mask=None``) for short query blocks, without a BlockMap.
+"""Decoding without a map: ``attention(q, k, v)`` (``mask=None``) and other short query blocks that
+see every key (or every key of a per-row range), without a BlockMap.
 
 With no mask every query row sees every key (so does ``causal()`` for one new token at the
 default offset, and any mask that ``sees_every_key``). A decode step given a mask object gets a new map
@@ -15,10 +16,12 @@ own tensors, K / V strides and key count (``relaunch.Relaunch``'s int slots). Pl
 how Triton specialises those integers (the value 1, divisibility by 16, the 32-bit range) and on
 whether the strides keep the copy engine's 16-byte alignment, never on their values.
 
-Paged caches (``paged_attention``) take the same path when the mask shows every request all of
-its ``kv_lens[b]`` keys (``causal()``, the default, for one new token): the kernel gathers the
-pages through the table and stops at each request's key count, read per batch row
-(``KV_ENDS``); the table and the counts are tensors of each replay, the table's width an integer.
+Per-row key ranges in the same mode: each batch row's first key (``KV_STARTS``: left padding
+before it; ``api.attention_after_starts``, which the transformers plug-in calls for left-padded
+decode batches) and key count (``KV_ENDS``). Paged caches (``paged_attention``) take the path
+when the mask shows every request all of its ``kv_lens[b]`` keys (``causal()``, the default, for
+one new token): the kernel gathers the pages through the table and stops at each request's key
+count. The table and the per-row bounds are tensors of each replay, the table's width an integer.
 
 Forward only: ``op.unmasked_attention`` sends eager calls that need no gradient here (CUDA, or
 CPU under the interpreter) when ``applies``; other calls compile their mask (the full mask for
