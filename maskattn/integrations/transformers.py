@@ -62,18 +62,19 @@ like a tensor; ``register()`` gives the ``Mask`` class these two read-only attri
 A 4-D mask tensor (bool, or float 0 / -inf), which transformers passes through untouched,
 reaches the attention function and runs as ``maskattn.dense`` (O(Lq * Lk), as with sdpa).
 
-Costs. The mask is compiled into a BlockMap once per forward call and layer type (all layers of
-a type share it), inside the mask function. Except when a short query block after a cache (at
-most 64 rows, fewer than the keys: decoding) may attend to every key of the layer (causal or a
-window that reaches back to key 0, no padding), or to every key after its row's left padding:
-then nothing is compiled and the layers decode without a map, replaying one recorded launch at
-every step (``kernels/unmasked_decode.py``; ``maskattn.attention`` without a mask, or
-``api.attention_after_starts`` with each row's first key), as sdpa runs without a mask there. Masks without tensors (causal, windows, and a user mask ANDed with one) are
-the same objects from call to call, so their BlockMaps stay cached: a training loop with fixed
-lengths compiles once. Keep user masks on the model's device, or they are copied (and
-recompiled) every call. Patterns the translation does not know (custom
-``or/and_mask_function``s, image-token overlays) are kept exact as a per-element leaf, which
-costs O(Lq * Lk) element evaluations where the other factors leave tiles open.
+Costs. The mask is compiled into a BlockMap once per forward call and layer type (all layers of a
+type share it), inside the mask function. Except when a short query block after a cache (at most 64
+rows, fewer than the keys: decoding) may attend to every key of the layer (causal or a window that
+reaches back to key 0, no padding), or to every key after its row's left padding: then nothing is
+compiled and the layers decode without a map, replaying one recorded launch at every step
+(``kernels/unmasked_decode.py``; ``maskattn.attention`` without a mask, or
+``api.attention_after_starts`` with each row's first key), as sdpa runs without a mask there. Masks
+without tensors (causal, windows, and a user mask ANDed with one) are the same objects from call to
+call, so their BlockMaps stay cached: a training loop with fixed lengths compiles once. Keep user
+masks on the model's device, or they are copied (and recompiled) every call. Patterns the
+translation does not know (custom ``or/and_mask_function``s, image-token overlays) are kept exact as
+a per-element leaf, which costs O(Lq * Lk) element evaluations where the other factors leave tiles
+open.
 
 Not covered: attention sinks (``s_aux``, GPT-OSS), ``position_bias`` (T5-style biases),
 additive float masks with values other than 0 / -inf, attention dropout in training, returning
@@ -83,11 +84,11 @@ attention / continuous batching, maskattn masks or BlockMaps passed to ``generat
 torch.compile. The mask function (host work: building and compiling the mask) is wrapped in
 ``torch.compiler.disable``: a compiled model graph-breaks there, once per forward call and layer
 type. The attention function traces (the attention is a custom op) with the ``ModelMask``'s
-BlockMap, so the layers themselves add no graph breaks (except on decode steps left without a
-mask, see Costs: a traced layer then compiles the full mask itself, one graph break per layer;
-static caches, which ``generate`` uses with torch.compile, mask the unused part of the cache and
-get a BlockMap on every step but one that writes the cache's last slot). Tested: ``torch.compile(model)`` in the
-default mode (inductor), logits equal to eager, on CPU and (GPU-marked test) on CUDA.
+BlockMap, so the layers themselves add no graph breaks (except on decode steps left without a mask,
+see Costs: a traced layer then compiles its mask itself, one graph break per layer; static
+caches, which ``generate`` uses with torch.compile, mask the unused part of the cache and get a
+BlockMap on every step but one that writes the cache's last slot). Tested: ``torch.compile(model)``
+in the default mode (inductor), logits equal to eager, on CPU and (GPU-marked test) on CUDA.
 """
 from __future__ import annotations
 
