@@ -264,10 +264,11 @@ COLUMNS = (("flex", "flex"), ("flex_flash", "flex+FA4"), ("fa4", "FA4"), ("sdpa"
 
 
 def markdown(rows, env, args, sweeps: bool = True) -> str:
+    rounds = env.get("rounds", 1)
+    timing = "median of do_bench" + (f", then median of {rounds} interleaved rounds" if rounds > 1 else "")
     lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}"
              + (f", flash-attn-4 {env['fa4']}" if env.get("fa4") else "") + f"; {env['date']}. B=1, H={args.heads}, "
-             "bf16. Times in ms (median of do_bench" + (f", then median of {env['rounds']} interleaved rounds"
-                                             if env.get("rounds", 1) > 1 else "") + "); xN = their time / maskattn time (above 1: maskattn is "
+             f"bf16. Times in ms ({timing}); xN = their time / maskattn time (above 1: maskattn is "
              "faster); TF = effective TFLOP/s (allowed pairs only). flex = FlexAttention (Triton backend), "
              "flex+FA4 = FlexAttention with BACKEND=FLASH, FA4 = FlashAttention-4 native (causal, window, varlen), "
              "sdpa = PyTorch SDPA (is_causal for causal, else a boolean mask where it fits), dense = SDPA without "
