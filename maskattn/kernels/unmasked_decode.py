@@ -62,10 +62,12 @@ def sees_every_key(mask, q_len: int, kv_len: int, q_offset) -> bool:
             and mask.device is None)
 
 
-def _classes(values, element_size: int) -> tuple:
+def _classes(ints: tuple, element_size: int) -> tuple:
     # how Triton specialises an integer argument (the value 1, divisibility by 16, 32-bit range),
-    # and whether, as a stride in elements, it keeps a row 16-byte aligned (the tensor descriptors)
-    return tuple((x == 1, x % 16 == 0, (x * element_size) % 16 == 0, -2**31 <= x < 2**31) for x in values)
+    # and for the six strides whether they keep a row 16-byte aligned (the tensor descriptors);
+    # the key count and table width are no strides: their alignment must not split plans
+    return tuple((x == 1, x % 16 == 0, i < 6 and (x * element_size) % 16 == 0, -2**31 <= x < 2**31)
+                 for i, x in enumerate(ints))
 
 
 def _ints(k: torch.Tensor, v: torch.Tensor, page_table) -> tuple:
