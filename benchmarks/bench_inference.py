@@ -1,7 +1,8 @@
 """Inference shapes: decoding, tree verification and chunked prefill (bf16, D=128, Hq=32, Hkv=8).
 
-For each case: maskattn with a precompiled map (the kernels alone) and per step (compile_mask
-+ attention, what a decode loop that rebuilds its mask pays), FlexAttention
+For each case: maskattn with a precompiled map (the kernels alone), per step (compile_mask
++ attention, what a decode loop that rebuilds its mask pays) and, for one token, without a mask
+(``attention(q, k, v)``: no map, ``kernels/unmasked_decode.py``), FlexAttention
 (``torch.compile(flex_attention, dynamic=False)`` with a ``create_block_mask`` map, GQA), SDPA (``enable_gqa``;
 a boolean mask where the alignment needs one), and the memory-bandwidth floor: bytes of K and V
 read once / 3.0 TB/s (the H100's measured copy rate, the convention's floor) and the same bytes at
@@ -9,15 +10,18 @@ this GPU's copy rate measured in the same process (a 4 GB device-to-device copy,
 written / time; it differs on other GPUs, e.g. an H200). Also: the GPU time and kernel launches of
 a decode step's map preparation (compile_mask, and the row view the decode launches read,
 ``kernels/real_rows.py``), whether it syncs with the host, and a CUDA-graph replay of a
-whole decode step (compile_mask + attention) against eager. Medians of do_bench after warm-up.
+whole decode step (compile_mask + attention) against eager. Medians of do_bench after warm-up;
+with ``--rounds N`` every implementation of a case is timed once a round for N interleaved rounds
+and the median kept (rows near parity move by a few percent on a power-capped GPU).
 
-    PYTHONPATH=. python benchmarks/bench_inference.py [--out benchmarks/results]
+    PYTHONPATH=. python benchmarks/bench_inference.py [--out benchmarks/results] [--rounds N]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import sys
 
 import numpy as np
@@ -55,9 +59,25 @@ def flex_mod(label, lq, lk, dev):
     return lambda b, h, qi, ki: qi + off >= ki
 
 
+def median_rounds(timer, fns: dict, rounds: int) -> dict:
+    """{name: median ms}: ``timer(fn)`` of every callable once a round, all of them before the next
+    round starts, for ``rounds`` rounds (clock drift on a power-capped GPU reaches each alike)."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(timer(fn))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _ms(t) -> str:
+    return "—" if t is None else f"{t:.3f}"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--rounds", type=int, default=1,
+                   help="time every implementation of a case once a round, for N interleaved rounds (medians)")
     args = p.parse_args()
     import triton
 
@@ -79,24 +99,28 @@ def main():
         kv_bytes = 2 * B * HKV * lk * D * 2
         row = dict(case=label, B=B, q_len=lq, kv_len=lk, floor_ms=kv_bytes / (COPY_TBPS * 1e12) * 1e3,
                    floor_measured_ms=kv_bytes / (copy_tbps * 1e12) * 1e3)
-        row["maskattn"] = bench(lambda: ma.attention(q, k, v, bm))
         bq = 128 if lq > 64 else max(16, 1 << (lq - 1).bit_length())  # the tile attention() compiles short blocks with
-        row["maskattn_step"] = bench(lambda: ma.attention(q, k, v, ma.compile_mask(mask, lq, lk, device=dev, block_q=bq)))
+        fns = {"maskattn": lambda: ma.attention(q, k, v, bm),
+               "maskattn_step": lambda: ma.attention(q, k, v, ma.compile_mask(mask, lq, lk, device=dev, block_q=bq))}
         ref = ma.attention(q, k, v, bm)
+        if lq == 1:  # one token sees the whole cache: the same attention without a mask, no map at all
+            fns["maskattn_unmasked"] = lambda: ma.attention(q, k, v)
+            row["diff_unmasked"] = float((ma.attention(q, k, v) - ref).abs().max())
         try:
             fbm = create_block_mask(flex_mod(label, lq, lk, dev), None, None, lq, lk, device=dev)
-            row["flex"] = bench(lambda: flex(q, k, v, block_mask=fbm, enable_gqa=True))
             row["diff_vs_flex"] = float((flex(q, k, v, block_mask=fbm, enable_gqa=True) - ref).abs().max())
+            fns["flex"] = lambda: flex(q, k, v, block_mask=fbm, enable_gqa=True)
         except Exception as e:  # noqa: BLE001 - reported, not fatal
             row["flex"], row["flex_error"] = float("nan"), f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"
         if lq == 1:
-            row["sdpa"] = bench(lambda: sdpa(q, k, v, enable_gqa=True))
+            fns["sdpa"] = lambda: sdpa(q, k, v, enable_gqa=True)
         elif lq == lk:
-            row["sdpa"] = bench(lambda: sdpa(q, k, v, is_causal=True, enable_gqa=True))
+            fns["sdpa"] = lambda: sdpa(q, k, v, is_causal=True, enable_gqa=True)
         else:  # bottom-right alignment needs an explicit mask
             dense = mask.materialize(lq, lk, device=dev)
-            row["sdpa"] = bench(lambda: sdpa(q, k, v, attn_mask=dense, enable_gqa=True))
+            fns["sdpa"] = lambda: sdpa(q, k, v, attn_mask=dense, enable_gqa=True)
             row["diff_vs_sdpa"] = float((sdpa(q, k, v, attn_mask=dense, enable_gqa=True) - ref).abs().max())
+        row.update(median_rounds(bench, fns, args.rounds))
         rows.append(row)
         print({k_: (round(v_, 4) if isinstance(v_, float) else v_) for k_, v_ in row.items()}, flush=True)
 
@@ -145,19 +169,21 @@ def main():
     prep["graph"] = dict(replay_equals_eager=bool(torch.equal(captured, step())), replay_ms=bench(graph.replay))
     del eager
     env = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, triton=triton.__version__, maskattn=ma.__version__,
-               copy_tbps=copy_tbps)
+               copy_tbps=copy_tbps, rounds=args.rounds)
     os.makedirs(args.out, exist_ok=True)
     json.dump(dict(env=env, rows=rows, mask_prep=prep), open(os.path.join(args.out, "inference.json"), "w"), indent=1)
     lines = [f"GPU: {env['gpu']}; torch {env['torch']}, triton {env['triton']}, maskattn {env['maskattn']}. "
-             f"bf16, D={D}, Hq={HQ}, Hkv={HKV}. Times in ms (do_bench medians). floor = bytes of K and V read once "
+             f"bf16, D={D}, Hq={HQ}, Hkv={HKV}. Times in ms (do_bench medians, {args.rounds} interleaved "
+             f"round{'s' if args.rounds > 1 else ''}). floor = bytes of K and V read once "
              f"/ {COPY_TBPS} TB/s; 'measured floor': the same bytes at this GPU's measured copy rate, "
-             f"{copy_tbps:.2f} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask.", "",
-             "| case | B | q | kv | maskattn | per step | flex | sdpa | floor | maskattn / floor | measured floor | "
-             "maskattn / measured floor | flex / maskattn | sdpa / maskattn |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"{copy_tbps:.2f} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask; 'no mask': "
+             f"attention(q, k, v) without a mask (one token sees the whole cache; no map).", "",
+             "| case | B | q | kv | maskattn | per step | no mask | flex | sdpa | floor | maskattn / floor | "
+             "measured floor | maskattn / measured floor | flex / maskattn | sdpa / maskattn |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['B']} | {r['q_len']} | {r['kv_len']} | {r['maskattn']:.3f} | "
-                     f"{r['maskattn_step']:.3f} | {r['flex']:.3f} | {r['sdpa']:.3f} | {r['floor_ms']:.3f} | "
+                     f"{r['maskattn_step']:.3f} | {_ms(r.get('maskattn_unmasked'))} | {r['flex']:.3f} | {r['sdpa']:.3f} | {r['floor_ms']:.3f} | "
                      f"{r['maskattn'] / r['floor_ms']:.2f} | {r['floor_measured_ms']:.3f} | "
                      f"{r['maskattn'] / r['floor_measured_ms']:.2f} | {r['flex'] / r['maskattn']:.2f} | {r['sdpa'] / r['maskattn']:.2f} |")
     lines += ["", "Mask preparation for a decode step (causal, or the 64-node tree; 32k keys; compile_mask and "

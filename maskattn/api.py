@@ -12,7 +12,9 @@ import torch
 from .block_map import BlockMap
 from .compiler import compile_mask
 from .kernels.config import default_scale
-from .kernels.op import masked_attention, replay_decode
+from .kernels.decode import MAX_Q
+from .kernels.op import masked_attention, replay_decode, replay_unmasked, unmasked_attention
+from .kernels.unmasked_decode import sees_every_key
 from .masks.base import Mask, resolve_q_offset
 from .masks.full import full
 
@@ -30,6 +32,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     ``h`` reads KV head ``h // (Hq // Hkv)``); fp16, bf16 or fp32; D in [16, 256]; any strides.
     ``mask``: a mask object (compiled on first use and cached on the object), a
     ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask).
+    A short query block (up to 64 rows) whose mask lets every query see every key (None, or
+    e.g. ``causal()`` for one new token at the default offset) decodes without any map when no
+    gradient is needed, its launch replayed at any key count (``kernels/unmasked_decode.py``).
     ``q_offset`` may also be a (B,) integer tensor: batch row ``b``'s queries start at
     ``q_offset[b]`` (requests with different cache lengths in one batch).
     ``scale``: softmax scale, any finite float (0 gives uniform weights over the allowed keys),
@@ -53,17 +58,46 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     region to avoid it). Meta tensors give shapes only (mask objects without tensors, or a
     BlockMap moved to "meta").
     """
-    if type(mask) is BlockMap and q_offset is None:  # every layer of a decode step: replay its recorded launch
-        done = replay_decode(mask, q, k, v, scale, softcap, deterministic, return_lse)
+    if q_offset is None:  # every layer of a decode step: replay its recorded launch
+        if type(mask) is BlockMap:
+            done = replay_decode(mask, q, k, v, scale, softcap, deterministic, return_lse)
+        else:
+            done = replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse)
         if done is not None:
             return done
     q, k, v = _check_tensors(q, k, v)
     scale = _check_scale(scale, q.shape[-1])
     softcap = _check_softcap(softcap)
     deterministic = _check_deterministic(deterministic)
+    lq, lk = q.shape[2], k.shape[2]
+    if lq <= MAX_Q and type(mask) is not BlockMap and sees_every_key(mask, lq, lk, resolve_q_offset(lq, lk, q_offset)):
+        done = unmasked_attention(q, k, v, scale, softcap)  # a short block seeing every key needs no map
+        if done is not None:
+            return done if return_lse else done[0]
     bm = _block_map(mask, q, k, q_offset)
     out, lse = masked_attention(q, k, v, bm, scale, softcap, deterministic)
     return (out, lse) if return_lse else out
+
+
+def attention_after_starts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_start: torch.Tensor, *,
+                           scale: float | None = None, softcap: float | None = None):
+    """``attention`` where batch row ``b`` sees every key from ``kv_start[b]`` on (left padding
+    before it), for short query blocks without a map (``kernels/unmasked_decode.py``): out
+    (B, Hq, Lq, D), or None where that path does not apply (a gradient may flow, tracing, CPU
+    without the interpreter, more than 64 query rows); the caller then passes its mask to
+    ``attention``. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start: (B,) int32 on q's device.
+    The transformers plug-in's decode steps over left-padded batches use it."""
+    q, k, v = _check_tensors(q, k, v)
+    scale = _check_scale(scale, q.shape[-1])
+    softcap = _check_softcap(softcap)
+    if not (isinstance(kv_start, torch.Tensor) and kv_start.shape == (q.shape[0],) and kv_start.dtype == torch.int32
+            and kv_start.device == q.device):
+        raise ValueError(f"kv_start: expected a ({q.shape[0]},) int32 tensor on {q.device}, got "
+                         f"{getattr(kv_start, 'shape', type(kv_start).__name__)}")
+    if q.shape[2] > MAX_Q:
+        return None
+    done = unmasked_attention(q, k, v, scale, softcap, kv_start=kv_start)
+    return None if done is None else done[0]
 
 
 def _check_tensors(q, k, v):

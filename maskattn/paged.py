@@ -5,7 +5,9 @@ page holding logical keys ``[p * page_size, (p + 1) * page_size)`` of request ``
 ``kv_lens[b]`` how many of them are written. The mask sees logical positions: query row ``r``
 of request ``b`` sits at ``kv_lens[b] - q_len + r`` (a per-request query offset) and keys at or
 past ``kv_lens[b]`` are never attended (nor read). The map is built without host syncs, so a
-decode step can be captured in a CUDA graph.
+decode step can be captured in a CUDA graph. Where the mask shows every request all its keys
+(the default ``causal()`` for one new token) no map is built at all and the launch is replayed
+from call to call (``kernels/unmasked_decode.py``).
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import torch
 from .api import _check_scale, _check_softcap
 from .compile_row import compile_single_row
 from .kernels.config import interpreting
+from .kernels import unmasked_decode
 from .kernels.decode import MAX_Q, decode_forward
+from .kernels.unmasked_decode import sees_every_key
 from .kernels.torch_blocksparse import blocksparse_attention
 from .masks.band import causal
 from .masks.base import Mask
@@ -40,15 +44,22 @@ def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tenso
     if not isinstance(mask, Mask):
         raise TypeError(f"mask: expected a maskattn Mask or None, got {type(mask).__name__}")
     lk = page_table.shape[1] * page_size  # the logical length every request could reach
+    mask._check_lengths(lq, lk, lk - lq)
+    table = page_table.to(device=q.device, dtype=torch.int32).contiguous()
+    # request b's rows sit at kv_lens[b] - Lq over keys [0, kv_lens[b]): a mask that shows every
+    # key there at the longest length does so at every length (``Mask._every_pair`` accepts masks
+    # of j - i alone), and the kernel needs no map, only the key counts (``unmasked_decode``)
+    if (q.is_cuda or interpreting()) and unmasked_decode.applies(q, k_cache) and sees_every_key(mask, lq, lk, lk - lq):
+        ends = kv_lens.to(device=q.device, dtype=torch.int32)
+        out, lse = unmasked_decode.forward(q, k_cache, v_cache, scale, softcap, page_table=table, kv_end=ends)
+        return (out, lse) if return_lse else out
     lens = kv_lens.to(device=q.device, dtype=torch.int64)
     effective = mask & KeyPrefix(lens, "kv_lens")
-    mask._check_lengths(lq, lk, lk - lq)
     grid = TileGrid(lq, lk, lk - lq, max(16, 1 << (lq - 1).bit_length()), 128, q.device)
     bm = compile_single_row(effective.to(q.device), grid, repr(mask), q_offsets=lens - lq)
     if bm.batch not in (1, b) or bm.heads not in (1, q.shape[1]):
         raise ValueError(f"mask: describes {bm.batch} batch rows and {bm.heads} heads, but q has batch {b} "
                          f"and {q.shape[1]} heads")
-    table = page_table.to(device=q.device, dtype=torch.int32).contiguous()
     if q.is_cuda or interpreting():
         out, lse = decode_forward(q, k_cache, v_cache, bm, scale, softcap, page_table=table)
     else:  # plain CPU: gather the pages, then the block-sparse PyTorch path over the same map

@@ -129,8 +129,8 @@ def _families():
 
 @pytest.mark.parametrize("mask", _families(), ids=repr)
 def test_masks_pickle_without_their_cache(mask):
-    q, k, v = rand_qkv(2, 3, 1, 24, 24, 16, torch.float32)
-    ma.attention(q, k, v, mask)  # fills the per-object cache of compiled maps
+    q, k, v = rand_qkv(2, 3, 1, 24, 24, 16, torch.float32, requires_grad=True)
+    ma.attention(q, k, v, mask)  # fills the per-object cache of compiled maps (with autograd, full() too)
     assert mask.__dict__.get("_maskattn_cache")
     data = pickle.dumps(mask)
     back = pickle.loads(data)

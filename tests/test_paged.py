@@ -5,6 +5,7 @@ import torch
 
 import maskattn as ma
 from attention_checks import check_forward
+from maskattn.kernels.config import interpreting
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -69,3 +70,29 @@ def test_paged_rejects_bad_input():
         ma.paged_attention(q.requires_grad_(), k_cache, k_cache, page_table=table, kv_lens=torch.tensor([3]))
     with pytest.raises(ValueError, match="multiple"):
         ma.paged_attention(torch.randn(1, 3, 1, 32), k_cache, k_cache, page_table=table, kv_lens=torch.tensor([3]))
+
+
+@pytest.mark.skipif(DEVICE == "cpu" and not interpreting(), reason="the kernels run on CUDA or under TRITON_INTERPRET=1")
+@pytest.mark.parametrize("mask_name", [None, "causal", "long window"])
+def test_one_token_over_pages_builds_no_map(mask_name, monkeypatch):
+    """One new token sees all its request's keys: no map (``unmasked_decode``), each request read up
+    to its own kv_lens (NaN / Inf past it never leak), then the same call replayed on other
+    key counts (GPU) still matching the gathered reference."""
+    import maskattn.paged as paged
+    monkeypatch.setattr(paged, "compile_single_row", lambda *a, **kw: pytest.fail("a map was built"))
+    b, hkv, group, d, page_size, max_pages = 4, 2, 4, 64, 16, 9
+    mask = {None: None, "causal": ma.causal(), "long window": ma.causal() & ma.sliding_window(1000)}[mask_name]
+    for step, lens in enumerate(([1, 16, 17, 144], [2, 31, 100, 130], [143, 5, 64, 33])):
+        kv_lens = torch.tensor(lens)
+        k_cache, v_cache, table = _pages(b, hkv, d, page_size, max_pages, kv_lens, torch.float32, seed=step)
+        for i in range(b):
+            for pos in range(lens[i], max_pages * page_size):
+                page = int(table[i, pos // page_size])
+                k_cache[page, :, pos % page_size] = float("nan")
+                v_cache[page, :, pos % page_size] = float("inf")
+        q = torch.randn(b, hkv * group, 1, d).to(DEVICE)
+        out, lse = ma.paged_attention(q, k_cache, v_cache, mask, page_table=table, kv_lens=kv_lens.to(DEVICE),
+                                      return_lse=True)
+        for i in range(b):
+            k, v = _gathered(k_cache, table, i, lens[i]), _gathered(v_cache, table, i, lens[i])
+            check_forward(q[i:i + 1], k, v, ma.causal(), out=out[i:i + 1], lse=lse[i:i + 1], q_offset=lens[i] - 1)

@@ -62,13 +62,19 @@ like a tensor; ``register()`` gives the ``Mask`` class these two read-only attri
 A 4-D mask tensor (bool, or float 0 / -inf), which transformers passes through untouched,
 reaches the attention function and runs as ``maskattn.dense`` (O(Lq * Lk), as with sdpa).
 
-Costs. The mask is compiled into a BlockMap once per forward call and layer type (all layers of
-a type share it), inside the mask function. Masks without tensors (causal, windows, and a user mask ANDed with one) are
-the same objects from call to call, so their BlockMaps stay cached: a training loop with fixed
-lengths compiles once. Keep user masks on the model's device, or they are copied (and
-recompiled) every call. Patterns the translation does not know (custom
-``or/and_mask_function``s, image-token overlays) are kept exact as a per-element leaf, which
-costs O(Lq * Lk) element evaluations where the other factors leave tiles open.
+Costs. The mask is compiled into a BlockMap once per forward call and layer type (all layers of a
+type share it), inside the mask function. Except when a short query block after a cache (at most 64
+rows, fewer than the keys: decoding) may attend to every key of the layer (causal or a window that
+reaches back to key 0, no padding), or to every key after its row's left padding: then nothing is
+compiled and the layers decode without a map, replaying one recorded launch at every step
+(``kernels/unmasked_decode.py``; ``maskattn.attention`` without a mask, or
+``api.attention_after_starts`` with each row's first key), as sdpa runs without a mask there. Masks
+without tensors (causal, windows, and a user mask ANDed with one) are the same objects from call to
+call, so their BlockMaps stay cached: a training loop with fixed lengths compiles once. Keep user
+masks on the model's device, or they are copied (and recompiled) every call. Patterns the
+translation does not know (custom ``or/and_mask_function``s, image-token overlays) are kept exact as
+a per-element leaf, which costs O(Lq * Lk) element evaluations where the other factors leave tiles
+open.
 
 Not covered: attention sinks (``s_aux``, GPT-OSS), ``position_bias`` (T5-style biases),
 additive float masks with values other than 0 / -inf, attention dropout in training, returning
@@ -78,8 +84,11 @@ attention / continuous batching, maskattn masks or BlockMaps passed to ``generat
 torch.compile. The mask function (host work: building and compiling the mask) is wrapped in
 ``torch.compiler.disable``: a compiled model graph-breaks there, once per forward call and layer
 type. The attention function traces (the attention is a custom op) with the ``ModelMask``'s
-BlockMap, so the layers themselves add no graph breaks. Tested: ``torch.compile(model)`` in the
-default mode (inductor), logits equal to eager, on CPU and (GPU-marked test) on CUDA.
+BlockMap, so the layers themselves add no graph breaks (except on decode steps left without a mask,
+see Costs: a traced layer then compiles its mask itself, one graph break per layer; static
+caches, which ``generate`` uses with torch.compile, mask the unused part of the cache and get a
+BlockMap on every step but one that writes the cache's last slot). Tested: ``torch.compile(model)``
+in the default mode (inductor), logits equal to eager, on CPU and (GPU-marked test) on CUDA.
 """
 from __future__ import annotations
 
@@ -92,8 +101,10 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers import masking_utils as _mu
 
 import maskattn
-from maskattn.api import mask_block_map
+from maskattn.api import attention_after_starts, mask_block_map
 from maskattn.block_map import BlockMap
+from maskattn.kernels.decode import MAX_Q
+from maskattn.kernels.unmasked_decode import sees_every_key
 from maskattn.masks.band import Band
 from maskattn.masks.base import And, Mask, Not, Or
 from maskattn.masks.full import Full
@@ -126,11 +137,14 @@ class ModelMask:
     dtype = torch.bool
 
     def __init__(self, mask: Mask, q_offset: int, q_len: int, kv_len: int, batch_size: int, device,
-                 block_map: BlockMap | None = None):
+                 block_map: BlockMap | None = None, unmasked: bool = False, kv_start: torch.Tensor | None = None):
         self.mask, self.q_offset, self.q_len, self.kv_len = mask, q_offset, q_len, kv_len
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.block_map = block_map
+        # nothing compiled: every query sees every key (at or after its row's ``kv_start``, (B,)
+        # int32, left padding before it): the layers decode without a map
+        self.unmasked, self.kv_start = unmasked, kv_start
 
     @property
     def shape(self) -> torch.Size:
@@ -154,7 +168,9 @@ class ModelMask:
         if device is None or torch.device(device) == self.device:
             return self
         bm = None if self.block_map is None else self.block_map.to(device)
-        return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device, bm)
+        starts = None if self.kv_start is None else self.kv_start.to(device)
+        return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device, bm,
+                         self.unmasked, starts)
 
     def __repr__(self) -> str:
         return (f"ModelMask({self.mask!r}, q_offset={self.q_offset}, q_len={self.q_len}, kv_len={self.kv_len}, "
@@ -386,11 +402,19 @@ def _documents(doc_ids: torch.Tensor, frame: _Frame) -> Mask:
     return maskattn.documents(doc_ids=ids, causal=False)
 
 
-def _padding(padding_mask: torch.Tensor, frame: _Frame) -> Mask:
+def _padding(padding_mask: torch.Tensor, frame: _Frame, left_starts: bool = False) -> tuple[Mask, torch.Tensor | None]:
+    """The padding mask of a 2-D ``attention_mask`` in ``frame``, and with ``left_starts``, where
+    every row is left padding then keys (zeros, then ones), each row's first key column as a
+    (B,) int32 tensor (else None). One host sync, as in transformers' sdpa_mask."""
     flags = frame.columns(padding_mask.bool(), fill=False)
-    if bool(flags.all()):  # (a host sync, as in transformers' sdpa_mask) no padding: nothing to compile
-        return _FULL
-    return maskattn.padding(flags.contiguous())
+    if left_starts:
+        every, left = torch.stack([flags.all(), (flags[:, 1:] >= flags[:, :-1]).all()]).tolist()
+    else:
+        every, left = bool(flags.all()), False
+    if every:  # no padding: nothing to compile
+        return _FULL, None
+    pad = maskattn.padding(flags.contiguous())
+    return pad, ((~flags).sum(1).to(torch.int32) if left else None)
 
 
 def translate(fn, frame: _Frame) -> Mask:
@@ -426,7 +450,7 @@ def translate(fn, frame: _Frame) -> Mask:
         w = int(nl["sliding_window"])
         return _band(w, w)  # |q - kv| <= W
     if kind == "padding_mask_function" and "padding_mask" in nl:
-        return _padding(nl["padding_mask"], frame)
+        return _padding(nl["padding_mask"], frame)[0]
     if kind == "packed_sequence_mask_function" and "packed_sequence_mask" in nl:
         return _documents(nl["packed_sequence_mask"], frame)
     if kind == "chunked_overlay" and {"chunk_size", "left_padding"} <= nl.keys():
@@ -481,8 +505,24 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
     frame = _Frame(batch_size, q_length, kv_length, q_off_hf - kv_offset, kv_offset, device,
                    use_vmap=bool(kwargs.get("use_vmap", False)))
     model = translate(mask_function, frame)
+    q_off = q_off_hf - kv_offset
+    dev = torch.device(device)
+    # a block of up to MAX_Q queries after a cache (fewer queries than keys) that may attend to
+    # every key (or to every key after a row's left padding) is left without a mask: attention
+    # then needs no map (``kernels/unmasked_decode.py``). Other calls (prefill, training) get
+    # their map compiled here, so that the layers trace under torch.compile without graph breaks
+    decode = (user is None and q_length <= MAX_Q and kv_length > q_length and dev.type != "meta"
+              and sees_every_key(model, q_length, kv_length, q_off))
+    padded = False
     if attention_mask is not None:
-        model = _and(model, _padding(attention_mask, frame))
+        pad, starts = _padding(attention_mask, frame, left_starts=decode)
+        if starts is not None:
+            return ModelMask(_and(model, pad), q_off, q_length, kv_length, batch_size, dev, unmasked=True,
+                             kv_start=starts)
+        padded = pad is not _FULL
+        model = _and(model, pad)
+    if decode and not padded:
+        return ModelMask(_FULL, q_off, q_length, kv_length, batch_size, dev, unmasked=True)
     if user is not None:
         inner = user.mask if isinstance(user, Override) else user
         if inner.device is not None and inner.device != frame.device:
@@ -491,8 +531,6 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
         if kv_offset or total != kv_length:
             inner = _Reframed(inner, kv_offset, total)
         model = inner if isinstance(user, Override) else _combine(inner, model)
-    q_off = q_off_hf - kv_offset
-    dev = torch.device(device)
     # compiled here, once per call and layer type (cached on the mask object when it is reused);
     # this function is already outside torch.compile's tracing
     bm = None if dev.type == "meta" else mask_block_map(model, q_length, kv_length, q_off, dev)
@@ -558,6 +596,13 @@ def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.
                              f"kv_len={attention_mask.kv_len}, but the layer has q_len={lq}, kv_len={lk}")
         if attention_mask.block_map is not None:
             mask = attention_mask.block_map
+        elif attention_mask.kv_start is not None:  # left padding, then every key: no map where it applies
+            out = attention_after_starts(query, key, value, attention_mask.kv_start, scale=scaling, softcap=softcap)
+            if out is not None:
+                return out.transpose(1, 2).contiguous(), None
+            mask, q_offset = attention_mask.mask, attention_mask.q_offset
+        elif attention_mask.unmasked:
+            mask = None
         else:
             mask, q_offset = attention_mask.mask, attention_mask.q_offset
     elif isinstance(attention_mask, Override):

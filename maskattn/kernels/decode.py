@@ -92,12 +92,13 @@ def _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, 
 @triton.jit
 def _decode_split(
     Q, K, V, O, LSE, ACC, M, L, COUNTERS, PAGE_TABLE,
-    FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS,
+    FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, KV_START, KV_END,
     sqb, sqh, sqm, skb, skh, skn, svb, svh, svn, sob, soh, som,
     Hq, Hkv, GROUP, PACK, Lq, Lk, D, D_TMA, map_sb, map_sh, n_splits, pages_per_row, page_size, scale, softcap,
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr,
-    PAGED: tl.constexpr, FUSED_MERGE: tl.constexpr,
+    PAGED: tl.constexpr, FUSED_MERGE: tl.constexpr, DENSE: tl.constexpr, KV_STARTS: tl.constexpr,
+    KV_ENDS: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     n_packs = GROUP // PACK
@@ -123,11 +124,25 @@ def _decode_split(
         k_desc = row_desc(K, b, kvh, skb, skh, skn, Lk, D_TMA, BLOCK_N, BLOCK_D)
         v_desc = row_desc(V, b, kvh, svb, svh, svn, Lk, D_TMA, BLOCK_N, BLOCK_D)
 
-    row = b * map_sb + h0 * map_sh  # the map row (one query tile per (batch, head))
-    f0 = tl.load(FULL_PTR + row) * SUB_N
-    p0 = tl.load(PART_PTR + row) * SUB_N
-    n_full = tl.load(FULL_PTR + row + 1) * SUB_N - f0
-    n_all = n_full + tl.load(PART_PTR + row + 1) * SUB_N - p0
+    kv_lo = 0
+    kv_hi = Lk  # keys past it are never read
+    if DENSE:  # no map (``unmasked_decode``): this batch row's keys [lo, hi), the blocks inside them
+        # unmasked, the (at most two) blocks that hold lo or hi cut there
+        if KV_STARTS:  # lo: the row's first key (left padding before it)
+            kv_lo = tl.maximum(tl.load(KV_START + b), 0)
+        if KV_ENDS:  # hi: the row's key count (a paged cache's kv_lens[b])
+            kv_hi = tl.minimum(tl.load(KV_END + b), Lk)
+        full_lo = tl.cdiv(kv_lo, BLOCK_N)
+        f0 = 0
+        p0 = 0
+        n_full = tl.maximum(kv_hi // BLOCK_N - full_lo, 0)
+        n_all = tl.maximum(tl.cdiv(kv_hi, BLOCK_N) - kv_lo // BLOCK_N, 0)
+    else:
+        row = b * map_sb + h0 * map_sh  # the map row (one query tile per (batch, head))
+        f0 = tl.load(FULL_PTR + row) * SUB_N
+        p0 = tl.load(PART_PTR + row) * SUB_N
+        n_full = tl.load(FULL_PTR + row + 1) * SUB_N - f0
+        n_all = n_full + tl.load(PART_PTR + row + 1) * SUB_N - p0
     chunk = tl.cdiv(n_all, n_splits)  # this split: sub-blocks [s0, s1) of full-then-partial
     s0 = split * chunk
     s1 = tl.minimum(s0 + chunk, n_all)
@@ -136,19 +151,29 @@ def _decode_split(
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for j in range(f0 + tl.minimum(s0, n_full), f0 + tl.minimum(s1, n_full)):
-        n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
+        if DENSE:
+            n0 = (full_lo + j) * BLOCK_N
+        else:
+            n0 = tl.load(FULL_IDX + j // SUB_N) * TILE_K + (j % SUB_N) * BLOCK_N
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
-                         page_size, Lk, D_TMA, BLOCK_N, BLOCK_D, PAGED)
+                         page_size, kv_hi, D_TMA, BLOCK_N, BLOCK_D, PAGED)
         acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v, None,
                                      scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
     for j in range(p0 + tl.maximum(s0 - n_full, 0), p0 + tl.maximum(s1 - n_full, 0)):
-        idx = j // SUB_N
-        c0 = (j % SUB_N) * BLOCK_N
-        n0 = tl.load(PART_IDX + idx) * TILE_K + c0
-        allowed = rows_bits(BITMAPS, idx, r, c0, BLOCK_N, TILE_Q, TILE_K)
+        if DENSE:  # edge j: the block holding lo (if lo cuts one), else the one holding hi
+            n0 = tl.where((j == 0) & (kv_lo % BLOCK_N != 0), kv_lo // BLOCK_N, kv_hi // BLOCK_N) * BLOCK_N
+            cols = n0 + tl.arange(0, BLOCK_N)
+            allowed = ((cols >= kv_lo) & (cols < kv_hi))[None, :]
+        else:
+            idx = j // SUB_N
+            c0 = (j % SUB_N) * BLOCK_N
+            n0 = tl.load(PART_IDX + idx) * TILE_K + c0
+            allowed = rows_bits(BITMAPS, idx, r, c0, BLOCK_N, TILE_Q, TILE_K)
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
-                         page_size, Lk, D_TMA, BLOCK_N, BLOCK_D, PAGED)
-        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, finite_or_zero(v),
+                         page_size, kv_hi, D_TMA, BLOCK_N, BLOCK_D, PAGED)
+        if not DENSE or KV_STARTS or KV_ENDS:  # masked-out values must not reach acc as 0 * NaN
+            v = finite_or_zero(v)
+        acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v,
                                      allowed, scale, softcap, True, HAS_SOFTCAP, PRECISION, NEG_SCALE)
 
     # partials: (B, Hq, Lq, n_splits) for m and l, (..., D_TMA) for acc
@@ -166,6 +191,13 @@ def _decode_split(
             _merge_splits(ACC, M, L, O, LSE, row_block * BLOCK_M, b, h0, sob, soh, som, Hq, Lq, PACK,
                           D, D_TMA, n_splits, BLOCK_M, BLOCK_D)
             tl.store(COUNTERS + unit, 0)  # back to zero: a replayed launch reuses the counters
+
+
+# argument positions that a plan without a map fills at each call (``split_kv``): K / V strides, key
+# count, page table width; and the tensors it fills besides q, k, v, out, lse
+DENSE_INT_SLOTS = tuple(_decode_split.arg_names.index(n)
+                        for n in ("skb", "skh", "skn", "svb", "svh", "svn", "Lk", "pages_per_row"))
+DENSE_TENSOR_SLOTS = tuple(_decode_split.arg_names.index(n) for n in ("PAGE_TABLE", "KV_START", "KV_END"))
 
 
 @triton.jit
@@ -284,37 +316,72 @@ def decode_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: BlockM
         return out, lse
     if q.shape[-1] != d_tma or q.stride(-1) != 1:  # rows of q are read with a unit last stride
         q = tma_operand(q, d_tma)
-    cfg = decode_config(pack * lq, bm.block_k, d, q.dtype)
+    record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
+    tiles = (real.full_ptr, real.full_idx, real.part_ptr, real.part_idx, real.bitmaps)
+    plan = split_kv(q, k, v, out, lse, tiles, sb, sh, pack, lk, page_table, scale, softcap, bm.block_q, bm.block_k,
+                    record)
+    if plan is not None:
+        plans.remember(bm, _PLANS, key, plan)
+    return out, lse
+
+
+# split counts of launches without a map do not depend on the key count (they are replayed at any)
+_ANY_LENGTH = 1 << 31
+
+
+def split_kv(q, k, v, out, lse, tiles, map_sb: int, map_sh: int, pack: int, lk: int, page_table, scale: float,
+             softcap, tile_q: int, tile_k: int, record: bool, kv_start=None, kv_end=None) -> "_DecodePlan | None":
+    """The portable split-KV launch (``_decode_split``) and its merge, into out (B, Hq, Lq, D) and
+    lse (B, Hq, Lq). q: (B, Hq, Lq, D_TMA) with unit last stride; k/v: (B, Hkv, Lk, D_TMA)
+    TMA-ready, or page pools with ``page_table``; ``tiles``: the map's row view (full_ptr,
+    full_idx, part_ptr, part_idx, bitmaps) with its batch / head strides, or None for no mask
+    (``DENSE``: every key of [0, lk), or of [kv_start[b], kv_end[b]) with either or both given,
+    (B,) int32; then the split count does not depend on the key counts, and a recorded plan
+    takes the K / V strides, lk and the page table width as int slots, ``DENSE_INT_SLOTS``, and
+    the page table, kv_start and kv_end, where given, as tensors after q, k, v, out, lse). ``pack``: query heads per tile.
+    With ``record``, returns the launches as a ``_DecodePlan`` where they can be replayed, else None."""
+    b, hq, lq, d = out.shape
+    hkv, d_tma = k.shape[1], q.shape[-1]
+    group, dense, paged = hq // hkv, tiles is None, page_table is not None
+    grid0 = b * hkv * (group // pack)
+    cfg = decode_config(pack * lq, tile_k, d, q.dtype, paged)
     row_blocks = -(-pack * lq // cfg["BLOCK_M"])
-    units = b * hkv * (group // pack) * row_blocks
-    splits = num_splits(units, bm.n_k_tiles * (bm.block_k // cfg["BLOCK_N"]), programs_per_sm(cfg), q.device)
+    kv_blocks = _ANY_LENGTH if dense else -(-lk // tile_k) * (tile_k // cfg["BLOCK_N"])
+    splits = num_splits(grid0 * row_blocks, kv_blocks, programs_per_sm(cfg), q.device)
     acc, m, l_ = _partials(b * hq * lq * splits, d_tma, q.device)
     # decoding a few tokens: the last split merges (one launch; the step is host-bound). Longer
     # blocks (trees): one program merging 128 rows is a serial tail, a second launch is cheaper
     fused = pack * lq <= _FUSED_ROWS
     # a zeroed counter per row block (sized for the smallest block, should launch() step down)
     counters = torch.zeros(grid0 * -(-pack * lq // 16) if fused else 1, dtype=torch.int32, device=q.device)
-    args = (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else real.full_ptr,
-            real.full_ptr, real.full_idx, real.part_ptr, real.part_idx, real.bitmaps,
+    if dense:
+        tiles = (counters,) * 5  # never read
+    args = (q, k, v, out, lse, acc, m, l_, counters, page_table if paged else tiles[0], *tiles,
+            *(t if t is not None else counters for t in (kv_start, kv_end)),
             *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3],
-            hq, hkv, group, pack, lq, lk, d, d_tma, sb, sh, splits,
+            hq, hkv, group, pack, lq, lk, d, d_tma, map_sb, map_sh, splits,
             page_table.shape[1] if paged else 0, k.shape[2] if paged else 1, scale, softcap if softcap else 1.0)
-    constexprs = dict(TILE_Q=bm.block_q, TILE_K=bm.block_k, BLOCK_D=next_pow2(max(d_tma, 16)),
+    constexprs = dict(TILE_Q=tile_q, TILE_K=tile_k, BLOCK_D=next_pow2(max(d_tma, 16)),
                       HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0,
-                      PAGED=paged, FUSED_MERGE=fused)
+                      PAGED=paged, FUSED_MERGE=fused, DENSE=dense, KV_STARTS=kv_start is not None,
+                      KV_ENDS=kv_end is not None)
     grid_fn = lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits)  # noqa: E731
-    launch_key = ("decode", paged, bm.block_q, bm.block_k, d, q.dtype, q.device)
-    record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
+    launch_key = ("decode", paged, dense, kv_start is not None, kv_end is not None, tile_q, tile_k, d, q.dtype,
+                  q.device)
+    slots = (0, 1, 2, 3, 4)
+    if dense:
+        slots += tuple(i for i, t in zip(DENSE_TENSOR_SLOTS, (page_table, kv_start, kv_end)) if t is not None)
     if record:  # through the compiled kernel of an earlier map's launch where Triton would pick the same
-        split = relaunch.launch_recorded(_decode_split, grid_fn, args, constexprs, cfg, launch_key, (0, 1, 2, 3, 4))
+        split = relaunch.launch_recorded(_decode_split, grid_fn, args, constexprs, cfg, launch_key, slots,
+                                         DENSE_INT_SLOTS if dense else ())
     else:
         split = None
         launch(_decode_split, grid_fn, args, constexprs, cfg, launch_key)
     combine = None if fused else _combine(acc, m, l_, out, lse, grid0, hq, hkv, group, pack, lq, d, d_tma, splits,
                                           record=record)
-    if split is not None and (fused or combine is not None):
-        plans.remember(bm, _PLANS, key, _DecodePlan(out, lse, split, combine))
-    return out, lse
+    if split is None or not (fused or combine is not None):
+        return None
+    return _DecodePlan(out, lse, split, combine)
 
 
 def _partials(rows: int, d_tma: int, device: torch.device):
@@ -371,10 +438,10 @@ class _DecodePlan:
         self._split, self._combine = split, combine
         self._spare_lse = torch.empty_like(lse)  # written by the calls whose lse nobody reads
 
-    def __call__(self, q, k, v, fresh_lse: bool = True):
+    def __call__(self, q, k, v, fresh_lse: bool = True, ints: tuple = (), extra: tuple = ()):
         out = torch.empty(self._out_shape, dtype=self._dtype, device=self._device)
         lse = torch.empty(self._lse_shape, dtype=torch.float32, device=self._device) if fresh_lse else self._spare_lse
-        self._split(q, k, v, out, lse)
+        self._split(q, k, v, out, lse, *extra, ints=ints)
         if self._combine is not None:
             self._combine(out, lse)
         return out, lse

@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 
 from ..block_map import BlockMap
-from . import decode
+from . import decode, unmasked_decode
 from .backward import attention_backward
 from .config import interpreting
 from .forward import attention_forward
@@ -291,6 +291,54 @@ def _fake_tensor_type():
 
 
 # ---- entry points ---------------------------------------------------------------------------------
+def _replayable_call(q, k, v, scale, softcap, deterministic) -> bool:
+    """Can this call replay a recorded decode plan without ``attention()``'s checks: plain 4-D
+    tensors on one device, float (or None) scale and softcap, a valid ``deterministic``, no autograd, no
+    tracing or functorch transform? (A plan was recorded by a call that passed the checks with
+    tensors laid out alike, so they hold here too.)"""
+    return not (type(q) is not torch.Tensor or type(k) is not torch.Tensor or type(v) is not torch.Tensor
+                or q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or not (q.device == k.device == v.device)
+                or (scale is not None and type(scale) is not float) or (softcap is not None and type(softcap) is not float)
+                or not (deterministic is None or deterministic is True or deterministic is False)
+                or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
+                or _traced(q, k, v))
+
+
+def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bool):
+    """``attention(q, k, v, mask, ...)`` (default offset) with a mask that lets every query see
+    every key (None, or ``unmasked_decode.sees_every_key``) as a replay of a plan of
+    ``unmasked_decode`` (recorded by an earlier call with tensors laid out alike, any key count),
+    or None where the call must take the full path. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D). A
+    decode step pays the checks on every layer, so they are skipped here as in ``replay_decode``."""
+    if not unmasked_decode.recorded_any() or not _replayable_call(q, k, v, scale, softcap, deterministic):
+        return None
+    if mask is not None and not unmasked_decode.sees_every_key(mask, q.shape[2], k.shape[2], k.shape[2] - q.shape[2]):
+        return None
+    plan = unmasked_decode.recorded_plan(q, k, v, scale, softcap)
+    if plan is None:
+        return None
+    out, lse = unmasked_decode.replay(plan, q, k, v, fresh_lse=return_lse)
+    return (out, lse) if return_lse else out
+
+
+def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,
+                       kv_start: torch.Tensor | None = None):
+    """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32) of a call whose mask lets every query see every
+    key (checked arguments: no mask, or ``unmasked_decode.sees_every_key``), or with ``kv_start``
+    ((B,) int32 on q's device) every key from its batch row's ``kv_start[b]`` on, on
+    ``unmasked_decode``'s path, without a map, or None where that path does not apply: a gradient
+    may flow, tracing, CPU without the interpreter, or not a short query block."""
+    if (_traced(q, k, v) or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
+            or not _use_triton(q) or not unmasked_decode.applies(q, k)):
+        return None
+    dtype = q.dtype
+    q, k, v = _unit_stride(q), _unit_stride(k), _unit_stride(v)
+    with _no_autocast(q.device.type):
+        out, lse = unmasked_decode.forward(_interpreter_dtype(q), _interpreter_dtype(k), _interpreter_dtype(v),
+                                           scale, softcap, kv_start=kv_start)
+    return out.to(dtype), lse
+
+
 def replay_decode(bm: BlockMap, q, k, v, scale, softcap, deterministic, return_lse: bool):
     """``attention(q, k, v, bm, scale=..., softcap=..., deterministic=..., return_lse=...)`` as a
     replay of a decode plan recorded on ``bm`` (``decode.recorded_plan``), or None where the call
@@ -300,13 +348,7 @@ def replay_decode(bm: BlockMap, q, k, v, scale, softcap, deterministic, return_l
     only by a call that passed every check with tensors of the same shapes, strides, dtypes and
     devices (its key), so those checks hold here too; this skips them because every layer of a
     decode step pays them (host-bound)."""
-    if ("_decode_plans" not in bm.__dict__ or type(q) is not torch.Tensor or type(k) is not torch.Tensor
-            or type(v) is not torch.Tensor
-            or q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or not (q.device == k.device == v.device)
-            or (scale is not None and type(scale) is not float) or (softcap is not None and type(softcap) is not float)
-            or not (deterministic is None or deterministic is True or deterministic is False)
-            or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
-            or _traced(q, k, v)):
+    if "_decode_plans" not in bm.__dict__ or not _replayable_call(q, k, v, scale, softcap, deterministic):
         return None
     plan = decode.recorded_plan(bm, q, k, v, scale, softcap)
     if plan is None:

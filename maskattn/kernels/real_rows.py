@@ -32,20 +32,22 @@ from . import plans
 from .relaunch import launch_direct
 
 _CACHED = "_real_row_map"  # where the converted map lives on the original (``BlockMap.__dict__``)
-_ENTRIES = 16  # list entries per step of the kernel
+_ENTRIES = 64  # list entries per step of the kernel
+_ROWS = 16  # bitmap rows per step of its test
 
 
 @triton.jit
 def _real_row_lists(FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, PTRS, NEW_FULL_IDX, NEW_PART_IDX, NEW_BITMAPS,
-                    Lq, full_cap, part_cap, ENTRIES: tl.constexpr, TILE_Q: tl.constexpr, WORDS: tl.constexpr):
+                    KEPT_AT, Lq, full_cap, part_cap, ENTRIES: tl.constexpr, ROWS: tl.constexpr,
+                    TILE_Q: tl.constexpr, WORDS: tl.constexpr):
     """Map row 0: its full tiles, then the partial ones whose words are all ones on rows < Lq, into
     NEW_FULL_IDX; the other partial tiles and their words into NEW_PART_IDX / NEW_BITMAPS (list
     order kept); PTRS = (0, new full count, 0, new partial count). List entries past the counts are
-    zeros, as the map builders leave them."""
+    zeros, as the map builders leave them. The test reads only the Lq real rows, ROWS at a time;
+    the few kept tiles' words are copied whole afterwards (KEPT_AT: their list positions)."""
     e = tl.arange(0, ENTRIES)
-    rows = tl.arange(0, TILE_Q)
+    rows = tl.arange(0, ROWS)
     words = tl.arange(0, WORDS)
-    tile_words = rows[None, :, None] * WORDS + words[None, None, :]  # (1, TILE_Q, WORDS)
     n_full = tl.load(FULL_PTR + 1)
     n_part = tl.load(PART_PTR + 1)
     for e0 in range(0, n_full, ENTRIES):
@@ -56,10 +58,13 @@ def _real_row_lists(FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, PTRS, NEW_F
     for e0 in range(0, n_part, ENTRIES):
         pos = e0 + e
         ok = pos < n_part
-        src = BITMAPS + pos.to(tl.int64)[:, None, None] * (TILE_Q * WORDS) + tile_words
-        bits = tl.load(src, mask=ok[:, None, None], other=0)
-        ones = tl.where((rows < Lq)[None, :, None], (bits == -1).to(tl.int32), 1)  # rows past Lq: any bits
-        all_ones = tl.min(tl.min(ones, 2), 1)
+        all_ones = ok.to(tl.int32)
+        for r0 in range(0, Lq, ROWS):
+            r = r0 + rows
+            src = (BITMAPS + pos.to(tl.int64)[:, None, None] * (TILE_Q * WORDS) + r[None, :, None] * WORDS
+                   + words[None, None, :])
+            bits = tl.load(src, mask=ok[:, None, None] & (r < Lq)[None, :, None], other=-1)
+            all_ones = tl.minimum(all_ones, tl.min(tl.min((bits == -1).to(tl.int32), 2), 1))
         every = ok & (all_ones == 1)
         keep = ok & (all_ones == 0)
         tile = tl.load(PART_IDX + pos, mask=ok, other=0)
@@ -69,10 +74,13 @@ def _real_row_lists(FULL_PTR, FULL_IDX, PART_PTR, PART_IDX, BITMAPS, PTRS, NEW_F
         at_part = part_end + tl.cumsum(to_part, 0) - to_part
         tl.store(NEW_FULL_IDX + at_full, tile, mask=every)
         tl.store(NEW_PART_IDX + at_part, tile, mask=keep)
-        dst = NEW_BITMAPS + at_part.to(tl.int64)[:, None, None] * (TILE_Q * WORDS) + tile_words
-        tl.store(dst, bits, mask=keep[:, None, None])
+        tl.store(KEPT_AT + at_part, pos, mask=keep)
         full_end += tl.sum(to_full, 0)
         part_end += tl.sum(to_part, 0)
+    tile_words = tl.arange(0, TILE_Q)[:, None] * WORDS + words[None, :]
+    for i in range(0, part_end):  # the kept tiles' words, every row (few: tiles holding tree nodes)
+        src = tl.load(KEPT_AT + i).to(tl.int64)
+        tl.store(NEW_BITMAPS + i * (TILE_Q * WORDS) + tile_words, tl.load(BITMAPS + src * (TILE_Q * WORDS) + tile_words))
     for e0 in range(full_end, full_cap, ENTRIES):
         tl.store(NEW_FULL_IDX + e0 + e, tl.zeros_like(e), mask=e0 + e < full_cap)
     for e0 in range(part_end, part_cap, ENTRIES):
@@ -106,14 +114,17 @@ def real_row_map(bm: BlockMap) -> BlockMap:
     # pointers, then the two index lists: one allocation, each part 16-byte aligned as a fresh tensor
     at_f = 4
     at_p = at_f + -(-cap_f // 4) * 4
-    ints = torch.empty(at_p + -(-cap_p // 4) * 4, dtype=torch.int32, device=dev)
+    at_k = at_p + -(-cap_p // 4) * 4
+    ints = torch.empty(at_k + cap_p, dtype=torch.int32, device=dev)
     ptrs, full_idx, part_idx = ints[:4], ints[at_f:at_f + cap_f], ints[at_p:at_p + cap_p]
+    kept_at = ints[at_k:]  # scratch: list positions of the kept partial tiles
     bitmaps = torch.empty_like(bm.bitmaps)
     words = bm.bitmaps.shape[-1]
     launch_direct(_real_row_lists, (1,),
                   (bm.full_ptr, bm.full_idx, bm.part_ptr, bm.part_idx, bm.bitmaps, ptrs, full_idx, part_idx, bitmaps,
-                   bm.q_len, cap_f, cap_p),
-                  dict(ENTRIES=_ENTRIES, TILE_Q=bm.block_q, WORDS=words), dict(num_warps=4))
+                   kept_at, bm.q_len, cap_f, cap_p),
+                  dict(ENTRIES=_ENTRIES, ROWS=min(bm.block_q, _ROWS), TILE_Q=bm.block_q, WORDS=words),
+                  dict(num_warps=8))
     real = dataclasses.replace(bm, full_ptr=ptrs[:2], full_idx=full_idx, part_ptr=ptrs[2:], part_idx=part_idx,
                                bitmaps=bitmaps)
     if not plans.capturing(dev):

@@ -18,7 +18,10 @@ installed (a profiler such as proton), replays take Triton's path so that the ho
 
 That is only the same launch if the new call specialises exactly as the recorded one: the
 caller must key its ``Relaunch`` objects on everything the kernel's arguments are specialised
-on (shapes, strides, dtypes, 16-byte alignment of each pointer, every integer argument).
+on (shapes, strides, dtypes, 16-byte alignment of each pointer, every integer argument). A
+caller may also name integer arguments that each replay substitutes (``int_slots``: the key
+count and K / V strides of decoding without a map, ``unmasked_decode.py``); it then keys its
+replays on how Triton specialises those integers instead of their values.
 Replays run only on Triton releases whose launcher this was checked against on the GPU
 (``available``); elsewhere callers keep the normal launch.
 """
@@ -73,11 +76,13 @@ def _in_signature_order(kernel, args: tuple, constexprs: dict, cfg: dict) -> lis
 class Relaunch:
     """One recorded launch: ``compiled`` (what ``kernel[grid](...)`` returned) with ``args``,
     ``constexprs`` and the block sizes in ``cfg`` as passed then; ``slots`` names the argument
-    positions (in ``args``) that each replay fills with new tensors."""
+    positions (in ``args``) that each replay fills with new tensors, ``int_slots`` those it
+    fills with new integers (the caller keys the replay on how Triton specialises them)."""
 
-    def __init__(self, kernel, compiled, grid: tuple, args: tuple, constexprs: dict, cfg: dict, slots: tuple):
+    def __init__(self, kernel, compiled, grid: tuple, args: tuple, constexprs: dict, cfg: dict, slots: tuple,
+                 int_slots: tuple = ()):
         self._args = _in_signature_order(kernel, args, constexprs, cfg)
-        self._slots = slots
+        self._slots, self._int_slots = slots, int_slots
         for i in slots:  # filled by every replay; not kept alive here (they may be a whole KV cache)
             self._args[i] = None
         # the other tensors go to the launcher as their addresses: for a tensor it calls data_ptr()
@@ -97,8 +102,10 @@ class Relaunch:
         self._scratch = {}  # stream -> the address of this launch's global scratch on it
         self._device = None  # the current device at the first replay (Triton launches on the current device)
 
-    def __call__(self, *tensors) -> None:
+    def __call__(self, *tensors, ints: tuple = ()) -> None:
         args = self._args.copy()
+        for i, x in zip(self._int_slots, ints):
+            args[i] = x
         if not self._direct or _hooks_active():
             for i, t in zip(self._slots, tensors):
                 args[i] = t
@@ -162,9 +169,10 @@ def _keep(entry, compiled, used: dict) -> None:
         _COMPILED[entry] = (compiled, used)
 
 
-def launch_recorded(kernel, grid_fn, args: tuple, constexprs: dict, cfg: dict, key, slots: tuple) -> "Relaunch | None":
+def launch_recorded(kernel, grid_fn, args: tuple, constexprs: dict, cfg: dict, key, slots: tuple,
+                    int_slots: tuple = ()) -> "Relaunch | None":
     """``config.launch(kernel, grid_fn, args, constexprs, cfg, key)``, returned as a ``Relaunch``
-    (``slots`` as there) for later replays, or None where launches cannot be replayed.
+    (``slots`` and ``int_slots`` as there) for later replays, or None where launches cannot be replayed.
 
     A launch that Triton would specialise exactly like an earlier one (same kernel, device,
     constexprs and block sizes, and the same specialisation of every argument) runs the earlier
@@ -176,14 +184,14 @@ def launch_recorded(kernel, grid_fn, args: tuple, constexprs: dict, cfg: dict, k
     entry, hit = _cached(kernel, args, constexprs, cfg)
     if hit is not None:
         compiled, used = hit
-        run = Relaunch(kernel, compiled, grid_fn(used), args, constexprs, used, slots)
-        run(*(args[i] for i in slots))
+        run = Relaunch(kernel, compiled, grid_fn(used), args, constexprs, used, slots, int_slots)
+        run(*(args[i] for i in slots), ints=tuple(args[i] for i in int_slots))
         return run
     compiled, grid, used = launch(kernel, grid_fn, args, constexprs, cfg, key)
     if not can_record(compiled):
         return None
     _keep(entry, compiled, used)
-    return Relaunch(kernel, compiled, grid, args, constexprs, used, slots)
+    return Relaunch(kernel, compiled, grid, args, constexprs, used, slots, int_slots)
 
 
 def launch_direct(kernel, grid: tuple, args: tuple, constexprs: dict, options: dict) -> None:

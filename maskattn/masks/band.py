@@ -46,6 +46,12 @@ class Band(Mask):
             return torch.full((1, 1, grid.n_q_tiles, grid.n_k_tiles), FULL, dtype=torch.int8, device=grid.device)
         return tile_class(some, every)[None, None]
 
+    def _every_pair(self, q_len, kv_len, q_offset):
+        # query i in [q_offset, q_offset + q_len - 1], key j in [0, kv_len - 1]: j - i spans
+        # [-(q_offset + q_len - 1), kv_len - 1 - q_offset]
+        return ((self.left is None or q_offset + q_len - 1 <= self.left)
+                and (self.right is None or kv_len - 1 - q_offset <= self.right))
+
     def __repr__(self):
         return self.name
 

@@ -56,6 +56,12 @@ class Mask:
         """A copy with every tensor on ``device`` (self if nothing moves)."""
         return self
 
+    def _every_pair(self, q_len: int, kv_len: int, q_offset: int) -> bool:
+        """True only if every (query row, key) pair is allowed at these lengths and int offset,
+        decided from the mask's numbers alone (no tensors read, no device work); False when
+        unsure. Then attention needs no map (``kernels/unmasked_decode.py``)."""
+        return False
+
     # ---- derived ------------------------------------------------------------------------
     _batch = 1  # leaves that hold per-batch-row or per-head tensors set these
     _heads = 1
@@ -220,6 +226,13 @@ class Operator(Mask):
             return m if all(a is b for a, b in zip(ops, m._children())) else m._rebuild(ops)
         return fold(self, _operands, lambda m: m._moved(device), combine)
 
+    def _every_pair(self, q_len, kv_len, q_offset):
+        return fold(self, _operands, lambda m: m._every_pair(q_len, kv_len, q_offset),
+                    lambda m, values: m._combine_every_pair(values))
+
+    def _combine_every_pair(self, values) -> bool:
+        return False  # unsure
+
     def __repr__(self):
         s = fold(self, _infix_operands, repr, lambda m, texts: m._format(texts))
         if len(s) > _REPR_LIMIT:
@@ -266,6 +279,9 @@ class And(Operator):
     def _rebuild(self, operands):
         return And(*operands)
 
+    def _combine_every_pair(self, values):
+        return all(values)
+
     def _format(self, texts):
         return f"{_wrap(self.a, texts[0], 2)} & {_wrap(self.b, texts[1], 2)}"
 
@@ -288,6 +304,9 @@ class Or(Operator):
 
     def _rebuild(self, operands):
         return Or(*operands)
+
+    def _combine_every_pair(self, values):
+        return any(values)
 
     def _format(self, texts):
         return f"{_wrap(self.a, texts[0], 1)} | {_wrap(self.b, texts[1], 1)}"
@@ -333,6 +352,9 @@ class Named(Operator):
 
     def _rebuild(self, operands):
         return Named(operands[0], self.name, self._checks)
+
+    def _combine_every_pair(self, values):
+        return values[0] and self._checks is None  # its own length checks: not decided here
 
     def _own_check(self, q_len, kv_len, q_offset):
         if self._checks is not None:

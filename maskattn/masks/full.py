@@ -14,6 +14,9 @@ class Full(Mask):
     def _tile_classes(self, grid):
         return torch.full((1, 1, grid.n_q_tiles, grid.n_k_tiles), FULL, dtype=torch.int8, device=grid.device)
 
+    def _every_pair(self, q_len, kv_len, q_offset):
+        return True
+
     def __repr__(self):
         return "full()"
 

@@ -201,6 +201,9 @@ PARITY = {
     "causal-leftpad": (mu.create_causal_mask, None, None, 2, 40, 0, None, "left", {}),
     "causal-rightpad": (mu.create_causal_mask, None, None, 2, 40, 0, None, "right", {}),
     "causal-decode": (mu.create_causal_mask, None, None, 2, 1, 40, "dynamic", "left", {}),
+    "causal-decode-nopad": (mu.create_causal_mask, None, None, 2, 1, 40, "dynamic", None, {}),
+    "causal-decode-rightpad": (mu.create_causal_mask, None, None, 2, 1, 40, "dynamic", "right", {}),
+    "causal-decode-4-nopad": (mu.create_causal_mask, None, None, 2, 4, 40, "dynamic", None, {}),
     "causal-chunked-prefill": (mu.create_causal_mask, None, None, 2, 17, 33, "dynamic", "left", {}),
     "causal-static-prefill": (mu.create_causal_mask, None, None, 2, 20, 0, "static", None, {}),
     "causal-static-decode": (mu.create_causal_mask, None, None, 2, 1, 20, "static", "left", {}),
@@ -241,6 +244,24 @@ def test_mask_parity_with_eager(case):
     _check_parity(expected, ours, batch, q_len)
     if case in ("causal", "packed-causal", "sliding", "bidirectional-sliding"):  # the compact forms, not the fallback
         assert "transformers_mask_function" not in repr(ours.mask)
+
+
+@pytest.mark.parametrize("case,unmasked,starts", [
+    ("causal-decode-nopad", True, None), ("sliding-decode-filling", True, None),
+    ("causal-decode", True, [3, 0]),  # left padding: each row's first key, no map either
+    ("causal-decode-rightpad", False, None), ("causal-decode-4-nopad", False, None),
+    ("causal-static-decode", False, None),
+    # the dynamic sliding layer keeps the window's last keys only (the padding fell out of it)
+    ("sliding-decode-full", True, None), ("sliding-chunk-full", False, None),
+    ("causal-chunked-prefill", False, None), ("bidirectional-nopad", False, None)])
+def test_decode_steps_seeing_every_key_compile_no_map(case, unmasked, starts):
+    """A short query block after a cache that may see every key (the window reaching key 0), or
+    every key after its row's left padding, gets no BlockMap: its layers decode without a map."""
+    creator, sliding, chunk, batch, q_len, past, cache, pad, kwargs = PARITY[case]
+    am = None if pad is None else _pad2(batch, past + q_len, *(((3, 0), (0, 0)) if pad == "left" else ((0, 0), (0, 2))))
+    _, ours = _make_masks(creator, _mask_cfg(sliding, chunk), batch, q_len, past, cache, am, **kwargs)
+    assert ours.unmasked is unmasked and (ours.block_map is None) is unmasked
+    assert (None if ours.kv_start is None else ours.kv_start.tolist()) == starts
 
 
 def test_mask_fed_back_is_returned_unchanged():
@@ -368,6 +389,25 @@ def test_generate_matches_reference(name, cache):
     seq_b, logits_b = _generate(ref, ids, am, cache)
     assert torch.equal(seq_a, seq_b)
     assert_close(logits_a, logits_b, what=f"{name}/{cache}")
+
+
+@pytest.mark.parametrize("padding", ["none", "left"])
+@pytest.mark.parametrize("name", ["llama", "mistral"])
+def test_generate_decodes_without_a_map(name, padding, monkeypatch):
+    """No padding or left padding, dynamic cache: every decode step's layers take maskattn's path
+    without a map."""
+    ours, ref = pair(name)
+    ids = tokens(2, 14)
+    am = torch.ones_like(ids) if padding == "none" else padding_mask(2, 14, "left")
+    unmasked = []
+    original = mt.mask_function
+    monkeypatch.setitem(transformers.AttentionMaskInterface._global_mapping, "maskattn",
+                        lambda *a, **kw: unmasked.append(original(*a, **kw)) or unmasked[-1])
+    seq_a, logits_a = _generate(ours, ids, am, "dynamic")
+    seq_b, logits_b = _generate(ref, ids, am, "dynamic")
+    assert sum(m.unmasked for m in unmasked) >= 7  # the 7 steps after the prompt
+    assert torch.equal(seq_a, seq_b)
+    assert_close(logits_a, logits_b, what=f"{name}/dynamic, padding {padding}")
 
 
 def _labels(ids, am):

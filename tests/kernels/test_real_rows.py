@@ -76,9 +76,9 @@ def test_decode_maps_become_full(device):
     the one sticking out past Lk moves; a 64-node tree in 128-row tiles keeps only the tiles
     holding tree nodes partial (in 64-row tiles it is left as it is); more entries than one step
     of the kernel."""
-    bm = ma.compile_mask(ma.causal().to(device), 1, 40 * 64 + 5, block_k=64, device=device)
+    bm = ma.compile_mask(ma.causal().to(device), 1, 150 * 64 + 5, block_k=64, device=device)
     real = _check(bm)
-    assert int(real.full_ptr[1]) == 40 and int(real.part_ptr[1]) == 1
+    assert int(real.full_ptr[1]) == 150 and int(real.part_ptr[1]) == 1
     parents = [-1] + [i // 2 for i in range(63)]
     tree = ma.tree(parents, prefix=1000).to(device)
     real = _check(ma.compile_mask(tree, 64, 1064, block_q=128, block_k=64, device=device))

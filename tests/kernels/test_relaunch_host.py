@@ -195,3 +195,41 @@ def test_recorded_launches_reuse_the_compiled_kernel_of_an_earlier_map(monkeypat
     assert kernel.compiled.run.calls[-1][13:] == (a.data_ptr(), 49, 16)
     relaunch.launch_recorded(kernel, lambda c: (c["BLOCK"],), (b, 48), {}, {"BLOCK": 16}, "key", (0,))
     assert len(launches) == 2  # another specialisation: Triton's launch
+
+
+def test_int_slots_take_each_replays_integers(monkeypatch):
+    # decoding without a map replays one launch at every key count: the integers named by
+    # ``int_slots`` come with each call (both launch paths), the others stay as recorded
+    compiled = _replay(monkeypatch)
+    a, b = torch.zeros(1), torch.zeros(2)
+    run = relaunch.Relaunch(_Kernel, compiled, (2,), (a, b, 7), {"FLAG": True}, {"BLOCK": 64}, (0,), int_slots=(2,))
+    run(b, ints=(9,))
+    run(a)  # no integers given: the recorded one
+    assert compiled.run.calls[0][13:] == (b.data_ptr(), b.data_ptr(), 9, 64, True)
+    assert compiled.run.calls[1][13:] == (a.data_ptr(), b.data_ptr(), 7, 64, True)
+    from triton import knobs
+    hook = lambda metadata: None  # noqa: E731
+    knobs.runtime.launch_enter_hook.add(hook)
+    try:
+        run(a, ints=(11,))  # Triton's path under a launch hook: the same substitution
+    finally:
+        knobs.runtime.launch_enter_hook.remove(hook)
+    assert compiled.run.calls[2] == ("runner", a, b.data_ptr(), 11, 64, True)
+
+
+def test_unmasked_plan_keys_hold_classes_of_the_integers_not_their_values(monkeypatch):
+    from maskattn.kernels import plans, unmasked_decode
+    monkeypatch.setattr(plans, "replayable", lambda q: True)
+    monkeypatch.setattr(unmasked_decode.torch._C, "_cuda_getCurrentRawStream", lambda index: 0, raising=False)
+    q = torch.zeros(2, 8, 1, 64, dtype=torch.bfloat16)
+
+    def key(lk, stride_pad=0):
+        k = torch.zeros(2, 2, lk + stride_pad, 64, dtype=torch.bfloat16)[:, :, :lk]
+        return unmasked_decode._plan_key(q, k, k, 0.125, None)
+
+    assert key(1001) == key(1003) == key(1001, stride_pad=30)  # key counts / strides of one class
+    assert key(1001) != key(1008)  # a multiple of 16: Triton specialises it
+    assert key(1001) != key(1)  # the value 1: another specialisation
+    # a row stride that breaks the descriptors' 16-byte alignment (bf16: odd multiples of 4 elements)
+    k = torch.zeros(2, 2, 1001, 68, dtype=torch.bfloat16)[..., :64]
+    assert unmasked_decode._plan_key(q, k, k, 0.125, None) != key(1001)

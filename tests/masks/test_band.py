@@ -68,3 +68,23 @@ def test_negative_window_raises(args, name):
 def test_non_int_window_raises(args, name):
     with pytest.raises(TypeError, match=name):
         ma.sliding_window(*args)
+
+
+@settings(max_examples=150, deadline=None)
+@given(left=st.one_of(st.none(), st.integers(0, 45)), right=st.one_of(st.none(), st.integers(0, 45)),
+       q_len=st.integers(1, 12), kv_len=st.integers(1, 40), q_offset=st.integers(-45, 60),
+       combine=st.sampled_from(["alone", "and causal", "or causal", "named", "and dilated", "not"]))
+def test_every_pair_is_exact_for_bands_and_sound_for_the_rest(left, right, q_len, kv_len, q_offset, combine):
+    # Mask._every_pair (the no-map decode's test): never True unless materialize() is all True;
+    # exact for bands, full() and their &; an | is True when one side is (e.g. causal | j >= i
+    # allows every pair, but neither side does: False, safe)
+    from maskattn.masks.band import Band
+    from maskattn.masks.base import Named
+    band = Band(left, right, "band")
+    mask = {"alone": band, "and causal": band & ma.causal(), "or causal": band | ma.causal(),
+            "named": Named(band, "named"), "and dilated": band & ma.sliding_window(60, 60, dilation=2),
+            "not": ~band}[combine]
+    every = bool(mask.materialize(q_len, kv_len, q_offset=q_offset).all())
+    got = mask._every_pair(q_len, kv_len, q_offset)
+    assert got is every or (not got and combine in ("or causal", "and dilated", "not"))
+    assert ma.full()._every_pair(q_len, kv_len, q_offset)
