@@ -314,11 +314,10 @@ def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bo
         return None
     if mask is not None and not unmasked_decode.sees_every_key(mask, q.shape[2], k.shape[2], k.shape[2] - q.shape[2]):
         return None
-    plan = unmasked_decode.recorded_plan(q, k, v, scale, softcap)
-    if plan is None:
+    done = unmasked_decode.replay_recorded(q, k, v, scale, softcap, fresh_lse=return_lse)
+    if done is None:
         return None
-    out, lse = unmasked_decode.replay(plan, q, k, v, fresh_lse=return_lse)
-    return (out, lse) if return_lse else out
+    return done if return_lse else done[0]
 
 
 def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,

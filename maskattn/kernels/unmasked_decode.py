@@ -79,21 +79,20 @@ def _ints(k: torch.Tensor, v: torch.Tensor, page_table) -> tuple:
     return (*k.stride()[:3], *v.stride()[:3], width * k.shape[2], width)
 
 
-def _plan_key(q, k, v, scale: float, softcap, extra=(None, None, None)):
-    """Everything a recorded launch depends on besides the integers it takes per call, or None
-    where nothing is recorded (``plans.replayable``). The stream too: a plan's partials and
-    counters serve one stream's calls in order. ``extra``: (page_table, kv_start, kv_end) as
-    for ``forward`` (with a page table, k and v are page pools: their page size counts, their
-    page count does not)."""
+def _plan_key(q, k, v, scale: float, softcap, ints: tuple, extra=(None, None, None)):
+    """Everything a recorded launch depends on besides the integers it takes per call (``ints``:
+    ``_ints(k, v, page_table)``), or None where nothing is recorded (``plans.replayable``). The
+    stream too: a plan's partials and counters serve one stream's calls in order. ``extra``:
+    (page_table, kv_start, kv_end) as for ``forward`` (with a page table, k and v are page pools:
+    their page size counts, their page count does not)."""
     if not plans.replayable(q):
         return None
     ks, vs = k.shape, v.shape
-    page_table = extra[0]
     key = (plans.layouts(q), ks[1], ks[3], vs[1], vs[3], k.dtype, v.dtype, k.stride(3), v.stride(3),
-           k.data_ptr() % 16, v.data_ptr() % 16, _classes(_ints(k, v, page_table), k.element_size()), q.device, scale,
+           k.data_ptr() % 16, v.data_ptr() % 16, _classes(ints, k.element_size()), q.device, scale,
            softcap, torch._C._cuda_getCurrentRawStream(q.device.index),
            tuple(None if t is None else (t.dtype, t.data_ptr() % 16) for t in extra))
-    return key + ((ks[0], vs[0]) if page_table is None else (ks[2],))
+    return key + ((ks[0], vs[0]) if extra[0] is None else (ks[2],))
 
 
 def recorded_any() -> bool:
@@ -101,19 +100,16 @@ def recorded_any() -> bool:
     return bool(_PLANS)
 
 
-def recorded_plan(q, k, v, scale: float | None, softcap) -> "decode._DecodePlan | None":
-    """The plan recorded for a call with 4-D tensors (on one device: ``op._replayable_call``)
-    laid out like these (key counts may differ), this scale (None: the default) and softcap, or None."""
+def replay_recorded(q, k, v, scale: float | None, softcap, fresh_lse: bool = True):
+    """(out, lse) of the plan recorded for a call with 4-D tensors (on one device:
+    ``op._replayable_call``) laid out like these (key counts may differ), this scale (None: the
+    default) and softcap, run on these tensors, their strides and key count; or None where no
+    such plan is recorded."""
     if not _PLANS or q.shape[2] > decode.MAX_Q or k.shape[2] != v.shape[2] or k.shape[2] == 0:
         return None
-    return _PLANS.get(_plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap))
-
-
-def replay(plan: "decode._DecodePlan", q, k, v, fresh_lse: bool = True, extra=(None, None, None)):
-    """(out, lse) of ``plan`` run on these tensors, their strides and key counts (``extra`` as for
-    ``forward``)."""
-    return plan(q, k, v, fresh_lse=fresh_lse, ints=_ints(k, v, extra[0]),
-                extra=tuple(t for t in extra if t is not None))
+    ints = _ints(k, v, None)
+    plan = _PLANS.get(_plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap, ints))
+    return None if plan is None else plan(q, k, v, fresh_lse=fresh_lse, ints=ints)
 
 
 def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,
@@ -127,10 +123,11 @@ def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, sof
     int32, k/v are page pools (num_pages, Hkv, page_size, D) (checked by ``paged_attention``).
     Records the launch for later calls where they can replay it."""
     extra = (page_table, kv_start, kv_end)
-    key = _plan_key(q, k, v, scale, softcap, extra)
+    ints = _ints(k, v, page_table)
+    key = _plan_key(q, k, v, scale, softcap, ints, extra)
     plan = _PLANS.get(key) if key is not None else None
     if plan is not None:
-        return replay(plan, q, k, v, extra=extra)
+        return plan(q, k, v, ints=ints, extra=tuple(t for t in extra if t is not None))
     q_in, k_in, v_in = q, k, v
     b, hq, lq, d = q.shape
     hkv = k.shape[1]

@@ -225,11 +225,12 @@ def test_unmasked_plan_keys_hold_classes_of_the_integers_not_their_values(monkey
 
     def key(lk, stride_pad=0):
         k = torch.zeros(2, 2, lk + stride_pad, 64, dtype=torch.bfloat16)[:, :, :lk]
-        return unmasked_decode._plan_key(q, k, k, 0.125, None)
+        return unmasked_decode._plan_key(q, k, k, 0.125, None, unmasked_decode._ints(k, k, None))
 
     assert key(1001) == key(1003) == key(1001, stride_pad=30)  # key counts / strides of one class
+    assert key(1001) == key(1004)  # a key count is no stride: its byte alignment splits no plan
     assert key(1001) != key(1008)  # a multiple of 16: Triton specialises it
     assert key(1001) != key(1)  # the value 1: another specialisation
     # a row stride that breaks the descriptors' 16-byte alignment (bf16: odd multiples of 4 elements)
     k = torch.zeros(2, 2, 1001, 68, dtype=torch.bfloat16)[..., :64]
-    assert unmasked_decode._plan_key(q, k, k, 0.125, None) != key(1001)
+    assert unmasked_decode._plan_key(q, k, k, 0.125, None, unmasked_decode._ints(k, k, None)) != key(1001)

@@ -69,7 +69,7 @@ def counted(owner, name, label):
 
 counted(decode, "split_kv", "decode.split_kv (record)")
 if unmasked_decode is not None:
-    counted(unmasked_decode, "replay", "unmasked_decode.replay")
+    counted(unmasked_decode, "replay_recorded", "unmasked_decode.replay_recorded")
     counted(unmasked_decode, "forward", "unmasked_decode.forward")
 counted(api, "_block_map", "api._block_map")
 run = triton.runtime.jit.JITFunction.run
