@@ -36,15 +36,21 @@ def event_times_us(fn, reps: int) -> list[float]:
     return [a.elapsed_time(b) * 1e3 for a, b in ev]
 
 
-def interleaved_medians(fns: dict, rounds: int, reps: int) -> dict:
-    """{name: median time in microseconds} of the callables in ``fns``, timed ``reps`` calls at a
-    time, one after the other, for ``rounds`` rounds (so that clock and thermal drift reach every
-    variant alike)."""
+def median_rounds(timer, fns: dict, rounds: int) -> dict:
+    """{name: median} of the samples ``timer(fn)`` (a list) returns for each callable in ``fns``,
+    timed one after the other, all of them before the next round starts, for ``rounds`` rounds
+    (so that clock and thermal drift on a power-capped GPU reach every variant alike)."""
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            times[name] += event_times_us(fn, reps)
+            times[name] += timer(fn)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def interleaved_medians(fns: dict, rounds: int, reps: int) -> dict:
+    """{name: median time in microseconds} of the callables in ``fns``, timed ``reps`` calls at a
+    time (CUDA events) in ``rounds`` interleaved rounds (``median_rounds``)."""
+    return median_rounds(lambda fn: event_times_us(fn, reps), fns, rounds)
 
 
 def env_packages(default: str = "maskattn_main maskattn") -> dict:

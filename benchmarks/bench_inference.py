@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import maskattn as ma  # noqa: E402
+from benchmarks.ab import median_rounds  # noqa: E402
 from maskattn.kernels.real_rows import real_row_map  # noqa: E402
 
 HQ, HKV, D = 32, 8, 128
@@ -57,16 +57,6 @@ def flex_mod(label, lq, lk, dev):
         dense = ma.tree(tree_parents(), prefix=32704).materialize(lq, lk, device=dev)[0, 0]
         return lambda b, h, qi, ki: dense[qi, ki]
     return lambda b, h, qi, ki: qi + off >= ki
-
-
-def median_rounds(timer, fns: dict, rounds: int) -> dict:
-    """{name: median ms}: ``timer(fn)`` of every callable once a round, all of them before the next
-    round starts, for ``rounds`` rounds (clock drift on a power-capped GPU reaches each alike)."""
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name].append(timer(fn))
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _ms(t) -> str:
@@ -120,7 +110,7 @@ def main():
             dense = mask.materialize(lq, lk, device=dev)
             fns["sdpa"] = lambda: sdpa(q, k, v, attn_mask=dense, enable_gqa=True)
             row["diff_vs_sdpa"] = float((sdpa(q, k, v, attn_mask=dense, enable_gqa=True) - ref).abs().max())
-        row.update(median_rounds(bench, fns, args.rounds))
+        row.update(median_rounds(lambda fn: [bench(fn)], fns, args.rounds))
         rows.append(row)
         print({k_: (round(v_, 4) if isinstance(v_, float) else v_) for k_, v_ in row.items()}, flush=True)
 

@@ -30,6 +30,14 @@ def test_interleaved_medians_alternate_the_variants(monkeypatch):
     assert med == {"a": 2.0, "b": 20.0}
 
 
+def test_median_rounds_interleave_and_keep_medians():
+    order, values = [], iter([5.0, 1.0, 3.0, 2.0, 4.0, 9.0])
+    fns = {"a": "fa", "b": "fb"}
+    res = ab.median_rounds(lambda fn: [order.append(fn) or next(values)], fns, rounds=3)
+    assert order == ["fa", "fb"] * 3  # one of each per round
+    assert res == {"a": 4.0, "b": 2.0}  # medians of (5, 3, 4) and (1, 2, 9)
+
+
 def test_env_cases_parse_the_environment_or_the_default(monkeypatch):
     monkeypatch.delenv("CASES", raising=False)
     assert ab.env_cases("causal:8192:128 tree:64:256") == [("causal", 8192, 128), ("tree", 64, 256)]
