@@ -14,11 +14,9 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import spsolve_triangular
 
-from .band import causal
 from .base import Mask, Named
 from .checks import as_index_tensor, nonneg_int
 from .grid import TileGrid, lookup, lookup_index, tile_class, with_fill
-from .positions import KeyPrefix
 
 
 def euler_intervals(parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,23 +88,64 @@ class TreeAncestry(Mask):
         return self.name
 
 
-class CausalPrefix(Mask):
-    """``j <= i`` and ``j < length``: what every position sees of the shared prefix, as one
-    comparison per pair (``j <= min(i, length - 1)``) instead of two and an ``&`` (one
-    pass over the q_len x kv_len elements fewer when a verification step compiles its map)."""
+class PrefixTree(Mask):
+    """``tree(parents, prefix)`` for ``prefix > 0``: the causal prefix and the nodes' ancestry
+    as one interval test per pair, ``lo[j] <= v[i] < hi[j]`` (three passes over the
+    q_len x kv_len elements where the two parts and their ``|`` took five: a verification
+    step compiles its map every step).
 
-    def __init__(self, length: int):
-        self.length = length
-        self._parts = (causal(), KeyPrefix(length, f"keys_before({length})"))
+    Query position ``i`` reads a value ``v``: ``i`` in the prefix or before it, ``prefix + tin``
+    of its node in the tree, ``prefix - 1`` past the tree (every prefix key, no node). Key ``j``
+    reads an interval: ``[j, BIG)`` in the prefix or past the tree (seen by every later value:
+    causal), ``[prefix + tin, prefix + tout)`` for a node (its descendants' values)."""
+
+    _BIG = 1 << 62
+
+    def __init__(self, tin: torch.Tensor, tout: torch.Tensor, prefix: int, name: str):
+        self.tin, self.tout, self.prefix, self.name = tin, tout, prefix, name
+        node = torch.arange(tin.numel(), device=tin.device)
+        # per node, fill 0 outside the tree: v = min(i, prefix - 1) + (tin + 1); lo = j + (tin - node)
+        self._q_table = with_fill((tin + 1)[None], 0)
+        # lo's offset and hi stacked (2, n + 1): one gather reads both
+        self._k_tables = torch.cat([with_fill((tin - node)[None], 0), with_fill((tout + prefix)[None], self._BIG)])
+
+    def _tensors(self):
+        return [self.tin, self.tout]
+
+    def _moved(self, device):
+        if self.tin.device == device:
+            return self
+        return PrefixTree(self.tin.to(device), self.tout.to(device), self.prefix, self.name)
+
+    def _query_values(self, i: torch.Tensor) -> torch.Tensor:
+        return i.clamp(max=self.prefix - 1) + lookup(self._q_table, i - self.prefix)
+
+    def _key_intervals(self, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lo_offset, hi = self._k_tables[:, lookup_index(self._k_tables, j - self.prefix)]
+        return j + lo_offset, hi
 
     def _allowed(self, b, h, i, j, q_offset):
-        return j <= torch.clamp(i, max=self.length - 1)
+        v = self._query_values(i)
+        lo, hi = self._key_intervals(j)
+        return (lo <= v) & (v < hi)
 
     def _tile_classes(self, grid: TileGrid):
-        return torch.minimum(*(m._tile_classes(grid) for m in self._parts))
+        n_q, n_k = grid.n_q_tiles * grid.block_q, grid.n_k_tiles * grid.block_k
+        # rows / columns past Lq / Lk repeat the last real one, as TileGrid.tile_values does
+        i = grid.q_offset + torch.arange(n_q, device=grid.device).clamp(max=grid.q_len - 1)
+        j = torch.arange(n_k, device=grid.device).clamp(max=grid.kv_len - 1)
+        vmin, vmax = torch.aminmax(self._query_values(i).view(1, -1, grid.block_q), dim=-1)
+        lo, hi = self._key_intervals(j)
+        (lmin, lmax), (hmin, hmax) = (torch.aminmax(t.view(1, -1, grid.block_k), dim=-1) for t in (lo, hi))
+        vmin, vmax = vmin[:, :, None], vmax[:, :, None]
+        lmin, lmax, hmin, hmax = lmin[:, None, :], lmax[:, None, :], hmin[:, None, :], hmax[:, None, :]
+        # exact where a tile's intervals nest (one causal prefix, one subtree), conservative elsewhere
+        some = (lmin <= vmax) & (hmax > vmin)
+        every = (lmax <= vmin) & (hmin > vmax)
+        return tile_class(some, every)[:, None]
 
     def __repr__(self):
-        return f"causal() & keys_before({self.length})"
+        return self.name
 
 
 def _check_kv_len(name: str, total: int, q_len: int, kv_len: int, q_offset: int) -> None:
@@ -132,7 +171,6 @@ def tree(parents, prefix: int = 0) -> Mask:
     name = f"tree(parents=<{n} nodes>{f', prefix={prefix}' if prefix else ''})"
 
     check = functools.partial(_check_kv_len, name, prefix + n)  # a module-level function: picklable
-    nodes = TreeAncestry(torch.from_numpy(tin).to(par.device), torch.from_numpy(tout).to(par.device), prefix, name)
-    if prefix == 0:  # no shared prefix: the tree alone (a smaller expression to evaluate)
-        return Named(nodes, name, checks=check)
-    return Named(nodes | CausalPrefix(prefix), name, checks=check)
+    tin, tout = torch.from_numpy(tin).to(par.device), torch.from_numpy(tout).to(par.device)
+    nodes = PrefixTree(tin, tout, prefix, name) if prefix else TreeAncestry(tin, tout, prefix, name)
+    return Named(nodes, name, checks=check)
