@@ -1,5 +1,5 @@
 """Session 44: GPU time of a tree verification step's mask preparation (``compile_mask`` of the
-64-node tree on a 32 704-token prefix, 64 query rows, 32k keys, 128-row tiles, and the decode
+64-node tree on a 32 704-token prefix, 64 query rows, 32k keys, 64-row tiles as there, and the decode
 launches' row view, as ``bench_inference.py`` measures it), main before ``PrefixTree``
 (``.ab/maskattn_main``) against this checkout, interleaved rounds; the maps compared field by
 field.
@@ -28,7 +28,7 @@ print_setup("|", " ".join(f"{n}={p.__file__}" for n, p in PKGS.items()))
 def step_fn(name, pkg):
     real_row_map = importlib.import_module(f"{name}.kernels.real_rows").real_row_map
     tree = pkg.tree(tree_parents(), prefix=32704).to("cuda")
-    return lambda: real_row_map(pkg.compile_mask(tree, 64, 32768, device="cuda", block_q=128))
+    return lambda: real_row_map(pkg.compile_mask(tree, 64, 32768, device="cuda", block_q=64))
 
 
 def kernel_us(fn) -> tuple[float, float]:
