@@ -44,18 +44,16 @@ def euler_intervals(parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tin, tin + np.rint(size).astype(np.int64)
 
 
-class TreeAncestry(Mask):
-    """``i, j >= prefix`` and node ``j - prefix`` is an ancestor-or-self of node ``i - prefix``.
-
-    Positions that are not tree nodes read stand-in values that fail every ancestry test:
-    a query tin of -1 (no one's descendant), a key tin of ``n`` and tout of 0 (no one's ancestor)."""
+class _EulerTour(Mask):
+    """A tree mask's Euler-tour intervals (``tin``, ``tout``: (n,) int64), the shared prefix's
+    length and the name; subclasses build their lookup tables from them (``_tables``)."""
 
     def __init__(self, tin: torch.Tensor, tout: torch.Tensor, prefix: int, name: str):
         self.tin, self.tout, self.prefix, self.name = tin, tout, prefix, name
-        n = tin.numel()
-        self._fills = (-1, n, 0)  # query tin, key tin, key tout outside the tree
-        # query tin (1, n + 1); key tin and tout stacked (2, n + 1): one gather reads both
-        self._tables = (with_fill(tin[None], -1), torch.cat([with_fill(tin[None], n), with_fill(tout[None], 0)]))
+        self._tables()
+
+    def _tables(self) -> None:
+        raise NotImplementedError
 
     def _tensors(self):
         return [self.tin, self.tout]
@@ -63,10 +61,26 @@ class TreeAncestry(Mask):
     def _moved(self, device):
         if self.tin.device == device:
             return self
-        return TreeAncestry(self.tin.to(device), self.tout.to(device), self.prefix, self.name)
+        return type(self)(self.tin.to(device), self.tout.to(device), self.prefix, self.name)
+
+    def __repr__(self):
+        return self.name
+
+
+class TreeAncestry(_EulerTour):
+    """``i, j >= prefix`` and node ``j - prefix`` is an ancestor-or-self of node ``i - prefix``.
+
+    Positions that are not tree nodes read stand-in values that fail every ancestry test:
+    a query tin of -1 (no one's descendant), a key tin of ``n`` and tout of 0 (no one's ancestor)."""
+
+    def _tables(self):
+        tin, tout, n = self.tin, self.tout, self.tin.numel()
+        self._fills = (-1, n, 0)  # query tin, key tin, key tout outside the tree
+        # query tin (1, n + 1); key tin and tout stacked (2, n + 1): one gather reads both
+        self._q_tin, self._k_tables = with_fill(tin[None], -1), torch.cat([with_fill(tin[None], n), with_fill(tout[None], 0)])
 
     def _allowed(self, b, h, i, j, q_offset):
-        q_tin, k_tables = self._tables
+        q_tin, k_tables = self._q_tin, self._k_tables
         di, dj = (i - self.prefix, j - self.prefix) if self.prefix else (i, j)  # node numbers
         tj, oj = k_tables[:, lookup_index(k_tables, dj)]  # key tin and tout in one gather
         ti = lookup(q_tin, di)
@@ -84,11 +98,8 @@ class TreeAncestry(Mask):
         every = (kmax <= qmin) & (omin > qmax)
         return tile_class(some, every)[:, None]
 
-    def __repr__(self):
-        return self.name
 
-
-class PrefixTree(Mask):
+class PrefixTree(_EulerTour):
     """``tree(parents, prefix)`` for ``prefix > 0``: the causal prefix and the nodes' ancestry
     as one interval test per pair, ``lo[j] <= v[i] < hi[j]`` (three passes over the
     q_len x kv_len elements where the two parts and their ``|`` took five: a verification
@@ -101,21 +112,13 @@ class PrefixTree(Mask):
 
     _BIG = 1 << 62
 
-    def __init__(self, tin: torch.Tensor, tout: torch.Tensor, prefix: int, name: str):
-        self.tin, self.tout, self.prefix, self.name = tin, tout, prefix, name
+    def _tables(self):
+        tin, tout, prefix = self.tin, self.tout, self.prefix
         node = torch.arange(tin.numel(), device=tin.device)
         # per node, fill 0 outside the tree: v = min(i, prefix - 1) + (tin + 1); lo = j + (tin - node)
         self._q_table = with_fill((tin + 1)[None], 0)
         # lo's offset and hi stacked (2, n + 1): one gather reads both
         self._k_tables = torch.cat([with_fill((tin - node)[None], 0), with_fill((tout + prefix)[None], self._BIG)])
-
-    def _tensors(self):
-        return [self.tin, self.tout]
-
-    def _moved(self, device):
-        if self.tin.device == device:
-            return self
-        return PrefixTree(self.tin.to(device), self.tout.to(device), self.prefix, self.name)
 
     def _query_values(self, i: torch.Tensor) -> torch.Tensor:
         return i.clamp(max=self.prefix - 1) + lookup(self._q_table, i - self.prefix)
@@ -143,9 +146,6 @@ class PrefixTree(Mask):
         some = (lmin <= vmax) & (hmax > vmin)
         every = (lmax <= vmin) & (hmin > vmax)
         return tile_class(some, every)[:, None]
-
-    def __repr__(self):
-        return self.name
 
 
 def _check_kv_len(name: str, total: int, q_len: int, kv_len: int, q_offset: int) -> None:
