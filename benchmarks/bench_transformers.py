@@ -94,7 +94,8 @@ def versions() -> dict:
     import maskattn
     return {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
             "triton": triton.__version__, "transformers": transformers.__version__, "maskattn": maskattn.__version__,
-            "python": platform.python_version(), "date": datetime.datetime.now().isoformat(timespec="seconds")}
+            "python": platform.python_version(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "dynamo_recompile_limit": torch._dynamo.config.cache_size_limit}
 
 
 def build_model(a):
@@ -243,7 +244,9 @@ def main(argv=None):
     if not torch.cuda.is_available():
         raise SystemExit("bench_transformers.py needs a CUDA GPU (torch.cuda.is_available() is False)")
     import maskattn.integrations.transformers  # noqa: F401  registers "maskattn"
+    from benchmarks.gpu_setup import raise_recompile_limits
 
+    raise_recompile_limits()  # flex_attention and static-cache generate recompile per implementation
     meta = versions()
     log("versions:", meta)
     rows = []
