@@ -105,27 +105,31 @@ class PrefixTree(_EulerTour):
     q_len x kv_len elements where the two parts and their ``|`` took five: a verification
     step compiles its map every step).
 
-    Query position ``i`` reads a value ``v``: ``i`` in the prefix or before it, ``prefix + tin``
-    of its node in the tree, ``prefix - 1`` past the tree (every prefix key, no node). Key ``j``
-    reads an interval: ``[j, BIG)`` in the prefix or past the tree (seen by every later value:
-    causal), ``[prefix + tin, prefix + tout)`` for a node (its descendants' values)."""
+    Query position ``i`` reads a value ``v``: ``i`` in the prefix, ``prefix + tin`` of its node
+    in the tree, ``prefix - 1`` past the tree (every prefix key, no node), -1 before position 0
+    (no key). Key ``j`` reads an interval: ``[j, BIG)`` in the prefix (seen by every later
+    value: causal), ``[prefix + tin, prefix + tout)`` for a node (its descendants' values), empty
+    past the tree. Both come from tables over the ``prefix + n`` positions, built once: a lookup
+    is one gather (and its index clamp), not the arithmetic per call."""
 
     _BIG = 1 << 62
 
     def _tables(self):
         tin, tout, prefix = self.tin, self.tout, self.prefix
-        node = torch.arange(tin.numel(), device=tin.device)
-        # per node, fill 0 outside the tree: v = min(i, prefix - 1) + (tin + 1); lo = j + (tin - node)
-        self._q_table = with_fill((tin + 1)[None], 0)
-        # lo's offset and hi stacked (2, n + 1): one gather reads both
-        self._k_tables = torch.cat([with_fill((tin - node)[None], 0), with_fill((tout + prefix)[None], self._BIG)])
+        pos = torch.arange(prefix, device=tin.device)
+        # query values at positions -1 .. prefix + n: the ends stand for everything before / after
+        self._q_values = torch.cat([pos.new_tensor([-1]), pos, tin + prefix, pos.new_tensor([prefix - 1])])
+        # key intervals (lo; hi) at positions 0 .. prefix + n - 1, then the empty one past the tree
+        lo = torch.cat([pos, tin + prefix, pos.new_tensor([self._BIG])])
+        hi = torch.cat([torch.full_like(pos, self._BIG), tout + prefix, pos.new_tensor([0])])
+        self._k_intervals = torch.stack([lo, hi])
 
     def _query_values(self, i: torch.Tensor) -> torch.Tensor:
-        return i.clamp(max=self.prefix - 1) + lookup(self._q_table, i - self.prefix)
+        return self._q_values[(i + 1).clamp(0, self._q_values.numel() - 1)]
 
     def _key_intervals(self, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lo_offset, hi = self._k_tables[:, lookup_index(self._k_tables, j - self.prefix)]
-        return j + lo_offset, hi
+        lo, hi = self._k_intervals[:, lookup_index(self._k_intervals, j)]  # both in one gather
+        return lo, hi
 
     def _allowed(self, b, h, i, j, q_offset):
         v = self._query_values(i)
