@@ -29,6 +29,8 @@ CPU under the interpreter) when ``applies``; other calls compile their mask (the
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..masks.base import Mask
@@ -62,6 +64,7 @@ def sees_every_key(mask, q_len: int, kv_len: int, q_offset) -> bool:
             and mask.device is None)
 
 
+@functools.lru_cache(maxsize=256)  # every layer of a decode step asks with the same integers
 def _classes(ints: tuple, element_size: int) -> tuple:
     # how Triton specialises an integer argument (the value 1, divisibility by 16, 32-bit range),
     # and for the six strides whether they keep a row 16-byte aligned (the tensor descriptors);
@@ -79,7 +82,10 @@ def _ints(k: torch.Tensor, v: torch.Tensor, page_table) -> tuple:
     return (*k.stride()[:3], *v.stride()[:3], width * k.shape[2], width)
 
 
-def _plan_key(q, k, v, scale: float, softcap, ints: tuple, extra=(None, None, None)):
+_NO_EXTRA = (None, None, None)
+
+
+def _plan_key(q, k, v, scale: float, softcap, ints: tuple, extra=_NO_EXTRA):
     """Everything a recorded launch depends on besides the integers it takes per call (``ints``:
     ``_ints(k, v, page_table)``), or None where nothing is recorded (``plans.replayable``). The
     stream too: a plan's partials and counters serve one stream's calls in order. ``extra``:
@@ -91,7 +97,7 @@ def _plan_key(q, k, v, scale: float, softcap, ints: tuple, extra=(None, None, No
     key = (plans.layouts(q), ks[1], ks[3], vs[1], vs[3], k.dtype, v.dtype, k.stride(3), v.stride(3),
            k.data_ptr() % 16, v.data_ptr() % 16, _classes(ints, k.element_size()), q.device, scale,
            softcap, torch._C._cuda_getCurrentRawStream(q.device.index),
-           tuple(None if t is None else (t.dtype, t.data_ptr() % 16) for t in extra))
+           extra if extra is _NO_EXTRA else tuple(None if t is None else (t.dtype, t.data_ptr() % 16) for t in extra))
     return key + ((ks[0], vs[0]) if extra[0] is None else (ks[2],))
 
 
