@@ -284,6 +284,11 @@ def _traced(q, k, v) -> bool:
     return False
 
 
+def _grad_may_flow(q, k, v) -> bool:
+    """Would autograd record this call (grad mode on and an input that requires grad)?"""
+    return torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+
+
 @functools.lru_cache(maxsize=1)
 def _fake_tensor_type():
     from torch._subclasses.fake_tensor import FakeTensor
@@ -300,8 +305,7 @@ def _replayable_call(q, k, v, scale, softcap, deterministic) -> bool:
                 or q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or not (q.device == k.device == v.device)
                 or (scale is not None and type(scale) is not float) or (softcap is not None and type(softcap) is not float)
                 or not (deterministic is None or deterministic is True or deterministic is False)
-                or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
-                or _traced(q, k, v))
+                or _grad_may_flow(q, k, v) or _traced(q, k, v))
 
 
 def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bool):
@@ -327,8 +331,7 @@ def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     ((B,) int32 on q's device) every key from its batch row's ``kv_start[b]`` on, on
     ``unmasked_decode``'s path, without a map, or None where that path does not apply: a gradient
     may flow, tracing, CPU without the interpreter, or not a short query block."""
-    if (_traced(q, k, v) or (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
-            or not _use_triton(q) or not unmasked_decode.applies(q, k)):
+    if _traced(q, k, v) or _grad_may_flow(q, k, v) or not _use_triton(q) or not unmasked_decode.applies(q, k):
         return None
     dtype = q.dtype
     q, k, v = _unit_stride(q), _unit_stride(k), _unit_stride(v)
@@ -362,7 +365,7 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bm: Bloc
     ``_EagerAttention`` (or, when no gradient can flow, the forward itself); traced ones the
     custom op (same computation)."""
     if not _traced(q, k, v):
-        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        if _grad_may_flow(q, k, v):
             return _EagerAttention.apply(q, k, v, bm, scale, softcap, deterministic)
         return _forward(q, k, v, bm, scale, softcap)  # inference: no autograd node to build
     tensors, ints, spec = flatten_block_map(bm)
