@@ -15,10 +15,9 @@ import torch
 
 from .api import _check_scale, _check_softcap
 from .compile_row import compile_single_row
-from .kernels.config import interpreting
 from .kernels import unmasked_decode
+from .kernels.config import interpreting
 from .kernels.decode import MAX_Q, decode_forward
-from .kernels.unmasked_decode import sees_every_key
 from .kernels.torch_blocksparse import blocksparse_attention
 from .masks.band import causal
 from .masks.base import Mask
@@ -49,7 +48,8 @@ def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tenso
     # request b's rows sit at kv_lens[b] - Lq over keys [0, kv_lens[b]): a mask that shows every
     # key there at the longest length does so at every length (``Mask._every_pair`` accepts masks
     # of j - i alone), and the kernel needs no map, only the key counts (``unmasked_decode``)
-    if (q.is_cuda or interpreting()) and unmasked_decode.applies(q, k_cache) and sees_every_key(mask, lq, lk, lk - lq):
+    if ((q.is_cuda or interpreting()) and unmasked_decode.applies(q, k_cache)
+            and unmasked_decode.sees_every_key(mask, lq, lk, lk - lq)):
         ends = kv_lens.to(device=q.device, dtype=torch.int32)
         out, lse = unmasked_decode.forward(q, k_cache, v_cache, scale, softcap, page_table=table, kv_end=ends)
         return (out, lse) if return_lse else out
