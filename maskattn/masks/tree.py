@@ -68,7 +68,7 @@ class _EulerTour(Mask):
 
 
 class TreeAncestry(_EulerTour):
-    """``i, j >= prefix`` and node ``j - prefix`` is an ancestor-or-self of node ``i - prefix``.
+    """``tree(parents)`` without a prefix: position ``j`` is an ancestor-or-self of position ``i``.
 
     Positions that are not tree nodes read stand-in values that fail every ancestry test:
     a query tin of -1 (no one's descendant), a key tin of ``n`` and tout of 0 (no one's ancestor)."""
@@ -77,18 +77,18 @@ class TreeAncestry(_EulerTour):
         tin, tout, n = self.tin, self.tout, self.tin.numel()
         self._fills = (-1, n, 0)  # query tin, key tin, key tout outside the tree
         # query tin (1, n + 1); key tin and tout stacked (2, n + 1): one gather reads both
-        self._q_tin, self._k_tables = with_fill(tin[None], -1), torch.cat([with_fill(tin[None], n), with_fill(tout[None], 0)])
+        self._q_tin = with_fill(tin[None], -1)
+        self._k_tables = torch.cat([with_fill(tin[None], n), with_fill(tout[None], 0)])
 
     def _allowed(self, b, h, i, j, q_offset):
-        q_tin, k_tables = self._q_tin, self._k_tables
-        di, dj = (i - self.prefix, j - self.prefix) if self.prefix else (i, j)  # node numbers
-        tj, oj = k_tables[:, lookup_index(k_tables, dj)]  # key tin and tout in one gather
-        ti = lookup(q_tin, di)
+        k_tables = self._k_tables
+        tj, oj = k_tables[:, lookup_index(k_tables, j)]  # key tin and tout in one gather
+        ti = lookup(self._q_tin, i)
         return (tj <= ti) & (ti < oj)
 
     def _tile_classes(self, grid: TileGrid):
         (qmin, qmax), (kmin, kmax), (omin, omax) = (
-            torch.aminmax(grid.tile_values(t[None], axis, fill, start=self.prefix), dim=-1)
+            torch.aminmax(grid.tile_values(t[None], axis, fill), dim=-1)
             for t, axis, fill in zip((self.tin, self.tin, self.tout), "qkk", self._fills))
         qmin, qmax = qmin[:, :, None], qmax[:, :, None]
         kmin, kmax, omin, omax = kmin[:, None, :], kmax[:, None, :], omin[:, None, :], omax[:, None, :]
@@ -176,5 +176,5 @@ def tree(parents, prefix: int = 0) -> Mask:
 
     check = functools.partial(_check_kv_len, name, prefix + n)  # a module-level function: picklable
     tin, tout = torch.from_numpy(tin).to(par.device), torch.from_numpy(tout).to(par.device)
-    nodes = PrefixTree(tin, tout, prefix, name) if prefix else TreeAncestry(tin, tout, prefix, name)
+    nodes = PrefixTree(tin, tout, prefix, name) if prefix else TreeAncestry(tin, tout, 0, name)
     return Named(nodes, name, checks=check)
