@@ -67,4 +67,3 @@ def test_forward_only_leaves_out_implementations_without_a_forward():
     impls = {"fwd": (lambda: None, (), ("fwd", "bwd")), "det": (lambda: None, (), ("bwd", "fwd+bwd"))}
     res = B.time_implementations(lambda fn: 2.0, impls, None, forward_only=True)
     assert set(res) == {"fwd"} and res["fwd"]["fwd"] == 2.0 and math.isnan(res["fwd"]["bwd"])
-
