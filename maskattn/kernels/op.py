@@ -330,15 +330,49 @@ def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     key (checked arguments: no mask, or ``unmasked_decode.sees_every_key``), or with ``kv_start``
     ((B,) int32 on q's device) every key from its batch row's ``kv_start[b]`` on, on
     ``unmasked_decode``'s path, without a map, or None where that path does not apply: a gradient
-    may flow, tracing, CPU without the interpreter, or not a short query block."""
-    if _traced(q, k, v) or _grad_may_flow(q, k, v) or not _use_triton(q) or not unmasked_decode.applies(q, k):
+    may flow, meta or functorch-wrapped tensors, CPU without the interpreter, or not a short query
+    block. Inside torch.compile the call is one custom op (``unmasked_forward_op``), so a compiled
+    decode step has no graph break here (a map would be compiled on the host)."""
+    if _grad_may_flow(q, k, v) or not unmasked_decode.applies(q, k):
         return None
+    if torch.compiler.is_compiling():
+        return unmasked_forward_op(q, k, v, kv_start, scale, softcap)
+    if _traced(q, k, v) or not _use_triton(q):
+        return None
+    return _unmasked_forward(q, k, v, scale, softcap, kv_start)
+
+
+def _unmasked_forward(q, k, v, scale: float, softcap, kv_start):
     dtype = q.dtype
     q, k, v = _unit_stride(q), _unit_stride(k), _unit_stride(v)
     with _no_autocast(q.device.type):
         out, lse = unmasked_decode.forward(_interpreter_dtype(q), _interpreter_dtype(k), _interpreter_dtype(v),
                                            scale, softcap, kv_start=kv_start)
     return out.to(dtype), lse
+
+
+@torch.library.custom_op("maskattn::unmasked_forward", mutates_args=())
+def unmasked_forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_start: Optional[torch.Tensor],
+                        scale: float, softcap: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start: (B,) int32 or None -> out (B, Hq, Lq, D) in
+    q's dtype, lse (B, Hq, Lq) fp32: every query attends to every key (from ``kv_start[b]`` on).
+    Forward only (no autograd formula: ``unmasked_attention`` sends it no call that needs one)."""
+    if _use_triton(q):
+        return _unmasked_forward(q, k, v, scale, softcap, kv_start)
+    from ..compiler import compile_mask  # the plain-CPU path: the same attention through a map
+    from ..masks.full import full
+    from ..masks.padding import padding
+    b, _, lq, _ = q.shape
+    lk = k.shape[2]
+    mask = full() if kv_start is None else padding(torch.arange(lk, device=q.device)[None, :] >= kv_start[:, None])
+    out, lse = _forward(q, k, v, compile_mask(mask, lq, lk, device=q.device), scale, softcap)
+    return out, lse
+
+
+@unmasked_forward_op.register_fake
+def _(q, k, v, kv_start, scale, softcap):
+    b, hq, lq, d = q.shape
+    return q.new_empty((b, hq, lq, d)), q.new_empty((b, hq, lq), dtype=torch.float32)
 
 
 def replay_decode(bm: BlockMap, q, k, v, scale, softcap, deterministic, return_lse: bool):

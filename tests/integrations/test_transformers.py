@@ -531,6 +531,26 @@ def _compiled_matches_eager(device, dtype, rtol):
     assert reasons and all("mask_function" in r for r in reasons), reasons
 
 
+@pytest.mark.parametrize("pad", [None, "left"])
+def test_compiled_decode_step_breaks_only_at_the_mask(pad):
+    """A compiled one-token step after a dynamic cache, whose token sees every key (after its row's
+    left padding): the attention layers decode without a map inside the graph (a map would be a
+    graph break in every layer); the mask function is the only graph break."""
+    torch._dynamo.reset()
+    model = build("llama", "maskattn", "cpu", torch.float32)
+    ids = tokens(2, 41)
+    am = torch.ones(2, 41, dtype=torch.long) if pad is None else padding_mask(2, 41, "left")
+    counters = torch._dynamo.utils.counters
+    with torch.no_grad():
+        whole = model(ids, attention_mask=am).logits[:, -1]
+        cache = model(ids[:, :40], attention_mask=am[:, :40], use_cache=True).past_key_values
+        counters.clear()
+        step = torch.compile(model)(ids[:, 40:], attention_mask=am, past_key_values=cache).logits[:, -1]
+    assert_close(step, whole, rtol=1e-5, what="compiled decode step vs the whole sequence")
+    reasons = list(counters["graph_break"])
+    assert all("mask_function" in r for r in reasons), reasons
+
+
 def test_compiled_model_matches_eager():
     _compiled_matches_eager("cpu", torch.float32, 1e-5)
 

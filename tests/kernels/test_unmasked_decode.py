@@ -115,6 +115,38 @@ def test_kv_start_is_checked(path_device):
 
 
 # ---- GPU: replays ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("mask_name,lq,group", [("none", 5, 2), ("causal", 1, 4)])
+def test_compiled_call_has_no_graph_break(path_device, mask_name, lq, group):
+    """Inside torch.compile an unmasked short block is one custom op (a map would be compiled on the
+    host, a graph break): ``fullgraph=True`` traces it, plain and after left padding, and the
+    results match the float64 reference."""
+    q, k, v = rand_qkv(2, 2 * group, 2, lq, 90, 32, torch.float32, path_device)
+    mask = ma.causal() if mask_name == "causal" else None
+    torch._dynamo.reset()
+    step = torch.compile(lambda q, k, v: ma.attention(q, k, v, mask, return_lse=True), fullgraph=True,
+                         backend="aot_eager")
+    out, lse = step(q, k, v)
+    check_forward(q, k, v, mask, out=out, lse=lse)
+    starts = torch.tensor([0, 11], dtype=torch.int32, device=path_device)
+    padded = ma.padding(torch.arange(90, device=path_device)[None, :] >= starts[:, None].long())
+    after = torch.compile(lambda q, k, v, s: op.unmasked_attention(q, k, v, 32 ** -0.5, None, kv_start=s),
+                          fullgraph=True, backend="aot_eager")
+    out, lse = after(q, k, v, starts)
+    check_forward(q, k, v, padded, out=out, lse=lse)
+    public = torch.compile(lambda q, k, v, s: api.attention_after_starts(q, k, v, s), fullgraph=True,
+                           backend="aot_eager")
+    assert torch.equal(public(q, k, v, starts), out)
+
+
+def test_unmasked_op_registration(path_device):
+    """The custom op's fake (meta) function and schema agree with its real one."""
+    q, k, v = rand_qkv(1, 4, 2, 3, 40, 16, torch.float32, path_device)
+    starts = torch.tensor([5], dtype=torch.int32, device=path_device)
+    for kv_start in (None, starts):
+        torch.library.opcheck(op.unmasked_forward_op, (q, k, v, kv_start, 0.25, None),
+                              test_utils=("test_schema", "test_faketensor"))
+
+
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("lq,group", [(1, 4), (4, 4), (16, 1), (2, 8)])
