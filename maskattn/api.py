@@ -83,20 +83,34 @@ def attention_after_starts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv
                            scale: float | None = None, softcap: float | None = None):
     """``attention`` where batch row ``b`` sees every key from ``kv_start[b]`` on (left padding
     before it), for short query blocks without a map (``kernels/unmasked_decode.py``): out
-    (B, Hq, Lq, D), or None where that path does not apply (a gradient may flow, tracing, CPU
-    without the interpreter, more than 64 query rows); the caller then passes its mask to
-    ``attention``. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start: (B,) int32 on q's device.
-    The transformers plug-in's decode steps over left-padded batches use it."""
+    (B, Hq, Lq, D), or None where that path does not apply (a gradient may flow, meta or
+    functorch-wrapped tensors, CPU without the interpreter, more than 64 query rows); the caller
+    then passes its mask to ``attention``. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start: (B,)
+    int32 on q's device. The transformers plug-in's decode steps over left-padded batches use it."""
+    return _attention_between(q, k, v, kv_start, None, scale, softcap)
+
+
+def attention_before_ends(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_end: torch.Tensor, *,
+                          scale: float | None = None, softcap: float | None = None):
+    """``attention`` where batch row ``b`` sees the keys before ``kv_end[b]`` (a static cache's
+    unwritten slots after them), as ``attention_after_starts`` otherwise: out (B, Hq, Lq, D) or
+    None. kv_end: (B,) int32 on q's device. The transformers plug-in's one-token steps over a
+    static cache inside torch.compile use it (``kv_end`` = the token's position + 1)."""
+    return _attention_between(q, k, v, None, kv_end, scale, softcap)
+
+
+def _attention_between(q, k, v, kv_start, kv_end, scale, softcap):
     q, k, v = _check_tensors(q, k, v)
     scale = _check_scale(scale, q.shape[-1])
     softcap = _check_softcap(softcap)
-    if not (isinstance(kv_start, torch.Tensor) and kv_start.shape == (q.shape[0],) and kv_start.dtype == torch.int32
-            and kv_start.device == q.device):
-        raise ValueError(f"kv_start: expected a ({q.shape[0]},) int32 tensor on {q.device}, got "
-                         f"{getattr(kv_start, 'shape', type(kv_start).__name__)}")
+    for name, t in (("kv_start", kv_start), ("kv_end", kv_end)):
+        if t is not None and not (isinstance(t, torch.Tensor) and t.shape == (q.shape[0],)
+                                  and t.dtype == torch.int32 and t.device == q.device):
+            raise ValueError(f"{name}: expected a ({q.shape[0]},) int32 tensor on {q.device}, got "
+                             f"{getattr(t, 'shape', type(t).__name__)}")
     if q.shape[2] > MAX_Q:
         return None
-    done = unmasked_attention(q, k, v, scale, softcap, kv_start=kv_start)
+    done = unmasked_attention(q, k, v, scale, softcap, kv_start=kv_start, kv_end=kv_end)
     return None if done is None else done[0]
 
 

@@ -81,14 +81,16 @@ additive float masks with values other than 0 / -inf, attention dropout in train
 attention weights (``output_attentions``), keys and values of different head dims (MLA), paged
 attention / continuous batching, maskattn masks or BlockMaps passed to ``generate``.
 
-torch.compile. The mask function (host work: building and compiling the mask) is wrapped in
-``torch.compiler.disable``: a compiled model graph-breaks there, once per forward call and layer
-type. The attention function traces (the attention is a custom op) with the ``ModelMask``'s
-BlockMap, so the layers themselves add no graph breaks (except on decode steps left without a mask,
-see Costs: a traced layer then compiles its mask itself, one graph break per layer; static
-caches, which ``generate`` uses with torch.compile, mask the unused part of the cache and get a
-BlockMap on every step but one that writes the cache's last slot). Tested: ``torch.compile(model)``
-in the default mode (inductor), logits equal to eager, on CPU and (GPU-marked test) on CUDA.
+torch.compile. The mask function's host part (``_mask_on_host``: building and compiling the mask)
+is wrapped in ``torch.compiler.disable``: a compiled model graph-breaks there, once per forward
+call and layer type. The attention function traces (the attention is a custom op) with the
+``ModelMask``'s BlockMap, so the layers themselves add no graph breaks; decode steps left without
+a mask (see Costs) trace as ``maskattn::unmasked_forward``, a custom op that needs no map. A
+causal one-token step over a static cache without padding (``generate``'s compiled decode step)
+skips the host part: inside torch.compile its ModelMask is built from the token's position, a
+tensor (``kv_end``: the keys before position + 1), and the step has no graph break at all.
+Tested: ``torch.compile(model)`` in the default mode (inductor), logits equal to eager, on CPU and
+(GPU-marked test) on CUDA; the static-cache step under ``fullgraph=True`` on CPU.
 """
 from __future__ import annotations
 
@@ -101,7 +103,7 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers import masking_utils as _mu
 
 import maskattn
-from maskattn.api import attention_after_starts, mask_block_map
+from maskattn.api import attention_after_starts, attention_before_ends, mask_block_map
 from maskattn.block_map import BlockMap
 from maskattn.kernels.decode import MAX_Q
 from maskattn.kernels.unmasked_decode import sees_every_key
@@ -137,7 +139,8 @@ class ModelMask:
     dtype = torch.bool
 
     def __init__(self, mask: Mask, q_offset: int, q_len: int, kv_len: int, batch_size: int, device,
-                 block_map: BlockMap | None = None, unmasked: bool = False, kv_start: torch.Tensor | None = None):
+                 block_map: BlockMap | None = None, unmasked: bool = False, kv_start: torch.Tensor | None = None,
+                 kv_end: torch.Tensor | None = None):
         self.mask, self.q_offset, self.q_len, self.kv_len = mask, q_offset, q_len, kv_len
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -145,6 +148,10 @@ class ModelMask:
         # nothing compiled: every query sees every key (at or after its row's ``kv_start``, (B,)
         # int32, left padding before it): the layers decode without a map
         self.unmasked, self.kv_start = unmasked, kv_start
+        # a one-token step over a static cache inside torch.compile: the keys before ``kv_end``
+        # ((B,) int32, the token's position + 1), without a map (``mask`` and a (B,) tensor
+        # ``q_offset`` are the same mask for the calls that cannot take that path)
+        self.kv_end = kv_end
 
     @property
     def shape(self) -> torch.Size:
@@ -168,9 +175,10 @@ class ModelMask:
         if device is None or torch.device(device) == self.device:
             return self
         bm = None if self.block_map is None else self.block_map.to(device)
-        starts = None if self.kv_start is None else self.kv_start.to(device)
-        return ModelMask(self.mask.to(device), self.q_offset, self.q_len, self.kv_len, self.batch_size, device, bm,
-                         self.unmasked, starts)
+        starts, ends, q_off = (None if t is None else t.to(device) if isinstance(t, torch.Tensor) else t
+                               for t in (self.kv_start, self.kv_end, self.q_offset))
+        return ModelMask(self.mask.to(device), q_off, self.q_len, self.kv_len, self.batch_size, device, bm,
+                         self.unmasked, starts, ends)
 
     def __repr__(self) -> str:
         return (f"ModelMask({self.mask!r}, q_offset={self.q_offset}, q_len={self.q_len}, kv_len={self.kv_len}, "
@@ -231,6 +239,9 @@ def _band(left: int | None, right: int | None) -> Mask:
     if left is not None and right is not None and left >= 0 and right >= 0:
         return maskattn.sliding_window(left, right)
     return Band(left, right, f"band(left={left}, right={right})")
+
+
+_CAUSAL = _band(None, 0)  # built here, not inside a traced call (Dynamo skips lru_cache wrappers)
 
 
 def _and(a: Mask, b: Mask) -> Mask:
@@ -485,14 +496,30 @@ def _as_int(x) -> int:
     return int(x.item()) if isinstance(x, torch.Tensor) else int(x)
 
 
-@torch.compiler.disable
 def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv_offset=0,
                   mask_function=_mu.causal_mask_function, attention_mask=None, device="cpu", **kwargs) -> ModelMask:
     """The "maskattn" entry of ``transformers.AttentionMaskInterface`` (signature of
     ``transformers.masking_utils.sdpa_mask``). Returns a ``ModelMask``; given a ``ModelMask`` back
-    (static-cache generation re-runs the masking code on it) returns it unchanged."""
+    (static-cache generation re-runs the masking code on it) returns it unchanged.
+
+    Building and compiling a mask is host work, a graph break under torch.compile, except for
+    a causal one-token step over a static cache without padding (``generate``'s compiled decode
+    step): its keys are those before the token's position + 1, a tensor op, no map."""
     if isinstance(attention_mask, ModelMask):
         return attention_mask
+    if (torch.compiler.is_compiling() and q_length == 1 and kv_length > 1 and isinstance(q_offset, torch.Tensor)
+            and q_offset.numel() == 1 and isinstance(kv_offset, int) and kv_offset == 0 and attention_mask is None
+            and mask_function is _mu.causal_mask_function and not kwargs.get("use_vmap", False)):
+        ends = (q_offset.reshape(1).to(device=device, dtype=torch.int32) + 1).expand(batch_size).contiguous()
+        return ModelMask(_CAUSAL, ends - 1, 1, kv_length, batch_size, device, kv_end=ends)
+    return _mask_on_host(batch_size, q_length, kv_length, q_offset, kv_offset, mask_function, attention_mask, device,
+                         **kwargs)
+
+
+@torch.compiler.disable
+def _mask_on_host(batch_size: int, q_length: int, kv_length: int, q_offset, kv_offset, mask_function,
+                  attention_mask, device, **kwargs) -> ModelMask:
+    """``mask_function``'s general case: the mask built and compiled on the host."""
     q_off_hf, kv_offset = _as_int(q_offset), _as_int(kv_offset)  # a tensor for static caches: read it now
     user = None
     if isinstance(attention_mask, (Mask, Override)):
@@ -598,6 +625,11 @@ def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.
             mask = attention_mask.block_map
         elif attention_mask.kv_start is not None:  # left padding, then every key: no map where it applies
             out = attention_after_starts(query, key, value, attention_mask.kv_start, scale=scaling, softcap=softcap)
+            if out is not None:
+                return out.transpose(1, 2).contiguous(), None
+            mask, q_offset = attention_mask.mask, attention_mask.q_offset
+        elif attention_mask.kv_end is not None:  # a static cache's one-token step inside torch.compile
+            out = attention_before_ends(query, key, value, attention_mask.kv_end, scale=scaling, softcap=softcap)
             if out is not None:
                 return out.transpose(1, 2).contiguous(), None
             mask, q_offset = attention_mask.mask, attention_mask.q_offset

@@ -325,52 +325,56 @@ def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bo
 
 
 def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,
-                       kv_start: torch.Tensor | None = None):
+                       kv_start: torch.Tensor | None = None, kv_end: torch.Tensor | None = None):
     """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32) of a call whose mask lets every query see every
     key (checked arguments: no mask, or ``unmasked_decode.sees_every_key``), or with ``kv_start``
-    ((B,) int32 on q's device) every key from its batch row's ``kv_start[b]`` on, on
-    ``unmasked_decode``'s path, without a map, or None where that path does not apply: a gradient
-    may flow, meta or functorch-wrapped tensors, CPU without the interpreter, or not a short query
-    block. Inside torch.compile the call is one custom op (``unmasked_forward_op``), so a compiled
+    ((B,) int32 on q's device) every key from its batch row's ``kv_start[b]`` on, and with ``kv_end``
+    ((B,) int32) every key before ``kv_end[b]``, on ``unmasked_decode``'s path, without a map, or
+    None where that path does not apply: a gradient may flow, meta or functorch-wrapped tensors,
+    CPU without the interpreter, or not a short query block. Inside torch.compile the call is one custom op (``unmasked_forward_op``), so a compiled
     decode step has no graph break here (a map would be compiled on the host)."""
     if _grad_may_flow(q, k, v) or not unmasked_decode.applies(q, k):
         return None
     if torch.compiler.is_compiling():
-        return unmasked_forward_op(q, k, v, kv_start, scale, softcap)
+        return unmasked_forward_op(q, k, v, kv_start, kv_end, scale, softcap)
     if _traced(q, k, v) or not _use_triton(q):
         return None
-    return _unmasked_forward(q, k, v, scale, softcap, kv_start)
+    return _unmasked_forward(q, k, v, scale, softcap, kv_start, kv_end)
 
 
-def _unmasked_forward(q, k, v, scale: float, softcap, kv_start):
+def _unmasked_forward(q, k, v, scale: float, softcap, kv_start, kv_end):
     dtype = q.dtype
     q, k, v = _unit_stride(q), _unit_stride(k), _unit_stride(v)
     with _no_autocast(q.device.type):
         out, lse = unmasked_decode.forward(_interpreter_dtype(q), _interpreter_dtype(k), _interpreter_dtype(v),
-                                           scale, softcap, kv_start=kv_start)
+                                           scale, softcap, kv_start=kv_start, kv_end=kv_end)
     return out.to(dtype), lse
 
 
 @torch.library.custom_op("maskattn::unmasked_forward", mutates_args=())
 def unmasked_forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_start: Optional[torch.Tensor],
-                        scale: float, softcap: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start: (B,) int32 or None -> out (B, Hq, Lq, D) in
-    q's dtype, lse (B, Hq, Lq) fp32: every query attends to every key (from ``kv_start[b]`` on).
+                        kv_end: Optional[torch.Tensor], scale: float,
+                        softcap: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start / kv_end: (B,) int32 or None -> out
+    (B, Hq, Lq, D) in q's dtype, lse (B, Hq, Lq) fp32: every query attends to every key (of
+    [kv_start[b], kv_end[b]) where given).
     Forward only (no autograd formula: ``unmasked_attention`` sends it no call that needs one)."""
     if _use_triton(q):
-        return _unmasked_forward(q, k, v, scale, softcap, kv_start)
+        return _unmasked_forward(q, k, v, scale, softcap, kv_start, kv_end)
     from ..compiler import compile_mask  # the plain-CPU path: the same attention through a map
     from ..masks.full import full
     from ..masks.padding import padding
     b, _, lq, _ = q.shape
     lk = k.shape[2]
-    mask = full() if kv_start is None else padding(torch.arange(lk, device=q.device)[None, :] >= kv_start[:, None])
+    keys = torch.arange(lk, device=q.device)[None, :]
+    mask = full() if kv_start is None and kv_end is None else padding(
+        (keys >= (0 if kv_start is None else kv_start[:, None])) & (keys < (lk if kv_end is None else kv_end[:, None])))
     out, lse = _forward(q, k, v, compile_mask(mask, lq, lk, device=q.device), scale, softcap)
     return out, lse
 
 
 @unmasked_forward_op.register_fake
-def _(q, k, v, kv_start, scale, softcap):
+def _(q, k, v, kv_start, kv_end, scale, softcap):
     b, hq, lq, d = q.shape
     return q.new_empty((b, hq, lq, d)), q.new_empty((b, hq, lq), dtype=torch.float32)
 

@@ -104,14 +104,35 @@ def test_left_padded_rows_match_the_padding_mask(batch, group, lq, lk, dtype, se
     assert torch.equal(again, out)
 
 
-def test_kv_start_is_checked(path_device):
+@needs_triton
+@settings(max_examples=25)
+@given(batch=st.integers(1, 3), group=st.sampled_from([1, 4]), lq=st.integers(1, 16), lk=st.integers(1, 300),
+       dtype=st.sampled_from([torch.float32, torch.bfloat16]), seed=st.integers(0, 99), data=st.data())
+def test_rows_ending_early_match_the_padding_mask(batch, group, lq, lk, dtype, seed, data):
+    # batch row b sees keys [0, kv_end[b]): a static cache's unwritten slots after them (NaN / Inf
+    # there never leaks); kv_end 0 leaves a row without keys (out 0, lse -inf)
+    ends = data.draw(st.lists(st.integers(0, lk), min_size=batch, max_size=batch))
+    q, k, v = rand_qkv(batch, 2 * group, 2, lq, lk, 32, dtype, DEVICE, seed=seed)
+    valid = torch.arange(lk, device=DEVICE)[None] < torch.tensor(ends, device=DEVICE)[:, None]
+    k = k.masked_fill(~valid[:, None, :, None], float("nan"))
+    v = v.masked_fill(~valid[:, None, :, None], float("inf"))
+    kv_end = torch.tensor(ends, dtype=torch.int32, device=DEVICE)
+    with mock.patch.object(api, "_block_map", _no_map):
+        out = ma.api.attention_before_ends(q, k, v, kv_end)
+        again, lse = op.unmasked_attention(q, k, v, 32 ** -0.5, None, kv_end=kv_end)
+    check_forward(q, k, v, ma.padding(valid), out=out, lse=lse)
+    assert torch.equal(again, out)
+
+
+@pytest.mark.parametrize("name", ["kv_start", "kv_end"])
+def test_kv_start_and_end_are_checked(path_device, name):
     q, k, v = rand_qkv(2, 4, 2, 1, 50, 16, torch.float32, path_device)
+    entry = ma.api.attention_after_starts if name == "kv_start" else ma.api.attention_before_ends
     for bad in (torch.zeros(3, dtype=torch.int32), torch.zeros(2, dtype=torch.int64), [0, 1]):
-        with pytest.raises(ValueError, match="kv_start"):
-            ma.api.attention_after_starts(q, k, v, bad)
+        with pytest.raises(ValueError, match=name):
+            entry(q, k, v, bad)
     long_q, long_k, long_v = rand_qkv(2, 4, 2, 65, 70, 16, torch.float32, path_device)  # 65 rows: not a short block
-    assert ma.api.attention_after_starts(long_q, long_k, long_v, torch.zeros(2, dtype=torch.int32,
-                                                                             device=path_device)) is None
+    assert entry(long_q, long_k, long_v, torch.zeros(2, dtype=torch.int32, device=path_device)) is None
 
 
 # ---- GPU: replays ---------------------------------------------------------------------------------
@@ -143,7 +164,7 @@ def test_unmasked_op_registration(path_device):
     q, k, v = rand_qkv(1, 4, 2, 3, 40, 16, torch.float32, path_device)
     starts = torch.tensor([5], dtype=torch.int32, device=path_device)
     for kv_start in (None, starts):
-        torch.library.opcheck(op.unmasked_forward_op, (q, k, v, kv_start, 0.25, None),
+        torch.library.opcheck(op.unmasked_forward_op, (q, k, v, kv_start, None, 0.25, None),
                               test_utils=("test_schema", "test_faketensor"))
 
 
