@@ -85,42 +85,26 @@ def test_which_masks_need_no_map(path_device, monkeypatch, mask_name, q_offset, 
 
 
 @needs_triton
+@pytest.mark.parametrize("side", ["start", "end"])
 @settings(max_examples=25)
 @given(batch=st.integers(1, 3), group=st.sampled_from([1, 4]), lq=st.integers(1, 16), lk=st.integers(1, 300),
        dtype=st.sampled_from([torch.float32, torch.bfloat16]), seed=st.integers(0, 99), data=st.data())
-def test_left_padded_rows_match_the_padding_mask(batch, group, lq, lk, dtype, seed, data):
-    # batch row b sees keys [kv_start[b], Lk): left padding (NaN / Inf there never leaks); a row
-    # whose padding covers every key gets out 0 and lse -inf
-    starts = data.draw(st.lists(st.integers(0, lk), min_size=batch, max_size=batch))
+def test_rows_cut_at_a_start_or_an_end_match_the_padding_mask(side, batch, group, lq, lk, dtype, seed, data):
+    # batch row b sees keys [kv_start[b], Lk) (left padding) or [0, kv_end[b]) (a static cache's
+    # unwritten slots after them); NaN / Inf in the other keys never leaks, and a row without
+    # keys gets out 0 and lse -inf
+    cuts = data.draw(st.lists(st.integers(0, lk), min_size=batch, max_size=batch))
     q, k, v = rand_qkv(batch, 2 * group, 2, lq, lk, 32, dtype, DEVICE, seed=seed)
-    valid = torch.arange(lk, device=DEVICE)[None] >= torch.tensor(starts, device=DEVICE)[:, None]
+    keys, cut = torch.arange(lk, device=DEVICE)[None], torch.tensor(cuts, device=DEVICE)[:, None]
+    valid = keys >= cut if side == "start" else keys < cut
     k = k.masked_fill(~valid[:, None, :, None], float("nan"))
     v = v.masked_fill(~valid[:, None, :, None], float("inf"))
-    kv_start = torch.tensor(starts, dtype=torch.int32, device=DEVICE)
+    bound = torch.tensor(cuts, dtype=torch.int32, device=DEVICE)
+    entry = ma.api.attention_after_starts if side == "start" else ma.api.attention_before_ends
     with mock.patch.object(api, "_block_map", _no_map):
-        out = ma.api.attention_after_starts(q, k, v, kv_start, softcap=3.0)
-        again, lse = op.unmasked_attention(q, k, v, 32 ** -0.5, 3.0, kv_start=kv_start)
+        out = entry(q, k, v, bound, softcap=3.0)
+        again, lse = op.unmasked_attention(q, k, v, 32 ** -0.5, 3.0, **{f"kv_{side}": bound})
     check_forward(q, k, v, ma.padding(valid), out=out, lse=lse, softcap=3.0)
-    assert torch.equal(again, out)
-
-
-@needs_triton
-@settings(max_examples=25)
-@given(batch=st.integers(1, 3), group=st.sampled_from([1, 4]), lq=st.integers(1, 16), lk=st.integers(1, 300),
-       dtype=st.sampled_from([torch.float32, torch.bfloat16]), seed=st.integers(0, 99), data=st.data())
-def test_rows_ending_early_match_the_padding_mask(batch, group, lq, lk, dtype, seed, data):
-    # batch row b sees keys [0, kv_end[b]): a static cache's unwritten slots after them (NaN / Inf
-    # there never leaks); kv_end 0 leaves a row without keys (out 0, lse -inf)
-    ends = data.draw(st.lists(st.integers(0, lk), min_size=batch, max_size=batch))
-    q, k, v = rand_qkv(batch, 2 * group, 2, lq, lk, 32, dtype, DEVICE, seed=seed)
-    valid = torch.arange(lk, device=DEVICE)[None] < torch.tensor(ends, device=DEVICE)[:, None]
-    k = k.masked_fill(~valid[:, None, :, None], float("nan"))
-    v = v.masked_fill(~valid[:, None, :, None], float("inf"))
-    kv_end = torch.tensor(ends, dtype=torch.int32, device=DEVICE)
-    with mock.patch.object(api, "_block_map", _no_map):
-        out = ma.api.attention_before_ends(q, k, v, kv_end)
-        again, lse = op.unmasked_attention(q, k, v, 32 ** -0.5, None, kv_end=kv_end)
-    check_forward(q, k, v, ma.padding(valid), out=out, lse=lse)
     assert torch.equal(again, out)
 
 
