@@ -570,6 +570,32 @@ def test_compiled_static_cache_step_has_no_graph_break(backend):
             assert_close(logits[:, 0], whole[:, p], rtol=1e-5, what=f"position {p}")
 
 
+@gpu
+@pytest.mark.gpu
+def test_gpu_static_cache_step_in_a_cuda_graph():
+    """generate's compiled decode step on CUDA: static cache, torch.compile(mode="reduce-overhead",
+    fullgraph=True), replayed as a CUDA graph at four positions. Error-ratio rule as in
+    test_gpu_compiled_model_matches_eager: ours may differ from its eager logits by at most twice
+    what sdpa's compiled step differs from its eager one, plus a rounding floor."""
+    ids = tokens(2, 24).to("cuda")
+    errs, scale = {}, 0.0
+    for impl in ("sdpa", "maskattn"):
+        torch._dynamo.reset()
+        model = build("llama", impl, "cuda", torch.bfloat16)
+        with torch.no_grad():
+            whole = model(ids).logits
+            cache = StaticCache(config=model.config, max_cache_len=32)
+            model(ids[:, :20], past_key_values=cache, use_cache=True)
+            step = torch.compile(model, mode="reduce-overhead", fullgraph=True)
+            err = 0.0
+            for p in range(20, 24):
+                logits = step(ids[:, p:p + 1], past_key_values=cache, use_cache=True,
+                              cache_position=torch.tensor([p], device="cuda")).logits
+                err = max(err, float((logits[:, 0].float() - whole[:, p].float()).abs().max()))
+        errs[impl], scale = err, max(scale, float(whole[:, 20:].abs().max()))
+    assert errs["maskattn"] <= 2 * errs["sdpa"] + 4 * torch.finfo(torch.bfloat16).eps * scale, errs
+
+
 def test_compiled_model_matches_eager():
     _compiled_matches_eager("cpu", torch.float32, 1e-5)
 
