@@ -331,8 +331,9 @@ def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     ((B,) int32 on q's device) every key from its batch row's ``kv_start[b]`` on, and with ``kv_end``
     ((B,) int32) every key before ``kv_end[b]``, on ``unmasked_decode``'s path, without a map, or
     None where that path does not apply: a gradient may flow, meta or functorch-wrapped tensors,
-    CPU without the interpreter, or not a short query block. Inside torch.compile the call is one custom op (``unmasked_forward_op``), so a compiled
-    decode step has no graph break here (a map would be compiled on the host)."""
+    CPU without the interpreter, or not a short query block. Inside torch.compile the call is one
+    custom op (``unmasked_forward_op``), so a compiled decode step has no graph break here (a map
+    would be compiled on the host)."""
     if _grad_may_flow(q, k, v) or not unmasked_decode.applies(q, k):
         return None
     if torch.compiler.is_compiling():
@@ -364,13 +365,11 @@ def unmasked_forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_st
     from ..compiler import compile_mask  # the plain-CPU path: the same attention through a map
     from ..masks.full import full
     from ..masks.padding import padding
-    b, _, lq, _ = q.shape
-    lk = k.shape[2]
+    lq, lk = q.shape[2], k.shape[2]
     keys = torch.arange(lk, device=q.device)[None, :]
     mask = full() if kv_start is None and kv_end is None else padding(
         (keys >= (0 if kv_start is None else kv_start[:, None])) & (keys < (lk if kv_end is None else kv_end[:, None])))
-    out, lse = _forward(q, k, v, compile_mask(mask, lq, lk, device=q.device), scale, softcap)
-    return out, lse
+    return _forward(q, k, v, compile_mask(mask, lq, lk, device=q.device), scale, softcap)
 
 
 @unmasked_forward_op.register_fake
