@@ -163,13 +163,21 @@ def record_failure(row: dict, e: Exception) -> None:
     traceback.print_exc(limit=3)
 
 
+def dynamo_activity() -> tuple[int, int]:
+    """(graph breaks, graphs compiled) so far in this process, from Dynamo's counters: a compiled
+    generate step (static cache) that breaks into many graphs, or whose frames hit the recompile
+    limit and run eagerly, times something else than one compiled step."""
+    from torch._dynamo.utils import counters
+    return sum(counters["graph_break"].values()), counters["stats"]["unique_graphs"]
+
+
 def run_interleaved(model, impls, workload, tokens, fn, a):
     """Like ``run_one`` for every implementation, but the timed runs alternate between them
     (round r runs each once, in an order that reverses every round): a generate run is host-bound
     and takes seconds, and the host's speed drifts over minutes, which would favour whichever
     implementation happens to run in a fast stretch."""
-    rows = {impl: {"workload": workload, "impl": impl, "tokens": tokens, "times_s": [], "peak_mem_gib": 0.0}
-            for impl in impls}
+    rows = {impl: {"workload": workload, "impl": impl, "tokens": tokens, "times_s": [], "peak_mem_gib": 0.0,
+                   "graph_breaks": 0, "graphs_compiled": 0} for impl in impls}
     live = list(impls)
     for rnd in range(a.warmup + a.repeats):  # the first rounds warm up
         for impl in (list(live) if rnd % 2 == 0 else live[::-1]):
@@ -178,11 +186,16 @@ def run_interleaved(model, impls, workload, tokens, fn, a):
                 model.set_attn_implementation(impl)
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
+                before = dynamo_activity()
                 t0 = time.perf_counter()
                 fn()
                 torch.cuda.synchronize()
+                elapsed = time.perf_counter() - t0
+                breaks, graphs = (n - m for n, m in zip(dynamo_activity(), before))
+                row["graph_breaks"] += breaks
+                row["graphs_compiled"] += graphs
                 if rnd >= a.warmup:
-                    row["times_s"].append(time.perf_counter() - t0)
+                    row["times_s"].append(elapsed)
                     row["peak_mem_gib"] = max(row["peak_mem_gib"], torch.cuda.max_memory_allocated() / 2**30)
             except Exception as e:  # recorded, and that implementation leaves the rounds
                 record_failure(row, e)
@@ -234,6 +247,12 @@ def write_results(a, meta, rows):
             lines.append(f"| {w} | {impl} | {r['median_s'] * 1e3:.1f} | {r['tokens_per_s']:,.0f} | "
                          f"{r['peak_mem_gib']:.1f} | {sp} |")
     lines += ["", "Speedup of maskattn = that implementation's time / maskattn's time (> 1: maskattn is faster)."]
+    compiled = [r for r in rows if r.get("graphs_compiled") or r.get("graph_breaks")]
+    if compiled:
+        lines += ["", "torch.compile during the generate rows (all runs, warm-up included; transformers compiles "
+                  "the decode step of a static cache): " + "; ".join(
+                      f"{r['workload']} {r['impl']}: {r['graphs_compiled']} graphs, {r['graph_breaks']} graph breaks"
+                      for r in compiled)]
     with open(a.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     log(f"wrote {a.out}.md and {a.out}.json")

@@ -35,3 +35,36 @@ def test_generate_runs_alternate_between_implementations_and_failures_are_record
     assert "error" in flex and "compile failed" in flex["error"]
     assert len(ours["times_s"]) == 3 and len(sdpa["times_s"]) == 3
     assert ours["tokens_per_s"] == pytest.approx(256 / ours["median_s"]) and ours["peak_mem_gib"] == 1.0
+
+
+def test_generate_rows_count_dynamo_graphs_and_breaks(monkeypatch):
+    """Each implementation's rows count the graphs Dynamo compiled and the graph breaks it hit
+    during that implementation's runs (a compiled static-cache step that breaks apart shows)."""
+    for name in ("synchronize", "reset_peak_memory_stats", "empty_cache"):
+        monkeypatch.setattr(torch.cuda, name, lambda: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 0)
+    model = _Model()
+    activity = [0, 0]
+    monkeypatch.setattr(bench, "dynamo_activity", lambda: tuple(activity))
+
+    def gen():
+        if model.impl == "maskattn":  # 2 graphs and 1 break a run
+            activity[0] += 1
+            activity[1] += 2
+
+    rows = bench.run_interleaved(model, ["maskattn", "sdpa"], "generate-B1-static", 8, gen,
+                                 types.SimpleNamespace(warmup=1, repeats=2))
+    assert (rows[0]["graphs_compiled"], rows[0]["graph_breaks"]) == (6, 3)
+    assert (rows[1]["graphs_compiled"], rows[1]["graph_breaks"]) == (0, 0)
+
+
+def test_dynamo_activity_reads_the_counters():
+    from torch._dynamo.utils import counters
+    breaks, graphs = bench.dynamo_activity()
+    counters["graph_break"]["test reason"] += 2
+    counters["stats"]["unique_graphs"] += 1
+    try:
+        assert bench.dynamo_activity() == (breaks + 2, graphs + 1)
+    finally:
+        counters["graph_break"]["test reason"] -= 2
+        counters["stats"]["unique_graphs"] -= 1
