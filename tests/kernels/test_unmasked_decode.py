@@ -119,7 +119,6 @@ def test_kv_start_and_end_are_checked(path_device, name):
     assert entry(long_q, long_k, long_v, torch.zeros(2, dtype=torch.int32, device=path_device)) is None
 
 
-# ---- GPU: replays ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("mask_name,lq,group", [("none", 5, 2), ("causal", 1, 4)])
 def test_compiled_call_has_no_graph_break(path_device, mask_name, lq, group):
     """Inside torch.compile an unmasked short block is one custom op (a map would be compiled on the
@@ -141,17 +140,24 @@ def test_compiled_call_has_no_graph_break(path_device, mask_name, lq, group):
     public = torch.compile(lambda q, k, v, s: api.attention_after_starts(q, k, v, s), fullgraph=True,
                            backend="aot_eager")
     assert torch.equal(public(q, k, v, starts), out)
+    ends = torch.tensor([90, 33], dtype=torch.int32, device=path_device)  # a static cache's written keys
+    before = torch.compile(lambda q, k, v, e: op.unmasked_attention(q, k, v, 32 ** -0.5, None, kv_end=e),
+                           fullgraph=True, backend="aot_eager")
+    out, lse = before(q, k, v, ends)
+    check_forward(q, k, v, ma.padding(torch.arange(90, device=path_device)[None, :] < ends[:, None].long()),
+                  out=out, lse=lse)
 
 
 def test_unmasked_op_registration(path_device):
     """The custom op's fake (meta) function and schema agree with its real one."""
     q, k, v = rand_qkv(1, 4, 2, 3, 40, 16, torch.float32, path_device)
-    starts = torch.tensor([5], dtype=torch.int32, device=path_device)
-    for kv_start in (None, starts):
-        torch.library.opcheck(op.unmasked_forward_op, (q, k, v, kv_start, None, 0.25, None),
+    starts, ends = (torch.tensor([n], dtype=torch.int32, device=path_device) for n in (5, 31))
+    for kv_start, kv_end in ((None, None), (starts, None), (None, ends), (starts, ends)):
+        torch.library.opcheck(op.unmasked_forward_op, (q, k, v, kv_start, kv_end, 0.25, None),
                               test_utils=("test_schema", "test_faketensor"))
 
 
+# ---- GPU: replays ---------------------------------------------------------------------------------
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("lq,group", [(1, 4), (4, 4), (16, 1), (2, 8)])
