@@ -81,25 +81,21 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
 
 def attention_after_starts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_start: torch.Tensor, *,
                            scale: float | None = None, softcap: float | None = None):
-    """``attention`` where batch row ``b`` sees every key from ``kv_start[b]`` on (left padding
-    before it), for short query blocks without a map (``kernels/unmasked_decode.py``): out
-    (B, Hq, Lq, D), or None where that path does not apply (a gradient may flow, meta or
-    functorch-wrapped tensors, CPU without the interpreter, more than 64 query rows); the caller
-    then passes its mask to ``attention``. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start: (B,)
-    int32 on q's device. The transformers plug-in's decode steps over left-padded batches use it."""
-    return _attention_between(q, k, v, kv_start, None, scale, softcap)
+    """``attention_between(q, k, v, kv_start=kv_start, ...)``: batch row ``b`` sees every key from
+    ``kv_start[b]`` on (left padding before it). The transformers plug-in's decode steps over
+    left-padded batches use it."""
+    return attention_between(q, k, v, kv_start=kv_start, scale=scale, softcap=softcap)
 
 
-def attention_before_ends(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_end: torch.Tensor, *,
-                          scale: float | None = None, softcap: float | None = None):
-    """``attention`` where batch row ``b`` sees the keys before ``kv_end[b]`` (a static cache's
-    unwritten slots after them), as ``attention_after_starts`` otherwise: out (B, Hq, Lq, D) or
-    None. kv_end: (B,) int32 on q's device. The transformers plug-in's one-token steps over a
-    static cache inside torch.compile use it (``kv_end`` = the token's position + 1)."""
-    return _attention_between(q, k, v, None, kv_end, scale, softcap)
-
-
-def _attention_between(q, k, v, kv_start, kv_end, scale, softcap):
+def attention_between(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, kv_start: torch.Tensor | None = None,
+                      kv_end: torch.Tensor | None = None, scale: float | None = None, softcap: float | None = None):
+    """``attention`` where batch row ``b`` sees every key of [kv_start[b], kv_end[b]) (either bound
+    or both; left padding before, a static cache's unwritten slots after), for short query blocks
+    without a map (``kernels/unmasked_decode.py``): out (B, Hq, Lq, D), or None where that path does
+    not apply (a gradient may flow, meta or functorch-wrapped tensors, CPU without the interpreter,
+    more than 64 query rows); the caller then passes its mask to ``attention``. q: (B, Hq, Lq, D),
+    k/v: (B, Hkv, Lk, D), kv_start / kv_end: (B,) int32 on q's device. Inside torch.compile it is
+    one custom op (the plug-in's one-token static-cache steps: ``kv_end`` = position + 1)."""
     q, k, v = _check_tensors(q, k, v)
     scale = _check_scale(scale, q.shape[-1])
     softcap = _check_softcap(softcap)

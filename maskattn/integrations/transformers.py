@@ -68,7 +68,7 @@ rows, fewer than the keys: decoding) may attend to every key of the layer (causa
 reaches back to key 0, no padding), or to every key after its row's left padding: then nothing is
 compiled and the layers decode without a map, replaying one recorded launch at every step
 (``kernels/unmasked_decode.py``; ``maskattn.attention`` without a mask, or
-``api.attention_after_starts`` with each row's first key), as sdpa runs without a mask there. Masks
+``api.attention_between`` with each row's first key), as sdpa runs without a mask there. Masks
 without tensors (causal, windows, and a user mask ANDed with one) are the same objects from call to
 call, so their BlockMaps stay cached: a training loop with fixed lengths compiles once. Keep user
 masks on the model's device, or they are copied (and recompiled) every call. Patterns the
@@ -103,7 +103,7 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers import masking_utils as _mu
 
 import maskattn
-from maskattn.api import attention_after_starts, attention_before_ends, mask_block_map
+from maskattn.api import attention_between, mask_block_map
 from maskattn.block_map import BlockMap
 from maskattn.kernels.decode import MAX_Q
 from maskattn.kernels.unmasked_decode import sees_every_key
@@ -507,7 +507,7 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
     step): its keys are those before the token's position + 1, a tensor op, no map."""
     if isinstance(attention_mask, ModelMask):
         return attention_mask
-    if (torch.compiler.is_compiling() and q_length == 1 and kv_length > 1 and isinstance(q_offset, torch.Tensor)
+    if (torch.compiler.is_compiling() and q_length == 1 and isinstance(q_offset, torch.Tensor)
             and q_offset.numel() == 1 and isinstance(kv_offset, int) and kv_offset == 0 and attention_mask is None
             and mask_function is _mu.causal_mask_function and not kwargs.get("use_vmap", False)):
         ends = (q_offset.reshape(1).to(device=device, dtype=torch.int32) + 1).expand(batch_size).contiguous()
@@ -623,13 +623,11 @@ def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.
                              f"kv_len={attention_mask.kv_len}, but the layer has q_len={lq}, kv_len={lk}")
         if attention_mask.block_map is not None:
             mask = attention_mask.block_map
-        elif attention_mask.kv_start is not None:  # left padding, then every key: no map where it applies
-            out = attention_after_starts(query, key, value, attention_mask.kv_start, scale=scaling, softcap=softcap)
-            if out is not None:
-                return out.transpose(1, 2).contiguous(), None
-            mask, q_offset = attention_mask.mask, attention_mask.q_offset
-        elif attention_mask.kv_end is not None:  # a static cache's one-token step inside torch.compile
-            out = attention_before_ends(query, key, value, attention_mask.kv_end, scale=scaling, softcap=softcap)
+        elif attention_mask.kv_start is not None or attention_mask.kv_end is not None:
+            # every key after left padding, or (a static cache's one-token step inside torch.compile)
+            # before the token's position + 1: no map where it applies
+            out = attention_between(query, key, value, kv_start=attention_mask.kv_start, kv_end=attention_mask.kv_end,
+                                    scale=scaling, softcap=softcap)
             if out is not None:
                 return out.transpose(1, 2).contiguous(), None
             mask, q_offset = attention_mask.mask, attention_mask.q_offset

@@ -17,8 +17,9 @@ how Triton specialises those integers (the value 1, divisibility by 16, the 32-b
 whether the strides keep the copy engine's 16-byte alignment, never on their values.
 
 Per-row key ranges in the same mode: each batch row's first key (``KV_STARTS``: left padding
-before it; ``api.attention_after_starts``, which the transformers plug-in calls for left-padded
-decode batches) and key count (``KV_ENDS``). Paged caches (``paged_attention``) take the path
+before it) and key count (``KV_ENDS``: a static cache's unwritten slots after it), through
+``api.attention_between``, which the transformers plug-in calls for left-padded decode batches
+and for one-token static-cache steps inside torch.compile. Paged caches (``paged_attention``) take the path
 when the mask shows every request all of its ``kv_lens[b]`` keys (``causal()``, the default, for
 one new token): the kernel gathers the pages through the table and stops at each request's key
 count. The table and the per-row bounds are tensors of each replay, the table's width an integer.

@@ -100,9 +100,8 @@ def test_rows_cut_at_a_start_or_an_end_match_the_padding_mask(side, batch, group
     k = k.masked_fill(~valid[:, None, :, None], float("nan"))
     v = v.masked_fill(~valid[:, None, :, None], float("inf"))
     bound = torch.tensor(cuts, dtype=torch.int32, device=DEVICE)
-    entry = ma.api.attention_after_starts if side == "start" else ma.api.attention_before_ends
     with mock.patch.object(api, "_block_map", _no_map):
-        out = entry(q, k, v, bound, softcap=3.0)
+        out = ma.api.attention_between(q, k, v, **{f"kv_{side}": bound}, softcap=3.0)
         again, lse = op.unmasked_attention(q, k, v, 32 ** -0.5, 3.0, **{f"kv_{side}": bound})
     check_forward(q, k, v, ma.padding(valid), out=out, lse=lse, softcap=3.0)
     assert torch.equal(again, out)
@@ -111,7 +110,8 @@ def test_rows_cut_at_a_start_or_an_end_match_the_padding_mask(side, batch, group
 @pytest.mark.parametrize("name", ["kv_start", "kv_end"])
 def test_kv_start_and_end_are_checked(path_device, name):
     q, k, v = rand_qkv(2, 4, 2, 1, 50, 16, torch.float32, path_device)
-    entry = ma.api.attention_after_starts if name == "kv_start" else ma.api.attention_before_ends
+    entry = ma.api.attention_after_starts if name == "kv_start" else (
+        lambda q, k, v, ends: ma.api.attention_between(q, k, v, kv_end=ends))
     for bad in (torch.zeros(3, dtype=torch.int32), torch.zeros(2, dtype=torch.int64), [0, 1]):
         with pytest.raises(ValueError, match=name):
             entry(q, k, v, bad)
