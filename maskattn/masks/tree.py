@@ -128,8 +128,7 @@ class PrefixTree(_EulerTour):
         return self._q_values[(i + 1).clamp(0, self._q_values.numel() - 1)]
 
     def _key_intervals(self, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lo, hi = self._k_intervals[:, lookup_index(self._k_intervals, j)]  # both in one gather
-        return lo, hi
+        return tuple(self._k_intervals[:, lookup_index(self._k_intervals, j)])  # lo and hi in one gather
 
     def _allowed(self, b, h, i, j, q_offset):
         v = self._query_values(i)
