@@ -14,7 +14,7 @@ from .compiler import compile_mask
 from .kernels.config import default_scale
 from .kernels.decode import MAX_Q
 from .kernels.op import masked_attention, replay_decode, replay_unmasked, unmasked_attention
-from .kernels.unmasked_decode import sees_every_key
+from .kernels.unmasked_decode import causal_end, sees_every_key
 from .masks.base import Mask, resolve_q_offset
 from .masks.full import full
 
@@ -33,8 +33,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     ``mask``: a mask object (compiled on first use and cached on the object), a
     ``BlockMap`` from ``compile_mask`` (compile once, reuse across layers), or None (no mask).
     A short query block (up to 64 rows) whose mask lets every query see every key (None, or
-    e.g. ``causal()`` for one new token at the default offset) decodes without any map when no
-    gradient is needed, its launch replayed at any key count (``kernels/unmasked_decode.py``).
+    e.g. ``causal()`` for one new token at the default offset), or each query the keys up to its
+    own position (``causal()`` for several new tokens, its last row at or before the last key)
+    decodes without any map when no gradient is needed, its launch replayed at any key count
+    (``kernels/unmasked_decode.py``).
     ``q_offset`` may also be a (B,) integer tensor: batch row ``b``'s queries start at
     ``q_offset[b]`` (requests with different cache lengths in one batch).
     ``scale``: softmax scale, any finite float (0 gives uniform weights over the allowed keys),
@@ -70,8 +72,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask | Bl
     softcap = _check_softcap(softcap)
     deterministic = _check_deterministic(deterministic)
     lq, lk = q.shape[2], k.shape[2]
-    if lq <= MAX_Q and type(mask) is not BlockMap and sees_every_key(mask, lq, lk, resolve_q_offset(lq, lk, q_offset)):
-        done = unmasked_attention(q, k, v, scale, softcap)  # a short block seeing every key needs no map
+    if lq <= MAX_Q and type(mask) is not BlockMap:  # a short block seeing every key, or causal rows, needs no map
+        offset = resolve_q_offset(lq, lk, q_offset)
+        if sees_every_key(mask, lq, lk, offset):
+            done = unmasked_attention(q, k, v, scale, softcap)
+        elif (end := causal_end(mask, lq, lk, offset)) is not None:  # the keys after the last row's end: never read
+            done = unmasked_attention(q, k, v, scale, softcap, causal=lq > 1, keys=end)
+        else:
+            done = None
         if done is not None:
             return done if return_lse else done[0]
     bm = _block_map(mask, q, k, q_offset)
@@ -88,14 +96,18 @@ def attention_after_starts(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv
 
 
 def attention_between(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, kv_start: torch.Tensor | None = None,
-                      kv_end: torch.Tensor | None = None, scale: float | None = None, softcap: float | None = None):
+                      kv_end: torch.Tensor | None = None, causal: bool = False, scale: float | None = None,
+                      softcap: float | None = None):
     """``attention`` where batch row ``b`` sees every key of [kv_start[b], kv_end[b]) (either bound
-    or both; left padding before, a static cache's unwritten slots after), for short query blocks
-    without a map (``kernels/unmasked_decode.py``): out (B, Hq, Lq, D), or None where that path does
-    not apply (a gradient may flow, meta or functorch-wrapped tensors, CPU without the interpreter,
-    more than 64 query rows); the caller then passes its mask to ``attention``. q: (B, Hq, Lq, D),
-    k/v: (B, Hkv, Lk, D), kv_start / kv_end: (B,) int32 on q's device. Inside torch.compile it is
-    one custom op (the plug-in's one-token static-cache steps: ``kv_end`` = position + 1)."""
+    or both, or neither: [0, Lk); left padding before, a static cache's unwritten slots after), and
+    with ``causal=True`` query row ``r`` only those before ``kv_end[b] - (Lq - 1 - r)`` (decoding
+    several tokens: the last row sees up to the end, each earlier row one key less), for short query
+    blocks without a map (``kernels/unmasked_decode.py``): out (B, Hq, Lq, D), or None where that
+    path does not apply (a gradient may flow, meta or functorch-wrapped tensors, CPU without the
+    interpreter, more than 64 query rows); the caller then passes its mask to ``attention``.
+    q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start / kv_end: (B,) int32 on q's device. Inside
+    torch.compile it is one custom op (the plug-in's static-cache steps: ``kv_end`` = the last
+    new token's position + 1)."""
     q, k, v = _check_tensors(q, k, v)
     scale = _check_scale(scale, q.shape[-1])
     softcap = _check_softcap(softcap)
@@ -104,9 +116,11 @@ def attention_between(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, kv_s
                                   and t.dtype == torch.int32 and t.device == q.device):
             raise ValueError(f"{name}: expected a ({q.shape[0]},) int32 tensor on {q.device}, got "
                              f"{getattr(t, 'shape', type(t).__name__)}")
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal: expected a bool, got {type(causal).__name__}")
     if q.shape[2] > MAX_Q:
         return None
-    done = unmasked_attention(q, k, v, scale, softcap, kv_start=kv_start, kv_end=kv_end)
+    done = unmasked_attention(q, k, v, scale, softcap, kv_start=kv_start, kv_end=kv_end, causal=causal and q.shape[2] > 1)
     return None if done is None else done[0]
 
 

@@ -6,8 +6,9 @@ page holding logical keys ``[p * page_size, (p + 1) * page_size)`` of request ``
 of request ``b`` sits at ``kv_lens[b] - q_len + r`` (a per-request query offset) and keys at or
 past ``kv_lens[b]`` are never attended (nor read). The map is built without host syncs, so a
 decode step can be captured in a CUDA graph. Where the mask shows every request all its keys
-(the default ``causal()`` for one new token) no map is built at all and the launch is replayed
-from call to call (``kernels/unmasked_decode.py``).
+(the default ``causal()`` for one new token), or each query row the keys up to its own position
+(``causal()`` for several new tokens), no map is built at all and the launch is replayed from
+call to call (``kernels/unmasked_decode.py``).
 """
 from __future__ import annotations
 
@@ -47,12 +48,17 @@ def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tenso
     table = page_table.to(device=q.device, dtype=torch.int32).contiguous()
     # request b's rows sit at kv_lens[b] - Lq over keys [0, kv_lens[b]): a mask that shows every
     # key there at the longest length does so at every length (``Mask._every_pair`` accepts masks
-    # of j - i alone), and the kernel needs no map, only the key counts (``unmasked_decode``)
-    if ((q.is_cuda or interpreting()) and unmasked_decode.applies(q, k_cache)
-            and unmasked_decode.sees_every_key(mask, lq, lk, lk - lq)):
-        ends = kv_lens.to(device=q.device, dtype=torch.int32)
-        out, lse = unmasked_decode.forward(q, k_cache, v_cache, scale, softcap, page_table=table, kv_end=ends)
-        return (out, lse) if return_lse else out
+    # of j - i alone), and so does one that shows each row the keys up to its own position
+    # (``Mask._causal_end``: causal(), for several new tokens); the kernel then needs no map, only
+    # the key counts (``unmasked_decode``)
+    if (q.is_cuda or interpreting()) and unmasked_decode.applies(q, k_cache):
+        every = unmasked_decode.sees_every_key(mask, lq, lk, lk - lq)
+        rows = not every and unmasked_decode.causal_end(mask, lq, lk, lk - lq) == lk
+        if every or rows:
+            ends = kv_lens.to(device=q.device, dtype=torch.int32)
+            out, lse = unmasked_decode.forward(q, k_cache, v_cache, scale, softcap, page_table=table, kv_end=ends,
+                                               causal_rows=rows)
+            return (out, lse) if return_lse else out
     lens = kv_lens.to(device=q.device, dtype=torch.int64)
     effective = mask & KeyPrefix(lens, "kv_lens")
     grid = TileGrid(lq, lk, lk - lq, max(16, 1 << (lq - 1).bit_length()), 128, q.device)

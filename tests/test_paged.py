@@ -73,16 +73,20 @@ def test_paged_rejects_bad_input():
 
 
 @pytest.mark.skipif(DEVICE == "cpu" and not interpreting(), reason="the kernels run on CUDA or under TRITON_INTERPRET=1")
-@pytest.mark.parametrize("mask_name", [None, "causal", "long window"])
-def test_one_token_over_pages_builds_no_map(mask_name, monkeypatch):
-    """One new token sees all its request's keys: no map (``unmasked_decode``), each request read up
-    to its own kv_lens (NaN / Inf past it never leak), then the same call replayed on other
-    key counts (GPU) still matching the gathered reference."""
+@pytest.mark.parametrize("mask_name,lq", [(None, 1), ("causal", 1), ("long window", 1), (None, 4), ("causal", 4),
+                                          ("long band", 4)])
+def test_causal_steps_over_pages_build_no_map(mask_name, lq, monkeypatch):
+    """One new token sees all its request's keys, several new tokens each the keys up to its own
+    position (causal rows): no map (``unmasked_decode``), each request read up to its own kv_lens
+    (NaN / Inf past it never leak), then the same call replayed on other key counts (GPU) still
+    matching the gathered reference."""
     import maskattn.paged as paged
     monkeypatch.setattr(paged, "compile_single_row", lambda *a, **kw: pytest.fail("a map was built"))
     b, hkv, group, d, page_size, max_pages = 4, 2, 4, 64, 16, 9
-    mask = {None: None, "causal": ma.causal(), "long window": ma.causal() & ma.sliding_window(1000)}[mask_name]
+    mask = {None: None, "causal": ma.causal(), "long window": ma.causal() & ma.sliding_window(1000),
+            "long band": ma.sliding_window(1000)}[mask_name]
     for step, lens in enumerate(([1, 16, 17, 144], [2, 31, 100, 130], [143, 5, 64, 33])):
+        lens = [max(n, lq) for n in lens]
         kv_lens = torch.tensor(lens)
         k_cache, v_cache, table = _pages(b, hkv, d, page_size, max_pages, kv_lens, torch.float32, seed=step)
         for i in range(b):
@@ -90,9 +94,10 @@ def test_one_token_over_pages_builds_no_map(mask_name, monkeypatch):
                 page = int(table[i, pos // page_size])
                 k_cache[page, :, pos % page_size] = float("nan")
                 v_cache[page, :, pos % page_size] = float("inf")
-        q = torch.randn(b, hkv * group, 1, d).to(DEVICE)
+        q = torch.randn(b, hkv * group, lq, d).to(DEVICE)
         out, lse = ma.paged_attention(q, k_cache, v_cache, mask, page_table=table, kv_lens=kv_lens.to(DEVICE),
                                       return_lse=True)
         for i in range(b):
             k, v = _gathered(k_cache, table, i, lens[i]), _gathered(v_cache, table, i, lens[i])
-            check_forward(q[i:i + 1], k, v, ma.causal(), out=out[i:i + 1], lse=lse[i:i + 1], q_offset=lens[i] - 1)
+            check_forward(q[i:i + 1], k, v, ma.causal(), out=out[i:i + 1], lse=lse[i:i + 1],
+                          q_offset=lens[i] - lq)

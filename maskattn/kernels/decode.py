@@ -98,7 +98,7 @@ def _decode_split(
     TILE_Q: tl.constexpr, TILE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, HAS_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr, NEG_SCALE: tl.constexpr,
     PAGED: tl.constexpr, FUSED_MERGE: tl.constexpr, DENSE: tl.constexpr, KV_STARTS: tl.constexpr,
-    KV_ENDS: tl.constexpr,
+    KV_ENDS: tl.constexpr, CAUSAL_ROWS: tl.constexpr,
 ):
     SUB_N: tl.constexpr = TILE_K // BLOCK_N
     n_packs = GROUP // PACK
@@ -126,8 +126,9 @@ def _decode_split(
 
     kv_lo = 0
     kv_hi = Lk  # keys past it are never read
-    if DENSE:  # no map (``unmasked_decode``): this batch row's keys [lo, hi), the blocks inside them
-        # unmasked, the (at most two) blocks that hold lo or hi cut there
+    if DENSE:  # no map (``unmasked_decode``): this batch row's keys [lo, hi), or with CAUSAL_ROWS
+        # query row r's keys [lo, hi - (Lq - 1 - r)); the blocks inside [lo, the first row's end)
+        # unmasked
         if KV_STARTS:  # lo: the row's first key (left padding before it)
             kv_lo = tl.maximum(tl.load(KV_START + b), 0)
         if KV_ENDS:  # hi: the row's key count (a paged cache's kv_lens[b])
@@ -135,8 +136,16 @@ def _decode_split(
         full_lo = tl.cdiv(kv_lo, BLOCK_N)
         f0 = 0
         p0 = 0
-        n_full = tl.maximum(kv_hi // BLOCK_N - full_lo, 0)
-        n_all = tl.maximum(tl.cdiv(kv_hi, BLOCK_N) - kv_lo // BLOCK_N, 0)
+        if CAUSAL_ROWS:  # masked: the block holding lo if lo cuts one, then the blocks from tail0 to hi
+            first_end = tl.maximum(kv_hi - (Lq - 1), 0)
+            n_full = tl.maximum(first_end // BLOCK_N - full_lo, 0)
+            lo_block = kv_lo // BLOCK_N
+            lo_edge = ((kv_lo % BLOCK_N != 0) & (lo_block < first_end // BLOCK_N)).to(tl.int32)
+            tail0 = tl.maximum(first_end // BLOCK_N, lo_block)
+            n_all = n_full + lo_edge + tl.maximum(tl.cdiv(kv_hi, BLOCK_N) - tail0, 0)
+        else:  # masked: the (at most two) blocks that hold lo or hi
+            n_full = tl.maximum(kv_hi // BLOCK_N - full_lo, 0)
+            n_all = tl.maximum(tl.cdiv(kv_hi, BLOCK_N) - kv_lo // BLOCK_N, 0)
     else:
         row = b * map_sb + h0 * map_sh  # the map row (one query tile per (batch, head))
         f0 = tl.load(FULL_PTR + row) * SUB_N
@@ -160,7 +169,11 @@ def _decode_split(
         acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v, None,
                                      scale, softcap, False, HAS_SOFTCAP, PRECISION, NEG_SCALE)
     for j in range(p0 + tl.maximum(s0 - n_full, 0), p0 + tl.maximum(s1 - n_full, 0)):
-        if DENSE:  # edge j: the block holding lo (if lo cuts one), else the one holding hi
+        if DENSE and CAUSAL_ROWS:  # masked block j: the one holding lo (if lo cuts one), then tail0 + ...
+            n0 = tl.where((j == 0) & (lo_edge != 0), lo_block, tail0 + j - lo_edge) * BLOCK_N
+            cols = n0 + tl.arange(0, BLOCK_N)
+            allowed = (cols[None, :] >= kv_lo) & (cols[None, :] < (kv_hi - (Lq - 1) + r)[:, None])
+        elif DENSE:  # edge j: the block holding lo (if lo cuts one), else the one holding hi
             n0 = tl.where((j == 0) & (kv_lo % BLOCK_N != 0), kv_lo // BLOCK_N, kv_hi // BLOCK_N) * BLOCK_N
             cols = n0 + tl.arange(0, BLOCK_N)
             allowed = ((cols >= kv_lo) & (cols < kv_hi))[None, :]
@@ -171,7 +184,7 @@ def _decode_split(
             allowed = rows_bits(BITMAPS, idx, r, c0, BLOCK_N, TILE_Q, TILE_K)
         k, v = _kv_block(k_desc, v_desc, K, V, PAGE_TABLE, b, kvh, n0, skb, skh, skn, svb, svh, svn, pages_per_row,
                          page_size, kv_hi, D_TMA, BLOCK_N, BLOCK_D, PAGED)
-        if not DENSE or KV_STARTS or KV_ENDS:  # masked-out values must not reach acc as 0 * NaN
+        if not DENSE or KV_STARTS or KV_ENDS or CAUSAL_ROWS:  # masked-out values must not reach acc as 0 * NaN
             v = finite_or_zero(v)
         acc, m_i, l_i = softmax_step(acc, m_i, l_i, q, k, v,
                                      allowed, scale, softcap, True, HAS_SOFTCAP, PRECISION, NEG_SCALE)
@@ -330,13 +343,15 @@ _ANY_LENGTH = 1 << 31
 
 
 def split_kv(q, k, v, out, lse, tiles, map_sb: int, map_sh: int, pack: int, lk: int, page_table, scale: float,
-             softcap, tile_q: int, tile_k: int, record: bool, kv_start=None, kv_end=None) -> "_DecodePlan | None":
+             softcap, tile_q: int, tile_k: int, record: bool, kv_start=None, kv_end=None,
+             causal_rows: bool = False) -> "_DecodePlan | None":
     """The portable split-KV launch (``_decode_split``) and its merge, into out (B, Hq, Lq, D) and
     lse (B, Hq, Lq). q: (B, Hq, Lq, D_TMA) with unit last stride; k/v: (B, Hkv, Lk, D_TMA)
     TMA-ready, or page pools with ``page_table``; ``tiles``: the map's row view (full_ptr,
     full_idx, part_ptr, part_idx, bitmaps) with its batch / head strides, or None for no mask
     (``DENSE``: every key of [0, lk), or of [kv_start[b], kv_end[b]) with either or both given,
-    (B,) int32; then the split count does not depend on the key counts, and a recorded plan
+    (B,) int32; with ``causal_rows`` query row r's range ends Lq - 1 - r keys earlier, the last
+    row's at the range's end; then the split count does not depend on the key counts, and a recorded plan
     takes the K / V strides, lk and the page table width as int slots, ``DENSE_INT_SLOTS``, and
     the page table, kv_start and kv_end, where given, as tensors after q, k, v, out, lse). ``pack``: query heads per tile.
     With ``record``, returns the launches as a ``_DecodePlan`` where they can be replayed, else None."""
@@ -364,10 +379,10 @@ def split_kv(q, k, v, out, lse, tiles, map_sb: int, map_sh: int, pack: int, lk: 
     constexprs = dict(TILE_Q=tile_q, TILE_K=tile_k, BLOCK_D=next_pow2(max(d_tma, 16)),
                       HAS_SOFTCAP=softcap is not None, PRECISION=dot_precision(q.dtype), NEG_SCALE=scale < 0,
                       PAGED=paged, FUSED_MERGE=fused, DENSE=dense, KV_STARTS=kv_start is not None,
-                      KV_ENDS=kv_end is not None)
+                      KV_ENDS=kv_end is not None, CAUSAL_ROWS=causal_rows)
     grid_fn = lambda c: (grid0 * -(-pack * lq // c["BLOCK_M"]), splits)  # noqa: E731
-    launch_key = ("decode", paged, dense, kv_start is not None, kv_end is not None, tile_q, tile_k, d, q.dtype,
-                  q.device)
+    launch_key = ("decode", paged, dense, kv_start is not None, kv_end is not None, causal_rows, tile_q, tile_k, d,
+                  q.dtype, q.device)
     slots = (0, 1, 2, 3, 4)
     if dense:
         slots += tuple(i for i, t in zip(DENSE_TENSOR_SLOTS, (page_table, kv_start, kv_end)) if t is not None)

@@ -310,70 +310,90 @@ def _replayable_call(q, k, v, scale, softcap, deterministic) -> bool:
 
 def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bool):
     """``attention(q, k, v, mask, ...)`` (default offset) with a mask that lets every query see
-    every key (None, or ``unmasked_decode.sees_every_key``) as a replay of a plan of
+    every key (None, or ``unmasked_decode.sees_every_key``), or causal rows ending at the last key
+    (``unmasked_decode.causal_end``), as a replay of a plan of
     ``unmasked_decode`` (recorded by an earlier call with tensors laid out alike, any key count),
     or None where the call must take the full path. q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D). A
     decode step pays the checks on every layer, so they are skipped here as in ``replay_decode``."""
     if not unmasked_decode.recorded_any() or not _replayable_call(q, k, v, scale, softcap, deterministic):
         return None
-    if mask is not None and not unmasked_decode.sees_every_key(mask, q.shape[2], k.shape[2], k.shape[2] - q.shape[2]):
-        return None
-    done = unmasked_decode.replay_recorded(q, k, v, scale, softcap, fresh_lse=return_lse)
+    causal = False
+    if mask is not None:
+        lq, lk = q.shape[2], k.shape[2]
+        if not unmasked_decode.sees_every_key(mask, lq, lk, lk - lq):
+            # causal rows at the default offset end at lk (``api.attention`` sends other ends there)
+            if unmasked_decode.causal_end(mask, lq, lk, lk - lq) != lk:
+                return None
+            causal = True
+    done = unmasked_decode.replay_recorded(q, k, v, scale, softcap, fresh_lse=return_lse, causal_rows=causal)
     if done is None:
         return None
     return done if return_lse else done[0]
 
 
 def unmasked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,
-                       kv_start: torch.Tensor | None = None, kv_end: torch.Tensor | None = None):
+                       kv_start: torch.Tensor | None = None, kv_end: torch.Tensor | None = None,
+                       causal: bool = False, keys: int | None = None):
     """(out (B, Hq, Lq, D), lse (B, Hq, Lq) fp32) of a call whose mask lets every query see every
     key (checked arguments: no mask, or ``unmasked_decode.sees_every_key``), or with ``kv_start``
     ((B,) int32 on q's device) every key from its batch row's ``kv_start[b]`` on, and with ``kv_end``
-    ((B,) int32) every key before ``kv_end[b]``, on ``unmasked_decode``'s path, without a map, or
-    None where that path does not apply: a gradient may flow, meta or functorch-wrapped tensors,
-    CPU without the interpreter, or not a short query block. Inside torch.compile the call is one
-    custom op (``unmasked_forward_op``), so a compiled decode step has no graph break here (a map
-    would be compiled on the host)."""
+    ((B,) int32) every key before ``kv_end[b]``; with ``causal``, query row r of Lq stops Lq - 1 - r
+    keys before that end (before Lk without ``kv_end``); with ``keys``, K / V are cut to their first
+    ``keys`` keys first (the rest never read). On ``unmasked_decode``'s path, without a
+    map, or None where that path does not apply: a gradient may flow, meta or functorch-wrapped
+    tensors, CPU without the interpreter, or not a short query block. Inside torch.compile the call
+    is one custom op (``unmasked_forward_op``), so a compiled decode step has no graph break here
+    (a map would be compiled on the host)."""
     if _grad_may_flow(q, k, v) or not unmasked_decode.applies(q, k):
         return None
+    if keys is not None and keys != k.shape[2]:
+        k, v = k[:, :, :keys], v[:, :, :keys]
     if torch.compiler.is_compiling():
-        return unmasked_forward_op(q, k, v, kv_start, kv_end, scale, softcap)
+        return unmasked_forward_op(q, k, v, kv_start, kv_end, scale, softcap, causal)
     if _traced(q, k, v) or not _use_triton(q):
         return None
-    return _unmasked_forward(q, k, v, scale, softcap, kv_start, kv_end)
+    return _unmasked_forward(q, k, v, scale, softcap, kv_start, kv_end, causal)
 
 
-def _unmasked_forward(q, k, v, scale: float, softcap, kv_start, kv_end):
+def _unmasked_forward(q, k, v, scale: float, softcap, kv_start, kv_end, causal: bool):
     dtype = q.dtype
     q, k, v = _unit_stride(q), _unit_stride(k), _unit_stride(v)
     with _no_autocast(q.device.type):
         out, lse = unmasked_decode.forward(_interpreter_dtype(q), _interpreter_dtype(k), _interpreter_dtype(v),
-                                           scale, softcap, kv_start=kv_start, kv_end=kv_end)
+                                           scale, softcap, kv_start=kv_start, kv_end=kv_end, causal_rows=causal)
     return out.to(dtype), lse
 
 
 @torch.library.custom_op("maskattn::unmasked_forward", mutates_args=())
 def unmasked_forward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_start: Optional[torch.Tensor],
-                        kv_end: Optional[torch.Tensor], scale: float,
-                        softcap: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+                        kv_end: Optional[torch.Tensor], scale: float, softcap: Optional[float],
+                        causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D), kv_start / kv_end: (B,) int32 or None -> out
-    (B, Hq, Lq, D) in q's dtype, lse (B, Hq, Lq) fp32: every query attends to every key (of
-    [kv_start[b], kv_end[b]) where given).
+    (B, Hq, Lq, D) in q's dtype, lse (B, Hq, Lq) fp32: every query attends to every key of
+    [kv_start[b], kv_end[b]) (or of [0, Lk) where not given); with ``causal`` query row r to those
+    before the end minus Lq - 1 - r.
     Forward only (no autograd formula: ``unmasked_attention`` sends it no call that needs one)."""
     if _use_triton(q):
-        return _unmasked_forward(q, k, v, scale, softcap, kv_start, kv_end)
+        return _unmasked_forward(q, k, v, scale, softcap, kv_start, kv_end, causal)
     from ..compiler import compile_mask  # the plain-CPU path: the same attention through a map
+    from ..masks.band import causal as causal_mask
     from ..masks.full import full
     from ..masks.padding import padding
     lq, lk = q.shape[2], k.shape[2]
     keys = torch.arange(lk, device=q.device)[None, :]
-    mask = full() if kv_start is None and kv_end is None else padding(
-        (keys >= (0 if kv_start is None else kv_start[:, None])) & (keys < (lk if kv_end is None else kv_end[:, None])))
-    return _forward(q, k, v, compile_mask(mask, lq, lk, device=q.device), scale, softcap)
+    start = keys >= (0 if kv_start is None else kv_start[:, None])
+    if causal:  # causal at the offset that puts the last row at the end: it also cuts the keys after it
+        mask = causal_mask() if kv_start is None else causal_mask() & padding(start)
+        q_offset = lk - lq if kv_end is None else kv_end.to(torch.int64) - lq
+    else:
+        mask = full() if kv_start is None and kv_end is None else padding(
+            start & (keys < (lk if kv_end is None else kv_end[:, None])))
+        q_offset = None
+    return _forward(q, k, v, compile_mask(mask, lq, lk, q_offset=q_offset, device=q.device), scale, softcap)
 
 
 @unmasked_forward_op.register_fake
-def _(q, k, v, kv_start, kv_end, scale, softcap):
+def _(q, k, v, kv_start, kv_end, scale, softcap, causal=False):
     b, hq, lq, d = q.shape
     return q.new_empty((b, hq, lq, d)), q.new_empty((b, hq, lq), dtype=torch.float32)
 

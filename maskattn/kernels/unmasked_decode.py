@@ -16,6 +16,13 @@ own tensors, K / V strides and key count (``relaunch.Relaunch``'s int slots). Pl
 how Triton specialises those integers (the value 1, divisibility by 16, the 32-bit range) and on
 whether the strides keep the copy engine's 16-byte alignment, never on their values.
 
+Causal rows in the same mode (``CAUSAL_ROWS``): decoding several tokens under ``causal()``, query
+row r sees the keys before the range's end minus Lq - 1 - r, the last row all of them. The blocks
+below the first row's end run unmasked, the few from there to the end (at most
+ceil((Lq - 1) / BLOCK_N) + 1) and the one holding a row's first key are masked per row. ``attention``
+takes this path for ``causal()`` (a band that is causal on these rows, ``Mask._causal_end``) at any
+int offset whose last row ends at or before the last key, reading only the keys before that end.
+
 Per-row key ranges in the same mode: each batch row's first key (``KV_STARTS``: left padding
 before it) and key count (``KV_ENDS``: a static cache's unwritten slots after it), through
 ``api.attention_between``, which the transformers plug-in calls for left-padded decode batches
@@ -65,6 +72,16 @@ def sees_every_key(mask, q_len: int, kv_len: int, q_offset) -> bool:
             and mask.device is None)
 
 
+def causal_end(mask, q_len: int, kv_len: int, q_offset) -> int | None:
+    """For a block whose ``mask`` (without tensors) allows query row r exactly the keys
+    [0, E - (q_len - 1) + r) at the int ``q_offset`` (``Mask._causal_end``: e.g. ``causal()``
+    when decoding several tokens, or one token before the cache's end), that E (<= kv_len), else
+    None. Then the call needs no map: the keys [0, E) with ``causal_rows``."""
+    if isinstance(mask, Mask) and isinstance(q_offset, int) and mask.device is None:
+        return mask._causal_end(q_len, kv_len, q_offset)
+    return None
+
+
 @functools.lru_cache(maxsize=256)  # every layer of a decode step asks with the same integers
 def _classes(ints: tuple, element_size: int) -> tuple:
     # how Triton specialises an integer argument (the value 1, divisibility by 16, 32-bit range),
@@ -86,18 +103,18 @@ def _ints(k: torch.Tensor, v: torch.Tensor, page_table) -> tuple:
 _NO_EXTRA = (None, None, None)
 
 
-def _plan_key(q, k, v, scale: float, softcap, ints: tuple, extra=_NO_EXTRA):
+def _plan_key(q, k, v, scale: float, softcap, ints: tuple, extra=_NO_EXTRA, causal_rows: bool = False):
     """Everything a recorded launch depends on besides the integers it takes per call (``ints``:
     ``_ints(k, v, page_table)``), or None where nothing is recorded (``plans.replayable``). The
     stream too: a plan's partials and counters serve one stream's calls in order. ``extra``:
     (page_table, kv_start, kv_end) as for ``forward`` (with a page table, k and v are page pools:
-    their page size counts, their page count does not)."""
+    their page size counts, their page count does not); ``causal_rows`` as for ``forward``."""
     if not plans.replayable(q):
         return None
     ks, vs = k.shape, v.shape
     key = (plans.layouts(q), ks[1], ks[3], vs[1], vs[3], k.dtype, v.dtype, k.stride(3), v.stride(3),
            k.data_ptr() % 16, v.data_ptr() % 16, _classes(ints, k.element_size()), q.device, scale,
-           softcap, torch._C._cuda_getCurrentRawStream(q.device.index),
+           softcap, causal_rows, torch._C._cuda_getCurrentRawStream(q.device.index),
            extra if extra is _NO_EXTRA else tuple(None if t is None else (t.dtype, t.data_ptr() % 16) for t in extra))
     return key + ((ks[0], vs[0]) if extra[0] is None else (ks[2],))
 
@@ -107,31 +124,34 @@ def recorded_any() -> bool:
     return bool(_PLANS)
 
 
-def replay_recorded(q, k, v, scale: float | None, softcap, fresh_lse: bool = True):
+def replay_recorded(q, k, v, scale: float | None, softcap, fresh_lse: bool = True, causal_rows: bool = False):
     """(out, lse) of the plan recorded for a call with 4-D tensors (on one device:
     ``op._replayable_call``) laid out like these (key counts may differ), this scale (None: the
-    default) and softcap, run on these tensors, their strides and key count; or None where no
-    such plan is recorded."""
+    default), softcap and ``causal_rows``, run on these tensors, their strides and key count; or
+    None where no such plan is recorded."""
     if not _PLANS or q.shape[2] > decode.MAX_Q or k.shape[2] != v.shape[2] or k.shape[2] == 0:
         return None
     ints = _ints(k, v, None)
-    plan = _PLANS.get(_plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap, ints))
+    plan = _PLANS.get(_plan_key(q, k, v, default_scale(q.shape[-1]) if scale is None else scale, softcap, ints,
+                                causal_rows=causal_rows))
     return None if plan is None else plan(q, k, v, fresh_lse=fresh_lse, ints=ints)
 
 
 def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, softcap: float | None,
             page_table: torch.Tensor | None = None, kv_start: torch.Tensor | None = None,
-            kv_end: torch.Tensor | None = None):
+            kv_end: torch.Tensor | None = None, causal_rows: bool = False):
     """q: (B, Hq, Lq, D), k/v: (B, Hkv, Lk, D) (checked by the caller; ``applies``) -> out
     (B, Hq, Lq, D) in q's dtype and lse (B, Hq, Lq) fp32, attending to every key, or with
     ``kv_start`` / ``kv_end`` ((B,) int32, either or both) batch row b to its keys
     [kv_start[b], kv_end[b]) (left padding before, a paged cache's kv_lens: unwritten keys
-    after; masked keys never reach an output, NaN included). With ``page_table`` (B, max_pages)
+    after; masked keys never reach an output, NaN included). With ``causal_rows``, query row r
+    stops Lq - 1 - r keys before that end (causal, the last row at the end: decoding several
+    tokens). With ``page_table`` (B, max_pages)
     int32, k/v are page pools (num_pages, Hkv, page_size, D) (checked by ``paged_attention``).
     Records the launch for later calls where they can replay it."""
     extra = (page_table, kv_start, kv_end)
     ints = _ints(k, v, page_table)
-    key = _plan_key(q, k, v, scale, softcap, ints, extra)
+    key = _plan_key(q, k, v, scale, softcap, ints, extra, causal_rows)
     plan = _PLANS.get(key) if key is not None else None
     if plan is not None:
         return plan(q, k, v, ints=ints, extra=tuple(t for t in extra if t is not None))
@@ -151,7 +171,7 @@ def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, sof
         q = tma_operand(q, d_tma)
     record = key is not None and q is q_in and k is k_in and v is v_in  # inputs used as given
     plan = decode.split_kv(q, k, v, out, lse, None, 0, 0, hq // hkv, lk, page_table, scale, softcap, 16, 128, record,
-                           kv_start=kv_start, kv_end=kv_end)
+                           kv_start=kv_start, kv_end=kv_end, causal_rows=causal_rows)
     if plan is not None:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()

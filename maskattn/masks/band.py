@@ -52,6 +52,16 @@ class Band(Mask):
         return ((self.left is None or q_offset + q_len - 1 <= self.left)
                 and (self.right is None or kv_len - 1 - q_offset <= self.right))
 
+    def _causal_end(self, q_len, kv_len, q_offset):
+        # rows see [0, i + right + 1) when the left edge is behind key 0 for the last row
+        # (i = q_offset + q_len - 1); the last row's end must not pass kv_len
+        if self.right is None or self.right < 0 or q_offset < 0:
+            return None
+        if self.left is not None and q_offset + q_len - 1 > self.left:
+            return None
+        end = q_offset + q_len + self.right
+        return end if end <= kv_len else None
+
     def __repr__(self):
         return self.name
 

@@ -62,6 +62,13 @@ class Mask:
         unsure. Then attention needs no map (``kernels/unmasked_decode.py``)."""
         return False
 
+    def _causal_end(self, q_len: int, kv_len: int, q_offset: int) -> int | None:
+        """E where query row r is allowed exactly the keys [0, E - (q_len - 1) + r) at these
+        lengths and int offset (causal rows, the last row's end E <= kv_len), decided from the
+        mask's numbers alone; None when it is not or when unsure. Then a short query block needs
+        no map (``kernels/unmasked_decode.py``)."""
+        return None
+
     # ---- derived ------------------------------------------------------------------------
     _batch = 1  # leaves that hold per-batch-row or per-head tensors set these
     _heads = 1

@@ -62,16 +62,22 @@ def test_gradients_take_the_map_path(path_device):
     ("none", 38, 2, True),  # no mask: every key at any offset
     ("causal", None, 1, True),  # one new token at the default offset sees the whole cache
     ("causal", 39, 1, True),
-    ("causal", 30, 1, False),
-    ("causal", None, 2, False),  # the first of two new tokens does not see the second
+    ("causal", 30, 1, True),  # the keys before 31
+    ("causal", None, 2, True),  # causal rows: the first of two new tokens does not see the second
+    ("causal", 20, 5, True),  # causal rows ending at key 25
+    ("causal", 37, 4, False),  # the last row would see past the last key: a map
+    ("wide window", None, 3, True),  # sliding_window(100) on 40 keys: causal rows
     ("window", None, 1, True),  # causal & sliding_window(100) on 40 keys
+    ("window", None, 3, False),  # (an AND of two bands is not read as causal rows)
     ("narrow window", None, 1, False),  # sliding_window(20): keys 0..18 hidden
+    ("narrow window", None, 3, False),
     ("full or padding", None, 1, False),  # allows every pair, but holds tensors (checked on the map path)
     ("not", None, 1, False),
 ])
 def test_which_masks_need_no_map(path_device, monkeypatch, mask_name, q_offset, lq, mapless):
     q, k, v = rand_qkv(2, 2, 1, lq, 40, 16, torch.float32, path_device)
     masks = {"none": None, "causal": ma.causal(), "window": ma.causal() & ma.sliding_window(100),
+             "wide window": ma.sliding_window(100),
              "narrow window": ma.sliding_window(20), "not": ~~ma.causal(),
              "full or padding": ma.full() | ma.padding(torch.arange(40, device=path_device)[None] % 3 > 0)}
     mask = masks[mask_name]
@@ -107,6 +113,51 @@ def test_rows_cut_at_a_start_or_an_end_match_the_padding_mask(side, batch, group
     assert torch.equal(again, out)
 
 
+@needs_triton
+@settings(max_examples=30)
+@given(batch=st.integers(1, 3), group=st.sampled_from([1, 2, 4, 8]), lq=st.integers(1, 64), lk=st.integers(1, 300),
+       d=st.sampled_from([16, 64, 128]), dtype=st.sampled_from([torch.float32, torch.bfloat16]),
+       softcap=st.sampled_from([None, 2.0]), seed=st.integers(0, 99), data=st.data())
+def test_causal_rows_match_the_reference(batch, group, lq, lk, d, dtype, softcap, seed, data):
+    # causal() on a short block (decoding several tokens) at any offset whose last row ends at or
+    # before the last key: no map, row r sees the keys [0, q_offset + r + 1); NaN / Inf in the
+    # keys after the last row's end never leak
+    lq = min(lq, lk)
+    q_offset = data.draw(st.integers(0, lk - lq))
+    q, k, v = rand_qkv(batch, 2 * group, 2, lq, lk, d, dtype, DEVICE, seed=seed)
+    k[:, :, q_offset + lq:] = float("nan")
+    v[:, :, q_offset + lq:] = float("inf")
+    no_map = mock.patch.object(api, "_block_map", _no_map) if unmasked_decode.applies(q, k) else nullcontext()
+    with no_map:
+        out, lse = ma.attention(q, k, v, ma.causal(), q_offset=q_offset, softcap=softcap, return_lse=True)
+    check_forward(q, k, v, ma.causal(), out=out, lse=lse, q_offset=q_offset, softcap=softcap)
+
+
+@needs_triton
+@settings(max_examples=25)
+@given(batch=st.integers(1, 3), group=st.sampled_from([1, 4]), lq=st.integers(1, 16), lk=st.integers(1, 200),
+       dtype=st.sampled_from([torch.float32, torch.bfloat16]), seed=st.integers(0, 99), data=st.data())
+def test_causal_rows_between_a_start_and_an_end(batch, group, lq, lk, dtype, seed, data):
+    # the plug-in's multi-token steps: batch row b's query row r sees the keys
+    # [kv_start[b], kv_end[b] - (lq - 1 - r)) (left padding before, a static cache's unwritten
+    # slots after), as causal() & padding at the per-row offset kv_end[b] - lq
+    lq = min(lq, lk)
+    ends = data.draw(st.lists(st.integers(lq, lk), min_size=batch, max_size=batch))
+    starts = [data.draw(st.integers(0, e)) for e in ends]
+    q, k, v = rand_qkv(batch, 2 * group, 2, lq, lk, 32, dtype, DEVICE, seed=seed)
+    keys = torch.arange(lk, device=DEVICE)[None]
+    start, end = (torch.tensor(x, dtype=torch.int32, device=DEVICE) for x in (starts, ends))
+    outside = (keys < start[:, None].long()) | (keys >= end[:, None].long())
+    k = k.masked_fill(outside[:, None, :, None], float("nan"))
+    v = v.masked_fill(outside[:, None, :, None], float("inf"))
+    with mock.patch.object(api, "_block_map", _no_map):
+        out, lse = op.unmasked_attention(q, k, v, 32 ** -0.5, None, kv_start=start, kv_end=end, causal=True)
+        public = ma.api.attention_between(q, k, v, kv_start=start, kv_end=end, causal=True)
+    mask = ma.causal() & ma.padding(keys >= start[:, None].long())
+    check_forward(q, k, v, mask, out=out, lse=lse, q_offset=end.long() - lq)
+    assert torch.equal(public, out)
+
+
 @pytest.mark.parametrize("name", ["kv_start", "kv_end"])
 def test_kv_start_and_end_are_checked(path_device, name):
     q, k, v = rand_qkv(2, 4, 2, 1, 50, 16, torch.float32, path_device)
@@ -119,7 +170,7 @@ def test_kv_start_and_end_are_checked(path_device, name):
     assert entry(long_q, long_k, long_v, torch.zeros(2, dtype=torch.int32, device=path_device)) is None
 
 
-@pytest.mark.parametrize("mask_name,lq,group", [("none", 5, 2), ("causal", 1, 4)])
+@pytest.mark.parametrize("mask_name,lq,group", [("none", 5, 2), ("causal", 1, 4), ("causal", 4, 2)])
 def test_compiled_call_has_no_graph_break(path_device, mask_name, lq, group):
     """Inside torch.compile an unmasked short block is one custom op (a map would be compiled on the
     host, a graph break): ``fullgraph=True`` traces it, plain and after left padding, and the
@@ -153,28 +204,32 @@ def test_unmasked_op_registration(path_device):
     q, k, v = rand_qkv(1, 4, 2, 3, 40, 16, torch.float32, path_device)
     starts, ends = (torch.tensor([n], dtype=torch.int32, device=path_device) for n in (5, 31))
     for kv_start, kv_end in ((None, None), (starts, None), (None, ends), (starts, ends)):
-        torch.library.opcheck(op.unmasked_forward_op, (q, k, v, kv_start, kv_end, 0.25, None),
-                              test_utils=("test_schema", "test_faketensor"))
+        for causal in (False, True):
+            torch.library.opcheck(op.unmasked_forward_op, (q, k, v, kv_start, kv_end, 0.25, None, causal),
+                                  test_utils=("test_schema", "test_faketensor"))
 
 
 # ---- GPU: replays ---------------------------------------------------------------------------------
 @pytest.mark.gpu
 @needs_gpu
-@pytest.mark.parametrize("lq,group", [(1, 4), (4, 4), (16, 1), (2, 8)])
-def test_growing_cache_replays_one_launch(lq, group, monkeypatch):
+@pytest.mark.parametrize("lq,group,causal", [(1, 4, False), (4, 4, False), (16, 1, False), (2, 8, False),
+                                             (4, 4, True), (16, 1, True)])
+def test_growing_cache_replays_one_launch(lq, group, causal, monkeypatch):
+    # without a mask, or causal() rows (decoding several tokens), no map at any step
     monkeypatch.setattr(api, "_block_map", _no_map)
     unmasked_decode._PLANS.clear()
+    mask = ma.causal() if causal else None
     q, k, v = rand_qkv(2, 2 * group, 2, lq, 900, 128, torch.bfloat16, "cuda")
     for step in range(40):  # a dynamic cache: a new, longer K / V each step (key counts 900 .. 939)
         k = torch.cat([k, torch.randn_like(k[:, :, :1])], 2)
         v = torch.cat([v, torch.randn_like(v[:, :, :1])], 2)
-        out, lse = ma.attention(q, k, v, return_lse=True)
+        out, lse = ma.attention(q, k, v, mask, return_lse=True)
         if step % 13 == 0:
-            check_forward(q, k, v, None, out=out, lse=lse)
+            check_forward(q, k, v, mask, out=out, lse=lse)
             # Lk % 16 == 0 or not, strides alike: at most two recorded launches served the steps so far
             assert 1 <= len(unmasked_decode._PLANS) <= 2
             unmasked_decode._PLANS.clear()  # a fresh launch gives the replay's result bit for bit
-            fresh, fresh_lse = ma.attention(q, k, v, return_lse=True)
+            fresh, fresh_lse = ma.attention(q, k, v, mask, return_lse=True)
             assert torch.equal(fresh, out) and torch.equal(fresh_lse, lse)
 
 
