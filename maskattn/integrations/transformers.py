@@ -68,7 +68,12 @@ rows, fewer than the keys: decoding) may attend to every key of the layer (causa
 reaches back to key 0, no padding), or to every key after its row's left padding: then nothing is
 compiled and the layers decode without a map, replaying one recorded launch at every step
 (``kernels/unmasked_decode.py``; ``maskattn.attention`` without a mask, or
-``api.attention_between`` with each row's first key), as sdpa runs without a mask there. Masks
+``api.attention_between`` with each row's first key), as sdpa runs without a mask there. So does a
+causal block of up to 64 tokens whose last token may see every key (``causal_rows``: each token
+sees the keys up to its own position; speculative verification, short chunks), and a causal block
+whose position is a tensor (a static cache's decode step): its keys are those before the last
+token's position + 1 (``api.attention_between(kv_end=..., causal=...)``, after each row's left
+padding where a 2-D mask only pads on the left), a tensor op (no host sync without a 2-D mask). Masks
 without tensors (causal, windows, and a user mask ANDed with one) are the same objects from call to
 call, so their BlockMaps stay cached: a training loop with fixed lengths compiles once. Keep user
 masks on the model's device, or they are copied (and recompiled) every call. Patterns the
@@ -86,11 +91,14 @@ is wrapped in ``torch.compiler.disable``: a compiled model graph-breaks there, o
 call and layer type. The attention function traces (the attention is a custom op) with the
 ``ModelMask``'s BlockMap, so the layers themselves add no graph breaks; decode steps left without
 a mask (see Costs) trace as ``maskattn::unmasked_forward``, a custom op that needs no map. A
-causal one-token step over a static cache without padding (``generate``'s compiled decode step)
-skips the host part: inside torch.compile its ModelMask is built from the token's position, a
-tensor (``kv_end``: the keys before position + 1), and the step has no graph break at all.
-Tested: ``torch.compile(model)`` in the default mode (inductor), logits equal to eager, on CPU and
-(GPU-marked test) on CUDA; the static-cache step under ``fullgraph=True`` on CPU.
+causal step of up to 64 tokens over a static cache without a 2-D mask skips the host part: its
+ModelMask is built from the tokens' position, a tensor (``kv_end``: the keys before the last
+token's position + 1), so a model compiled whole has no graph break at all. ``generate`` with a static cache masks each step eagerly
+and passes the ModelMask into the compiled step; every step's ModelMask has the same form
+(``kv_end``, and ``kv_start`` with left padding; no map, at the last step too), so the step
+compiles once. Tested: ``torch.compile(model)`` in the default mode (inductor), logits equal to
+eager, on CPU and (GPU-marked test) on CUDA; the static-cache step under ``fullgraph=True`` and
+static-cache ``generate``'s compiled step (one graph, fullgraph) on CPU.
 """
 from __future__ import annotations
 
@@ -106,7 +114,7 @@ import maskattn
 from maskattn.api import attention_between, mask_block_map
 from maskattn.block_map import BlockMap
 from maskattn.kernels.decode import MAX_Q
-from maskattn.kernels.unmasked_decode import sees_every_key
+from maskattn.kernels.unmasked_decode import causal_end, sees_every_key
 from maskattn.masks.band import Band
 from maskattn.masks.base import And, Mask, Not, Or
 from maskattn.masks.full import Full
@@ -126,7 +134,8 @@ class ModelMask:
     it and the attention function consumes it.
 
     ``mask``: a maskattn ``Mask`` in the frame of the layer's KV tensor (key column ``c`` is
-    position ``c``); ``q_offset``: position of query row 0 in that frame; ``q_len`` / ``kv_len``:
+    position ``c``); ``q_offset``: position of query row 0 in that frame (an int, or a (B,) int32
+    tensor for a one-token step at a tensor position: ``kv_end`` - 1); ``q_len`` / ``kv_len``:
     the lengths transformers announced (checked against q and k); ``block_map``: the mask
     compiled for them by the mask function (None on "meta"), so that the attention layers do
     no host work and trace under ``torch.compile`` without graph breaks. It quacks like the 4-D mask
@@ -140,7 +149,7 @@ class ModelMask:
 
     def __init__(self, mask: Mask, q_offset: int, q_len: int, kv_len: int, batch_size: int, device,
                  block_map: BlockMap | None = None, unmasked: bool = False, kv_start: torch.Tensor | None = None,
-                 kv_end: torch.Tensor | None = None):
+                 kv_end: torch.Tensor | None = None, causal_rows: bool = False):
         self.mask, self.q_offset, self.q_len, self.kv_len = mask, q_offset, q_len, kv_len
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -152,6 +161,9 @@ class ModelMask:
         # ((B,) int32, the token's position + 1), without a map (``mask`` and a (B,) tensor
         # ``q_offset`` are the same mask for the calls that cannot take that path)
         self.kv_end = kv_end
+        # several new tokens without a map: query row r sees the keys up to its own position
+        # (those before kv_end - (q_len - 1 - r), or the layer's kv_len without kv_end; after kv_start)
+        self.causal_rows = causal_rows
 
     @property
     def shape(self) -> torch.Size:
@@ -178,7 +190,7 @@ class ModelMask:
         starts, ends, q_off = (None if t is None else t.to(device) if isinstance(t, torch.Tensor) else t
                                for t in (self.kv_start, self.kv_end, self.q_offset))
         return ModelMask(self.mask.to(device), q_off, self.q_len, self.kv_len, self.batch_size, device, bm,
-                         self.unmasked, starts, ends)
+                         self.unmasked, starts, ends, self.causal_rows)
 
     def __repr__(self) -> str:
         return (f"ModelMask({self.mask!r}, q_offset={self.q_offset}, q_len={self.q_len}, kv_len={self.kv_len}, "
@@ -502,18 +514,50 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
     ``transformers.masking_utils.sdpa_mask``). Returns a ``ModelMask``; given a ``ModelMask`` back
     (static-cache generation re-runs the masking code on it) returns it unchanged.
 
-    Building and compiling a mask is host work, a graph break under torch.compile, except for
-    a causal one-token step over a static cache without padding (``generate``'s compiled decode
-    step): its keys are those before the token's position + 1, a tensor op, no map."""
+    Building and compiling a mask is host work, a graph break under torch.compile. A causal
+    step of up to 64 tokens at a tensor position with keys from position 0 (a static cache's
+    decode step, which ``generate`` masks eagerly and then compiles) needs neither: each token
+    sees the keys up to its own position, a tensor op, no map (with a 2-D padding mask that only
+    pads on the left, also only those after its row's first key; that check is host work)."""
     if isinstance(attention_mask, ModelMask):
         return attention_mask
-    if (torch.compiler.is_compiling() and q_length == 1 and isinstance(q_offset, torch.Tensor)
-            and q_offset.numel() == 1 and isinstance(kv_offset, int) and kv_offset == 0 and attention_mask is None
-            and mask_function is _mu.causal_mask_function and not kwargs.get("use_vmap", False)):
-        ends = (q_offset.reshape(1).to(device=device, dtype=torch.int32) + 1).expand(batch_size).contiguous()
-        return ModelMask(_CAUSAL, ends - 1, 1, kv_length, batch_size, device, kv_end=ends)
+    if (q_length <= MAX_Q and isinstance(q_offset, torch.Tensor) and q_offset.numel() == 1
+            and isinstance(kv_offset, int) and kv_offset == 0 and mask_function is _mu.causal_mask_function
+            and not kwargs.get("use_vmap", False)):
+        ends = (q_offset.reshape(1).to(device=device, dtype=torch.int32) + q_length).expand(batch_size).contiguous()
+        if attention_mask is None:
+            return ModelMask(_CAUSAL, ends - q_length, q_length, kv_length, batch_size, device, kv_end=ends,
+                             causal_rows=q_length > 1)
+        if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
+            step = _padded_step_on_host(attention_mask, ends, q_length, kv_length, batch_size, device)
+            if step is not None:
+                return step
     return _mask_on_host(batch_size, q_length, kv_length, q_offset, kv_offset, mask_function, attention_mask, device,
                          **kwargs)
+
+
+@torch.compiler.disable
+def _padded_step_on_host(padding_mask: torch.Tensor, ends: torch.Tensor, q_length: int, kv_length: int,
+                         batch_size: int, device) -> "ModelMask | None":
+    """A causal step's ModelMask (``ends``: (B,) int32, the last new token's position + 1) with a
+    2-D padding mask, without a map where each row's keys before ``ends`` are left padding then
+    keys: then row b sees keys [kv_start[b], ends[b]), its token r those before
+    ends[b] - (q_length - 1 - r). None for other padding (the caller compiles a map). One host
+    sync, as in ``_padding``."""
+    frame = _Frame(batch_size, 1, kv_length, 0, 0, device)
+    flags = frame.columns(padding_mask.bool(), fill=False)
+    before_end = torch.arange(kv_length, device=flags.device) < ends[:, None]
+    kept = flags | ~before_end  # keys from the token's position + 1 on are cut by kv_end whatever the mask says
+    every, left = torch.stack([kept.all(), (kept[:, 1:] >= kept[:, :-1]).all()]).tolist()
+    rows = q_length > 1
+    if every:
+        return ModelMask(_CAUSAL, ends - q_length, q_length, kv_length, batch_size, device, kv_end=ends,
+                         causal_rows=rows)
+    if not left:
+        return None
+    starts = (~kept).sum(1).to(torch.int32)
+    return ModelMask(_and(_CAUSAL, maskattn.padding(flags.contiguous())), ends - q_length, q_length, kv_length,
+                     batch_size, device, kv_start=starts, kv_end=ends, causal_rows=rows)
 
 
 @torch.compiler.disable
@@ -538,18 +582,22 @@ def _mask_on_host(batch_size: int, q_length: int, kv_length: int, q_offset, kv_o
     # every key (or to every key after a row's left padding) is left without a mask: attention
     # then needs no map (``kernels/unmasked_decode.py``). Other calls (prefill, training) get
     # their map compiled here, so that the layers trace under torch.compile without graph breaks
-    decode = (user is None and q_length <= MAX_Q and kv_length > q_length and dev.type != "meta"
-              and sees_every_key(model, q_length, kv_length, q_off))
+    # So is a causal block of several tokens whose last token sees every key (``causal_rows``).
+    short = user is None and q_length <= MAX_Q and kv_length > q_length and dev.type != "meta"
+    every = short and sees_every_key(model, q_length, kv_length, q_off)
+    rows = short and not every and causal_end(model, q_length, kv_length, q_off) == kv_length
     padded = False
     if attention_mask is not None:
-        pad, starts = _padding(attention_mask, frame, left_starts=decode)
+        pad, starts = _padding(attention_mask, frame, left_starts=every or rows)
         if starts is not None:
-            return ModelMask(_and(model, pad), q_off, q_length, kv_length, batch_size, dev, unmasked=True,
-                             kv_start=starts)
+            return ModelMask(_and(model, pad), q_off, q_length, kv_length, batch_size, dev, unmasked=every,
+                             kv_start=starts, causal_rows=rows)
         padded = pad is not _FULL
         model = _and(model, pad)
-    if decode and not padded:
+    if every and not padded:
         return ModelMask(_FULL, q_off, q_length, kv_length, batch_size, dev, unmasked=True)
+    if rows and not padded:
+        return ModelMask(model, q_off, q_length, kv_length, batch_size, dev, causal_rows=True)
     if user is not None:
         inner = user.mask if isinstance(user, Override) else user
         if inner.device is not None and inner.device != frame.device:
@@ -623,11 +671,11 @@ def attention_function(module: torch.nn.Module, query: torch.Tensor, key: torch.
                              f"kv_len={attention_mask.kv_len}, but the layer has q_len={lq}, kv_len={lk}")
         if attention_mask.block_map is not None:
             mask = attention_mask.block_map
-        elif attention_mask.kv_start is not None or attention_mask.kv_end is not None:
-            # every key after left padding, or (a static cache's one-token step inside torch.compile)
-            # before the token's position + 1: no map where it applies
+        elif attention_mask.kv_start is not None or attention_mask.kv_end is not None or attention_mask.causal_rows:
+            # every key after left padding, or (a static cache's step) before the last token's
+            # position + 1, or causal rows: no map where it applies
             out = attention_between(query, key, value, kv_start=attention_mask.kv_start, kv_end=attention_mask.kv_end,
-                                    scale=scaling, softcap=softcap)
+                                    causal=attention_mask.causal_rows, scale=scaling, softcap=softcap)
             if out is not None:
                 return out.transpose(1, 2).contiguous(), None
             mask, q_offset = attention_mask.mask, attention_mask.q_offset

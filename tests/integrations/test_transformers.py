@@ -207,6 +207,8 @@ PARITY = {
     "causal-chunked-prefill": (mu.create_causal_mask, None, None, 2, 17, 33, "dynamic", "left", {}),
     "causal-static-prefill": (mu.create_causal_mask, None, None, 2, 20, 0, "static", None, {}),
     "causal-static-decode": (mu.create_causal_mask, None, None, 2, 1, 20, "static", "left", {}),
+    "causal-static-decode-nopad": (mu.create_causal_mask, None, None, 2, 1, 20, "static", None, {}),
+    "causal-static-decode-rightpad": (mu.create_causal_mask, None, None, 2, 1, 20, "static", "right", {}),
     "causal-static-chunk": (mu.create_causal_mask, None, None, 2, 5, 20, "static", None, {}),
     "sliding": (mu.create_sliding_window_causal_mask, 8, None, 2, 40, 0, None, "left", {}),
     "sliding-decode-full": (mu.create_sliding_window_causal_mask, 8, None, 2, 1, 30, "dynamic", "left", {}),
@@ -246,22 +248,32 @@ def test_mask_parity_with_eager(case):
         assert "transformers_mask_function" not in repr(ours.mask)
 
 
-@pytest.mark.parametrize("case,unmasked,starts", [
-    ("causal-decode-nopad", True, None), ("sliding-decode-filling", True, None),
-    ("causal-decode", True, [3, 0]),  # left padding: each row's first key, no map either
-    ("causal-decode-rightpad", False, None), ("causal-decode-4-nopad", False, None),
-    ("causal-static-decode", False, None),
+@pytest.mark.parametrize("case,kind,starts,ends", [
+    ("causal-decode-nopad", "every", None, None), ("sliding-decode-filling", "every", None, None),
+    ("causal-decode", "every", [3, 0], None),  # left padding: each row's first key, no map either
+    ("causal-decode-rightpad", "map", None, None),
+    ("causal-decode-4-nopad", "rows", None, None),  # several tokens: causal rows, the last one sees every key
+    ("causal-chunked-prefill", "rows", [3, 0], None),  # 17 tokens after 33, left padding
+    # a static cache's step: the keys up to each token's position (after left padding)
+    ("causal-static-decode-nopad", "ends", None, [21, 21]), ("causal-static-decode", "ends", [3, 0], [21, 21]),
+    ("causal-static-chunk", "rows", None, [25, 25]),
+    ("causal-static-decode-rightpad", "map", None, None),  # the token's own key padded: a map
     # the dynamic sliding layer keeps the window's last keys only (the padding fell out of it)
-    ("sliding-decode-full", True, None), ("sliding-chunk-full", False, None),
-    ("causal-chunked-prefill", False, None), ("bidirectional-nopad", False, None)])
-def test_decode_steps_seeing_every_key_compile_no_map(case, unmasked, starts):
+    ("sliding-decode-full", "every", None, None), ("sliding-chunk-full", "map", None, None),
+    ("sliding-static-decode", "every", None, None),  # a static sliding layer holds the window only
+    ("bidirectional-nopad", "map", None, None)])
+def test_decode_steps_seeing_every_key_compile_no_map(case, kind, starts, ends):
     """A short query block after a cache that may see every key (the window reaching key 0), or
-    every key after its row's left padding, gets no BlockMap: its layers decode without a map."""
+    every key after its row's left padding, gets no BlockMap: its layers decode without a map. So
+    does a causal block whose last token sees every key (``causal_rows``: each token up to its own
+    position), and a causal block over a static cache, up to its positions (``kv_end``)."""
     creator, sliding, chunk, batch, q_len, past, cache, pad, kwargs = PARITY[case]
     am = None if pad is None else _pad2(batch, past + q_len, *(((3, 0), (0, 0)) if pad == "left" else ((0, 0), (0, 2))))
     _, ours = _make_masks(creator, _mask_cfg(sliding, chunk), batch, q_len, past, cache, am, **kwargs)
-    assert ours.unmasked is unmasked and (ours.block_map is None) is unmasked
+    assert ours.unmasked is (kind == "every") and ours.causal_rows is (kind == "rows")
     assert (None if ours.kv_start is None else ours.kv_start.tolist()) == starts
+    assert (None if ours.kv_end is None else ours.kv_end.tolist()) == ends
+    assert (ours.block_map is None) is (kind != "map")
 
 
 def test_mask_fed_back_is_returned_unchanged():
@@ -272,7 +284,8 @@ def test_mask_fed_back_is_returned_unchanged():
                                   past_key_values=cache)
     again = mu.create_causal_mask(config=cfg, inputs_embeds=torch.empty(2, 1, 0), attention_mask=first.contiguous(),
                                   past_key_values=cache)
-    assert again is first and first.q_offset == 20 and first.kv_len == 64
+    assert again is first and first.kv_len == 64
+    assert first.q_offset.tolist() == [20, 20] and first.kv_end.tolist() == [21, 21]  # a tensor position
 
 
 def test_user_mask_is_anded_with_each_layer_pattern():
@@ -373,9 +386,9 @@ def test_chunked_prefill_matches_full_forward(name, cache):
     assert_close(torch.cat(parts, 1)[valid], full[valid], what=f"{name}/{cache} chunked prefill")
 
 
-def _generate(model, ids, am, cache):
+def _generate(model, ids, am, cache, compiled=False):
     out = model.generate(ids, attention_mask=am, max_new_tokens=8, do_sample=False, cache_implementation=cache,
-                         output_logits=True, return_dict_in_generate=True, pad_token_id=0, disable_compile=True)
+                         output_logits=True, return_dict_in_generate=True, pad_token_id=0, disable_compile=not compiled)
     return out.sequences, torch.stack(out.logits, 1)
 
 
@@ -392,22 +405,27 @@ def test_generate_matches_reference(name, cache):
 
 
 @pytest.mark.parametrize("padding", ["none", "left"])
-@pytest.mark.parametrize("name", ["llama", "mistral"])
-def test_generate_decodes_without_a_map(name, padding, monkeypatch):
-    """No padding or left padding, dynamic cache: every decode step's layers take maskattn's path
-    without a map."""
+@pytest.mark.parametrize("name,cache", [("llama", "dynamic"), ("llama", "static"), ("mistral", "dynamic")])
+def test_generate_decodes_without_a_map(name, cache, padding, monkeypatch):
+    """No padding or left padding: every decode step's layers take maskattn's path without a map,
+    over a dynamic cache every key (after left padding), over a static cache the keys before the
+    token's position + 1 (``kv_end``). (Mistral's sliding-window caches hold the window only: every
+    key, the padding soon out of it.)"""
     ours, ref = pair(name)
     ids = tokens(2, 14)
     am = torch.ones_like(ids) if padding == "none" else padding_mask(2, 14, "left")
-    unmasked = []
+    made = []
     original = mt.mask_function
     monkeypatch.setitem(transformers.AttentionMaskInterface._global_mapping, "maskattn",
-                        lambda *a, **kw: unmasked.append(original(*a, **kw)) or unmasked[-1])
-    seq_a, logits_a = _generate(ours, ids, am, "dynamic")
-    seq_b, logits_b = _generate(ref, ids, am, "dynamic")
-    assert sum(m.unmasked for m in unmasked) >= 7  # the 7 steps after the prompt
+                        lambda *a, **kw: made.append(original(*a, **kw)) or made[-1])
+    seq_a, logits_a = _generate(ours, ids, am, cache)
+    seq_b, logits_b = _generate(ref, ids, am, cache)
+    mapless = [m for m in made if m.block_map is None and (m.unmasked if cache == "dynamic" else m.kv_end is not None)]
+    assert len(mapless) >= 7  # the 7 steps after the prompt (Mistral: of its full-attention masks)
+    if name == "llama":
+        assert all((m.kv_start is not None) is (padding == "left") for m in mapless)
     assert torch.equal(seq_a, seq_b)
-    assert_close(logits_a, logits_b, what=f"{name}/dynamic, padding {padding}")
+    assert_close(logits_a, logits_b, what=f"{name}/{cache}, padding {padding}")
 
 
 def _labels(ids, am):
@@ -553,21 +571,46 @@ def test_compiled_decode_step_breaks_only_at_the_mask(pad):
 
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 def test_compiled_static_cache_step_has_no_graph_break(backend):
-    """One token over a static cache without padding (generate's compiled decode step), the whole
-    model under torch.compile(fullgraph=True): the mask is a tensor op (the keys before the token's
-    position + 1) and the attention one custom op without a map; the logits are the eager ones."""
+    """Steps over a static cache without padding (generate's compiled decode step: one token; a
+    speculative step: three), the whole model under torch.compile(fullgraph=True): the mask is a
+    tensor op (each token sees the keys up to its own position) and the attention one custom op
+    without a map; the logits are the eager ones."""
     torch._dynamo.reset()
     model = build("llama", "maskattn")
     ids = tokens(2, 24)
     with torch.no_grad():
         whole = model(ids).logits
         cache = StaticCache(config=model.config, max_cache_len=32)
-        model(ids[:, :20], past_key_values=cache, use_cache=True)
+        model(ids[:, :17], past_key_values=cache, use_cache=True)
         step = torch.compile(model, fullgraph=True, backend=backend)
-        for p in range(20, 24):
-            logits = step(ids[:, p:p + 1], past_key_values=cache, use_cache=True,
-                          cache_position=torch.tensor([p])).logits
-            assert_close(logits[:, 0], whole[:, p], rtol=1e-5, what=f"position {p}")
+        for p, n in ((17, 3), (20, 1), (21, 1), (22, 1), (23, 1)):
+            logits = step(ids[:, p:p + n], past_key_values=cache, use_cache=True,
+                          cache_position=torch.arange(p, p + n)).logits
+            assert_close(logits, whole[:, p:p + n], rtol=1e-5, what=f"positions {p}..{p + n - 1}")
+
+
+@pytest.mark.parametrize("padding", ["none", "left"])
+def test_compiled_static_cache_generate_is_one_graph(padding):
+    """``generate`` with a static cache compiles its decode step (Dynamo here, fullgraph) after
+    masking each step eagerly: every step's mask has the same form (the keys before the token's
+    position + 1, after left padding; no map, none at the last step either), so the step compiles
+    once, and the tokens are eager generate's."""
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    counters.clear()
+    model = build("llama", "maskattn")
+    ids = tokens(2, 14)
+    am = torch.ones_like(ids) if padding == "none" else padding_mask(2, 14, "left")
+    compiled = transformers.CompileConfig(fullgraph=True, dynamic=False, backend="eager")
+    compiled._compile_all_devices = True  # transformers compiles CUDA models only, unless told
+    with torch.no_grad():
+        seqs = [model.generate(ids, attention_mask=am, max_new_tokens=6, do_sample=False, pad_token_id=0,
+                               cache_implementation="static", compile_config=compiled) for _ in range(2)]
+        eager = model.generate(ids, attention_mask=am, max_new_tokens=6, do_sample=False, pad_token_id=0,
+                               cache_implementation="static", disable_compile=True)
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    assert torch.equal(seqs[0], eager) and torch.equal(seqs[1], eager)
 
 
 @gpu
@@ -718,6 +761,25 @@ def test_gpu_generate_bf16(name, cache):
     with torch.no_grad():
         want = [m(seq, attention_mask=full_am).logits[:, 149:-1] for m in (ref, ref32)]
     _gpu_yardstick(logits, want[0], want[1], 2.0, f"{name}/{cache}")
+
+
+@gpu
+@pytest.mark.gpu
+def test_gpu_static_cache_generate_compiled():
+    """generate with a static cache on CUDA compiles its decode step (transformers' auto-compile:
+    inductor, CUDA graphs): maskattn's step is one graph, and its logits pass the teacher-forced
+    yardstick of test_gpu_generate_bf16."""
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    counters.clear()
+    ours, ref, ref32 = _gpu_models("llama")
+    ids, am = tokens(2, 150).cuda(), padding_mask(2, 150, "left").cuda()
+    seq, logits = _generate(ours, ids, am, "static", compiled=True)
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+    full_am = torch.cat([am, torch.ones(2, seq.shape[1] - 150, dtype=am.dtype, device="cuda")], 1)
+    with torch.no_grad():
+        want = [m(seq, attention_mask=full_am).logits[:, 149:-1] for m in (ref, ref32)]
+    _gpu_yardstick(logits, want[0], want[1], 2.0, "llama/static, compiled")
 
 
 @gpu
