@@ -74,7 +74,7 @@ def test_paged_rejects_bad_input():
 
 @pytest.mark.skipif(DEVICE == "cpu" and not interpreting(), reason="the kernels run on CUDA or under TRITON_INTERPRET=1")
 @pytest.mark.parametrize("mask_name,lq", [(None, 1), ("causal", 1), ("long window", 1), (None, 4), ("causal", 4),
-                                          ("long band", 4)])
+                                          ("long window", 4), ("long band", 4)])
 def test_causal_steps_over_pages_build_no_map(mask_name, lq, monkeypatch):
     """One new token sees all its request's keys, several new tokens each the keys up to its own
     position (causal rows): no map (``unmasked_decode``), each request read up to its own kv_lens

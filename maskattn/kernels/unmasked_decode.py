@@ -20,8 +20,10 @@ Causal rows in the same mode (``CAUSAL_ROWS``): decoding several tokens under ``
 row r sees the keys before the range's end minus Lq - 1 - r, the last row all of them. The blocks
 below the first row's end run unmasked, the few from there to the end (at most
 ceil((Lq - 1) / BLOCK_N) + 1) and the one holding a row's first key are masked per row. ``attention``
-takes this path for ``causal()`` (a band that is causal on these rows, ``Mask._causal_end``) at any
-int offset whose last row ends at or before the last key, reading only the keys before that end.
+takes this path for ``causal()`` at any int offset whose last row ends at or before the last key
+(``Mask._causal_end``: bands that are causal on these rows, and their ANDs / ORs, e.g.
+``causal() & sliding_window(W)`` with the window reaching key 0), reading only the keys before
+that end.
 
 Per-row key ranges in the same mode: each batch row's first key (``KV_STARTS``: left padding
 before it) and key count (``KV_ENDS``: a static cache's unwritten slots after it), through

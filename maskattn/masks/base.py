@@ -240,6 +240,17 @@ class Operator(Mask):
     def _combine_every_pair(self, values) -> bool:
         return False  # unsure
 
+    def _causal_end(self, q_len, kv_len, q_offset):
+        # a leaf that allows every pair counts as an end past every key (``_EVERY``): ANDed with
+        # causal rows it leaves them as they are
+        def leaf(m):
+            return _EVERY if m._every_pair(q_len, kv_len, q_offset) else m._causal_end(q_len, kv_len, q_offset)
+        end = fold(self, _operands, leaf, lambda m, values: m._combine_causal_end(values))
+        return end if isinstance(end, int) else None
+
+    def _combine_causal_end(self, values):
+        return None  # unsure
+
     def __repr__(self):
         s = fold(self, _infix_operands, repr, lambda m, texts: m._format(texts))
         if len(s) > _REPR_LIMIT:
@@ -249,6 +260,9 @@ class Operator(Mask):
 
     def _format(self, texts):
         raise NotImplementedError
+
+
+_EVERY = float("inf")  # ``Operator._causal_end``'s value for a mask that allows every pair
 
 
 def _operands(m):
@@ -289,6 +303,9 @@ class And(Operator):
     def _combine_every_pair(self, values):
         return all(values)
 
+    def _combine_causal_end(self, values):  # the shorter of two key prefixes per row
+        return None if None in values else min(values)
+
     def _format(self, texts):
         return f"{_wrap(self.a, texts[0], 2)} & {_wrap(self.b, texts[1], 2)}"
 
@@ -314,6 +331,9 @@ class Or(Operator):
 
     def _combine_every_pair(self, values):
         return any(values)
+
+    def _combine_causal_end(self, values):  # the longer of two key prefixes per row
+        return None if None in values else max(values)
 
     def _format(self, texts):
         return f"{_wrap(self.a, texts[0], 1)} | {_wrap(self.b, texts[1], 1)}"
@@ -362,6 +382,9 @@ class Named(Operator):
 
     def _combine_every_pair(self, values):
         return values[0] and self._checks is None  # its own length checks: not decided here
+
+    def _combine_causal_end(self, values):
+        return values[0] if self._checks is None else None
 
     def _own_check(self, q_len, kv_len, q_offset):
         if self._checks is not None:

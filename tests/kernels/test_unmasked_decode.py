@@ -68,7 +68,7 @@ def test_gradients_take_the_map_path(path_device):
     ("causal", 37, 4, False),  # the last row would see past the last key: a map
     ("wide window", None, 3, True),  # sliding_window(100) on 40 keys: causal rows
     ("window", None, 1, True),  # causal & sliding_window(100) on 40 keys
-    ("window", None, 3, False),  # (an AND of two bands is not read as causal rows)
+    ("window", None, 3, True),  # causal rows: the AND of two such bands
     ("narrow window", None, 1, False),  # sliding_window(20): keys 0..18 hidden
     ("narrow window", None, 3, False),
     ("full or padding", None, 1, False),  # allows every pair, but holds tensors (checked on the map path)

@@ -88,3 +88,29 @@ def test_every_pair_is_exact_for_bands_and_sound_for_the_rest(left, right, q_len
     got = mask._every_pair(q_len, kv_len, q_offset)
     assert got is every or (not got and combine in ("or causal", "and dilated", "not"))
     assert ma.full()._every_pair(q_len, kv_len, q_offset)
+
+
+@settings(max_examples=150, deadline=None)
+@given(left=st.one_of(st.none(), st.integers(0, 45)), right=st.one_of(st.none(), st.integers(-3, 45)),
+       q_len=st.integers(1, 12), kv_len=st.integers(1, 40), q_offset=st.integers(-45, 60),
+       combine=st.sampled_from(["alone", "and causal", "or causal", "and full", "named", "and dilated", "not"]))
+def test_causal_end_is_sound_and_exact_for_bands(left, right, q_len, kv_len, q_offset, combine):
+    # Mask._causal_end (the no-map decode of several rows): when it gives E, row r is allowed
+    # exactly the keys [0, E - (q_len - 1) + r), E <= kv_len; for a band alone it gives E whenever
+    # that holds with the last row's end inside the keys and q_offset >= 0
+    from maskattn.masks.band import Band
+    from maskattn.masks.base import Named
+    band = Band(left, right, "band")
+    mask = {"alone": band, "and causal": band & ma.causal(), "or causal": band | ma.causal(),
+            "and full": band & ma.full(), "named": Named(band, "named"),
+            "and dilated": band & ma.sliding_window(60, 60, dilation=2), "not": ~band}[combine]
+    allowed = mask.materialize(q_len, kv_len, q_offset=q_offset)[0, 0]
+    rows, keys = torch.arange(q_len)[:, None], torch.arange(kv_len)[None, :]
+    got = mask._causal_end(q_len, kv_len, q_offset)
+    if got is not None:
+        assert isinstance(got, int) and got <= kv_len
+        assert torch.equal(allowed, keys < got - (q_len - 1) + rows)
+    if combine == "alone" and right is not None and right >= 0 and q_offset >= 0:
+        end = q_offset + q_len + right
+        if end <= kv_len and torch.equal(allowed, keys < end - (q_len - 1) + rows):
+            assert got == end
