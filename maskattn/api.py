@@ -120,7 +120,8 @@ def attention_between(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, kv_s
         raise TypeError(f"causal: expected a bool, got {type(causal).__name__}")
     if q.shape[2] > MAX_Q:
         return None
-    done = unmasked_attention(q, k, v, scale, softcap, kv_start=kv_start, kv_end=kv_end, causal=causal and q.shape[2] > 1)
+    done = unmasked_attention(q, k, v, scale, softcap, kv_start=kv_start, kv_end=kv_end,
+                              causal=causal and q.shape[2] > 1)
     return None if done is None else done[0]
 
 

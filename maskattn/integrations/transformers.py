@@ -93,10 +93,10 @@ call and layer type. The attention function traces (the attention is a custom op
 a mask (see Costs) trace as ``maskattn::unmasked_forward``, a custom op that needs no map. A
 causal step of up to 64 tokens over a static cache without a 2-D mask skips the host part: its
 ModelMask is built from the tokens' position, a tensor (``kv_end``: the keys before the last
-token's position + 1), so a model compiled whole has no graph break at all. ``generate`` with a static cache masks each step eagerly
-and passes the ModelMask into the compiled step; every step's ModelMask has the same form
-(``kv_end``, and ``kv_start`` with left padding; no map, at the last step too), so the step
-compiles once. Tested: ``torch.compile(model)`` in the default mode (inductor), logits equal to
+token's position + 1), so a model compiled whole has no graph break at all. ``generate`` with a
+static cache masks each step eagerly and passes the ModelMask into the compiled step; every step's
+ModelMask has the same form (``kv_end``, and ``kv_start`` with left padding; no map, at the last
+step too), so the step compiles once. Tested: ``torch.compile(model)`` in the default mode (inductor), logits equal to
 eager, on CPU and (GPU-marked test) on CUDA; the static-cache step under ``fullgraph=True`` and
 static-cache ``generate``'s compiled step (one graph, fullgraph) on CPU.
 """
@@ -135,7 +135,7 @@ class ModelMask:
 
     ``mask``: a maskattn ``Mask`` in the frame of the layer's KV tensor (key column ``c`` is
     position ``c``); ``q_offset``: position of query row 0 in that frame (an int, or a (B,) int32
-    tensor for a one-token step at a tensor position: ``kv_end`` - 1); ``q_len`` / ``kv_len``:
+    tensor for a step at a tensor position: ``kv_end`` - ``q_len``); ``q_len`` / ``kv_len``:
     the lengths transformers announced (checked against q and k); ``block_map``: the mask
     compiled for them by the mask function (None on "meta"), so that the attention layers do
     no host work and trace under ``torch.compile`` without graph breaks. It quacks like the 4-D mask
@@ -157,8 +157,8 @@ class ModelMask:
         # nothing compiled: every query sees every key (at or after its row's ``kv_start``, (B,)
         # int32, left padding before it): the layers decode without a map
         self.unmasked, self.kv_start = unmasked, kv_start
-        # a one-token step over a static cache inside torch.compile: the keys before ``kv_end``
-        # ((B,) int32, the token's position + 1), without a map (``mask`` and a (B,) tensor
+        # a step over a static cache: the keys before ``kv_end`` ((B,) int32, the last token's
+        # position + 1), without a map (``mask`` and a (B,) tensor
         # ``q_offset`` are the same mask for the calls that cannot take that path)
         self.kv_end = kv_end
         # several new tokens without a map: query row r sees the keys up to its own position
@@ -547,7 +547,7 @@ def _padded_step_on_host(padding_mask: torch.Tensor, ends: torch.Tensor, q_lengt
     frame = _Frame(batch_size, 1, kv_length, 0, 0, device)
     flags = frame.columns(padding_mask.bool(), fill=False)
     before_end = torch.arange(kv_length, device=flags.device) < ends[:, None]
-    kept = flags | ~before_end  # keys from the token's position + 1 on are cut by kv_end whatever the mask says
+    kept = flags | ~before_end  # keys past the last token's position are cut by kv_end whatever the mask says
     every, left = torch.stack([kept.all(), (kept[:, 1:] >= kept[:, :-1]).all()]).tolist()
     rows = q_length > 1
     if every:

@@ -324,7 +324,7 @@ def replay_unmasked(q, k, v, mask, scale, softcap, deterministic, return_lse: bo
             # causal rows at the default offset end at lk (``api.attention`` sends other ends there)
             if unmasked_decode.causal_end(mask, lq, lk, lk - lq) != lk:
                 return None
-            causal = True
+            causal = lq > 1  # as ``api.attention`` records it
     done = unmasked_decode.replay_recorded(q, k, v, scale, softcap, fresh_lse=return_lse, causal_rows=causal)
     if done is None:
         return None
