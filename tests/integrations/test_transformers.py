@@ -428,6 +428,29 @@ def test_generate_decodes_without_a_map(name, cache, padding, monkeypatch):
     assert_close(logits_a, logits_b, what=f"{name}/{cache}, padding {padding}")
 
 
+def test_assisted_generation_verifies_without_a_map(monkeypatch):
+    """Speculative decoding (``generate(assistant_model=...)``, dynamic cache): the target model
+    verifies each candidate sequence in one causal step of several tokens, whose last token sees
+    the whole cache, so those steps need no map (``causal_rows``); the tokens are those of plain
+    greedy decoding, and of sdpa's assisted generation."""
+    made = []
+    original = mt.mask_function
+    monkeypatch.setitem(transformers.AttentionMaskInterface._global_mapping, "maskattn",
+                        lambda *a, **kw: made.append(original(*a, **kw)) or made[-1])
+    ids = tokens(1, 30)
+    seqs = {}
+    for impl in ("maskattn", "sdpa"):
+        target, draft = build("llama", impl), build("llama", impl, seed=1)
+        with torch.no_grad():
+            seqs[impl] = target.generate(ids, max_new_tokens=12, do_sample=False, assistant_model=draft,
+                                         pad_token_id=0)
+            if impl == "maskattn":
+                greedy = target.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    steps = [m for m in made if 1 < m.q_len < m.kv_len]
+    assert steps and all(m.causal_rows and m.block_map is None for m in steps)
+    assert torch.equal(seqs["maskattn"], greedy) and torch.equal(seqs["maskattn"], seqs["sdpa"])
+
+
 def _labels(ids, am):
     """Labels that ignore padding, and the first real token after left padding too: its loss reads
     the logits of a padding query, a fully masked row (maskattn and sdpa give 0 there, eager a
