@@ -1,8 +1,9 @@
 """Inference shapes: decoding, tree verification and chunked prefill (bf16, D=128, Hq=32, Hkv=8).
 
 For each case: maskattn with a precompiled map (the kernels alone), per step (compile_mask
-+ attention, what a decode loop that rebuilds its mask pays) and, for one token, without a mask
-(``attention(q, k, v)``: no map, ``kernels/unmasked_decode.py``), FlexAttention
++ attention, what a decode loop that rebuilds its mask pays) and without a map where none is
+needed (``kernels/unmasked_decode.py``: one token, ``attention(q, k, v)`` without a mask; several
+under ``causal()``, ``attention(q, k, v, causal())``, causal rows), FlexAttention
 (``torch.compile(flex_attention, dynamic=False)`` with a ``create_block_mask`` map, GQA), SDPA (``enable_gqa``;
 a boolean mask where the alignment needs one), and the memory-bandwidth floor: bytes of K and V
 read once / 3.0 TB/s (the H100's measured copy rate, the convention's floor) and the same bytes at
@@ -30,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import maskattn as ma  # noqa: E402
 from benchmarks.ab import median_rounds  # noqa: E402
 from maskattn.kernels.real_rows import real_row_map  # noqa: E402
+from maskattn.kernels.unmasked_decode import causal_end  # noqa: E402
 
 HQ, HKV, D = 32, 8, 128
 COPY_TBPS = 3.0
@@ -93,9 +95,13 @@ def main():
         fns = {"maskattn": lambda: ma.attention(q, k, v, bm),
                "maskattn_step": lambda: ma.attention(q, k, v, ma.compile_mask(mask, lq, lk, device=dev, block_q=bq))}
         ref = ma.attention(q, k, v, bm)
-        if lq == 1:  # one token sees the whole cache: the same attention without a mask, no map at all
-            fns["maskattn_unmasked"] = lambda: ma.attention(q, k, v)
-            row["diff_unmasked"] = float((ma.attention(q, k, v) - ref).abs().max())
+        # no map at all: one token sees the whole cache (the same attention without a mask), several
+        # see the keys up to their own positions (causal rows, the mask object itself)
+        no_map = (lambda: ma.attention(q, k, v)) if lq == 1 else (
+            (lambda: ma.attention(q, k, v, mask)) if causal_end(mask, lq, lk, lk - lq) == lk else None)
+        if no_map is not None:
+            fns["maskattn_unmasked"] = no_map
+            row["diff_unmasked"] = float((no_map() - ref).abs().max())
         try:
             fbm = create_block_mask(flex_mod(label, lq, lk, dev), None, None, lq, lk, device=dev)
             row["diff_vs_flex"] = float((flex(q, k, v, block_mask=fbm, enable_gqa=True) - ref).abs().max())
@@ -166,9 +172,10 @@ def main():
              f"bf16, D={D}, Hq={HQ}, Hkv={HKV}. Times in ms (do_bench medians, {args.rounds} interleaved "
              f"round{'s' if args.rounds > 1 else ''}). floor = bytes of K and V read once "
              f"/ {COPY_TBPS} TB/s; 'measured floor': the same bytes at this GPU's measured copy rate, "
-             f"{copy_tbps:.2f} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask; 'no mask': "
-             f"attention(q, k, v) without a mask (one token sees the whole cache; no map).", "",
-             "| case | B | q | kv | maskattn | per step | no mask | flex | sdpa | floor | maskattn / floor | "
+             f"{copy_tbps:.2f} TB/s. 'maskattn' uses a precompiled map; 'per step' adds compile_mask; 'no map': "
+             f"attention(q, k, v) without a mask for one token (it sees the whole cache), attention(q, k, v, "
+             f"causal()) for several (causal rows); no map at all.", "",
+             "| case | B | q | kv | maskattn | per step | no map | flex | sdpa | floor | maskattn / floor | "
              "measured floor | maskattn / measured floor | flex / maskattn | sdpa / maskattn |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
