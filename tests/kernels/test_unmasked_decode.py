@@ -140,9 +140,9 @@ def test_causal_rows_match_the_reference(batch, group, lq, lk, d, dtype, softcap
 def test_causal_rows_between_a_start_and_an_end(batch, group, lq, lk, dtype, seed, data):
     # the plug-in's multi-token steps: batch row b's query row r sees the keys
     # [kv_start[b], kv_end[b] - (lq - 1 - r)) (left padding before, a static cache's unwritten
-    # slots after), as causal() & padding at the per-row offset kv_end[b] - lq
-    lq = min(lq, lk)
-    ends = data.draw(st.lists(st.integers(lq, lk), min_size=batch, max_size=batch))
+    # slots after), as causal() & padding at the per-row offset kv_end[b] - lq; a row without
+    # keys gets out 0 and lse -inf
+    ends = data.draw(st.lists(st.integers(0, lk), min_size=batch, max_size=batch))  # rows before key 0: no keys
     starts = [data.draw(st.integers(0, e)) for e in ends]
     q, k, v = rand_qkv(batch, 2 * group, 2, lq, lk, 32, dtype, DEVICE, seed=seed)
     keys = torch.arange(lk, device=DEVICE)[None]
