@@ -425,19 +425,23 @@ def _documents(doc_ids: torch.Tensor, frame: _Frame) -> Mask:
     return maskattn.documents(doc_ids=ids, causal=False)
 
 
-def _padding(padding_mask: torch.Tensor, frame: _Frame, left_starts: bool = False) -> tuple[Mask, torch.Tensor | None]:
+def _padding(padding_mask: torch.Tensor, frame: _Frame, left_starts: bool = False,
+             ends: torch.Tensor | None = None) -> tuple[Mask, torch.Tensor | None]:
     """The padding mask of a 2-D ``attention_mask`` in ``frame``, and with ``left_starts``, where
     every row is left padding then keys (zeros, then ones), each row's first key column as a
-    (B,) int32 tensor (else None). One host sync, as in transformers' sdpa_mask."""
+    (B,) int32 tensor (else None). ``ends`` ((B,) int32): the keys at or past ``ends[b]`` are cut
+    elsewhere (a static cache's step), so they count as keys for both tests. One host sync, as in
+    transformers' sdpa_mask."""
     flags = frame.columns(padding_mask.bool(), fill=False)
+    kept = flags if ends is None else flags | (torch.arange(frame.kv_len, device=flags.device) >= ends[:, None])
     if left_starts:
-        every, left = torch.stack([flags.all(), (flags[:, 1:] >= flags[:, :-1]).all()]).tolist()
+        every, left = torch.stack([kept.all(), (kept[:, 1:] >= kept[:, :-1]).all()]).tolist()
     else:
-        every, left = bool(flags.all()), False
+        every, left = bool(kept.all()), False
     if every:  # no padding: nothing to compile
         return _FULL, None
     pad = maskattn.padding(flags.contiguous())
-    return pad, ((~flags).sum(1).to(torch.int32) if left else None)
+    return pad, ((~kept).sum(1).to(torch.int32) if left else None)
 
 
 def translate(fn, frame: _Frame) -> Mask:
@@ -526,8 +530,7 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
             and not kwargs.get("use_vmap", False)):
         ends = (q_offset.reshape(1).to(device=device, dtype=torch.int32) + q_length).expand(batch_size).contiguous()
         if attention_mask is None:
-            return ModelMask(_CAUSAL, ends - q_length, q_length, kv_length, batch_size, device, kv_end=ends,
-                             causal_rows=q_length > 1)
+            return _step_before_ends(ends, q_length, kv_length, batch_size, device)
         if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
             step = _padded_step_on_host(attention_mask, ends, q_length, kv_length, batch_size, device)
             if step is not None:
@@ -536,28 +539,25 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset=0, kv
                          **kwargs)
 
 
+def _step_before_ends(ends: torch.Tensor, q_length: int, kv_length: int, batch_size: int, device,
+                      pad: Mask = _FULL, starts: torch.Tensor | None = None) -> ModelMask:
+    """A causal step's ModelMask without a map: token r of batch row b sees the keys before
+    ``ends[b] - (q_length - 1 - r)`` ((B,) int32: the last token's position + 1), from ``starts[b]``
+    on where given (``pad``: the same padding as a mask, for calls that cannot take that path)."""
+    return ModelMask(_and(_CAUSAL, pad), ends - q_length, q_length, kv_length, batch_size, device, kv_start=starts,
+                     kv_end=ends, causal_rows=q_length > 1)
+
+
 @torch.compiler.disable
 def _padded_step_on_host(padding_mask: torch.Tensor, ends: torch.Tensor, q_length: int, kv_length: int,
                          batch_size: int, device) -> "ModelMask | None":
-    """A causal step's ModelMask (``ends``: (B,) int32, the last new token's position + 1) with a
-    2-D padding mask, without a map where each row's keys before ``ends`` are left padding then
-    keys: then row b sees keys [kv_start[b], ends[b]), its token r those before
-    ends[b] - (q_length - 1 - r). None for other padding (the caller compiles a map). One host
-    sync, as in ``_padding``."""
-    frame = _Frame(batch_size, 1, kv_length, 0, 0, device)
-    flags = frame.columns(padding_mask.bool(), fill=False)
-    before_end = torch.arange(kv_length, device=flags.device) < ends[:, None]
-    kept = flags | ~before_end  # keys past the last token's position are cut by kv_end whatever the mask says
-    every, left = torch.stack([kept.all(), (kept[:, 1:] >= kept[:, :-1]).all()]).tolist()
-    rows = q_length > 1
-    if every:
-        return ModelMask(_CAUSAL, ends - q_length, q_length, kv_length, batch_size, device, kv_end=ends,
-                         causal_rows=rows)
-    if not left:
+    """``_step_before_ends`` with a 2-D padding mask that only pads on the left of each row's keys
+    before ``ends`` (else None: the caller compiles a map). One host sync (``_padding``)."""
+    pad, starts = _padding(padding_mask, _Frame(batch_size, q_length, kv_length, 0, 0, device), left_starts=True,
+                           ends=ends)
+    if pad is not _FULL and starts is None:
         return None
-    starts = (~kept).sum(1).to(torch.int32)
-    return ModelMask(_and(_CAUSAL, maskattn.padding(flags.contiguous())), ends - q_length, q_length, kv_length,
-                     batch_size, device, kv_start=starts, kv_end=ends, causal_rows=rows)
+    return _step_before_ends(ends, q_length, kv_length, batch_size, device, pad, starts)
 
 
 @torch.compiler.disable
